@@ -1,0 +1,419 @@
+import copy
+import io
+import math
+
+import pytest
+import torch
+
+from zeroflow_core.optim import OPTIMIZERS, NonFiniteLossError, create_optimizer
+from zeroflow_core.optim.directions import DirectionStream, derive_seed
+
+ZO_NAMES = [n for n in OPTIMIZERS if n.startswith("zo-")]
+PLAIN = dict(momentum=0.0, weight_decay=0.0)
+
+
+def sample_estimates(model, name, n, **hyper):
+    """n gradient estimates at a fixed θ: with SGD lr 1 and no momentum, θ0 − θ1 = ĝ."""
+    opt = create_optimizer(name, [model.theta], model=model, lr=1.0, **PLAIN, **hyper)
+    start = model.theta.detach().clone()
+    estimates = []
+    for _ in range(n):
+        opt.step(model.loss)
+        with torch.no_grad():
+            estimates.append(start - model.theta)
+            model.theta.copy_(start)
+    return torch.stack(estimates)
+
+
+def assert_within_bound(estimates, target, sigmas=5.0):
+    mean = estimates.mean(0)
+    stderr = estimates.std(0) / math.sqrt(len(estimates))
+    assert torch.all((mean - target).abs() <= sigmas * stderr + 1e-6), (mean, target, stderr)
+
+
+@pytest.mark.parametrize("direction,one_sided", [("gaussian", False), ("rademacher", False), ("gaussian", True)])
+def test_zo_estimate_is_unbiased_on_a_quadratic(quadratic, direction, one_sided):
+    estimates = sample_estimates(quadratic, "zo-sgd", 4000, direction=direction, one_sided=one_sided)
+    assert_within_bound(estimates, quadratic.gradient())
+    # and it is an estimate, not the gradient: single draws are far from it
+    assert (estimates[0] - quadratic.gradient()).norm() > 0.1 * quadratic.gradient().norm()
+
+
+def test_zo_estimate_targets_the_gaussian_smoothed_gradient():
+    # f(θ) = Σ θ⁴/4 has ∇f = θ³ but ∇E[f(θ + εu)] = θ³ + 3ε²θ; with ε = 0.5 the two differ clearly.
+    class Quartic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.tensor([1.0, -0.5, 0.8, 0.3]))
+
+        def loss(self):
+            return (self.theta**4).sum() / 4
+
+    model = Quartic()
+    theta = model.theta.detach().clone()
+    estimates = sample_estimates(model, "zo-sgd", 20000, zo_eps=0.5)
+    assert_within_bound(estimates, theta**3 + 3 * 0.25 * theta)
+    with pytest.raises(AssertionError):
+        assert_within_bound(estimates, theta**3)
+
+
+def test_forward_grad_is_unbiased_on_a_quadratic(quadratic):
+    estimates = sample_estimates(quadratic, "forward-grad", 4000)
+    assert_within_bound(estimates, quadratic.gradient())
+
+
+def test_forward_grad_step_is_the_directional_derivative_through_a_vit(tiny_vit_batch):
+    model, closure = tiny_vit_batch
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.eval()  # forward-grad evaluates with dropout off
+    closure().backward()
+    gradient = [p.grad.clone() for p in params]
+    before = [p.detach().clone() for p in params]
+    opt = create_optimizer("forward-grad", params, model=model, lr=1.0, seed=3)
+    opt.step(closure)
+    v = list(DirectionStream(derive_seed(3, "forward-grad", 0, 0), "gaussian").draw_all(params))
+    derivative = sum((g * t).sum() for g, t in zip(gradient, v))
+    for p, b, t in zip(params, before, v):
+        torch.testing.assert_close(b - p.detach(), derivative * t, rtol=1e-3, atol=1e-6)
+
+
+LEARNING_RATES = {"fo-sgd": 0.05, "fo-adam": 0.05, "zo-sgd": 0.003, "zo-sgd-sign": 0.003,
+                  "zo-sgd-conserve": 0.003, "zo-adam": 0.05, "zo-adam-sign": 0.05, "zo-adam-conserve": 0.05,
+                  "forward-grad": 0.01}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_decreases_a_convex_loss(quadratic, name):
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic, lr=LEARNING_RATES[name])
+    gap_before = float(quadratic.loss()) - quadratic.minimum()
+    for _ in range(400):
+        opt.step(quadratic.loss)
+    gap_after = float(quadratic.loss()) - quadratic.minimum()
+    assert gap_after < 0.2 * gap_before, (gap_before, gap_after)
+
+
+@pytest.mark.parametrize("name", ["zo-sgd-conserve", "zo-adam-conserve"])
+def test_conserve_never_increases_the_loss_it_sees(name):
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 5, generator=generator), torch.randn(64, generator=generator)
+    model = torch.nn.Linear(5, 1)
+    opt = create_optimizer(name, model.parameters(), model=model, lr=0.05)
+    for step in range(60):
+        batch = torch.randint(0, 64, (8,), generator=generator)
+
+        def closure():
+            return ((model(x[batch]).squeeze(1) - y[batch]) ** 2).mean()
+
+        before = float(closure())
+        opt.step(closure)
+        assert float(closure()) <= before
+
+
+def test_exact_conserve_reject_leaves_parameters_and_state_bit_identical(quadratic):
+    # Far too large a step at the minimum: both θ − Δ and θ + Δ are worse, so the step is rejected.
+    with torch.no_grad():
+        quadratic.theta.copy_(torch.linalg.solve(*_normal_equations(quadratic)))
+    opt = create_optimizer("zo-sgd-conserve", [quadratic.theta], model=quadratic, lr=10.0, weight_decay=0.0)
+    opt.state[quadratic.theta]["momentum_buffer"] = torch.ones(10)
+    theta = quadratic.theta.detach().clone()
+    opt.step(quadratic.loss)
+    assert torch.equal(quadratic.theta.detach(), theta)
+    assert torch.equal(opt.state[quadratic.theta]["momentum_buffer"], torch.ones(10))
+    # The official sequence steps the optimizer three times; with momentum its "revert" is inexact.
+    reference = create_optimizer("zo-sgd-conserve", [quadratic.theta], model=quadratic, lr=10.0,
+                                 weight_decay=0.0, conserve_mode="reference")
+    reference.state[quadratic.theta]["momentum_buffer"] = torch.ones(10)
+    reference.step(quadratic.loss)
+    assert not torch.equal(quadratic.theta.detach(), theta)
+
+
+def _normal_equations(quadratic):
+    # θ* solves Hθ = b; recover H and b from the gradient, which is affine in θ.
+    with torch.no_grad():
+        saved = quadratic.theta.detach().clone()
+        quadratic.theta.zero_()
+        minus_b = quadratic.gradient()
+        columns = []
+        for i in range(10):
+            quadratic.theta.zero_()
+            quadratic.theta[i] = 1.0
+            columns.append(quadratic.gradient() - minus_b)
+        quadratic.theta.copy_(saved)
+    return torch.stack(columns, 1), -minus_b
+
+
+def test_perturbations_and_update_follow_the_spsa_formula(quadratic):
+    seen = []
+
+    def closure():
+        seen.append(quadratic.theta.detach().clone())
+        return quadratic.loss()
+
+    theta0 = quadratic.theta.detach().clone()
+    opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, lr=0.1, zo_eps=1e-2, **PLAIN)
+    opt.step(closure)
+    plus, minus = seen
+    z = (plus - theta0) / 1e-2
+    torch.testing.assert_close(minus, theta0 - 1e-2 * z)
+    with torch.no_grad():
+        quadratic.theta.copy_(plus)
+        loss_plus = float(quadratic.loss())
+        quadratic.theta.copy_(minus)
+        loss_minus = float(quadratic.loss())
+        quadratic.theta.copy_(theta0 - 0.1 * (loss_plus - loss_minus) / 2e-2 * z)
+    expected = quadratic.theta.detach().clone()
+    opt2 = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, lr=0.1, zo_eps=1e-2, **PLAIN)
+    quadratic.theta.data.copy_(theta0)
+    opt2.step(quadratic.loss)
+    torch.testing.assert_close(quadratic.theta.detach(), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("failing_call", [1, 2])
+def test_parameters_restored_bit_exactly_when_a_step_fails(tiny_vit_batch, failing_call):
+    model, closure = tiny_vit_batch
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():  # make the adapters non-trivial so rounding would show
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)) * 0.3)
+    before = [p.detach().clone() for p in params]
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        loss = closure()
+        return loss * float("nan") if len(calls) == failing_call else loss
+
+    opt = create_optimizer("zo-adam", params, model=model, q=2)
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        opt.step(flaky)
+    assert all(torch.equal(p.detach(), b) for p, b in zip(params, before))
+    assert all(len(opt.state[p]) == 0 for p in params)
+
+
+def test_update_starts_from_bit_exactly_restored_parameters(tiny_vit_batch):
+    model, closure = tiny_vit_batch
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    before = [p.detach().clone() for p in params]
+    # Naive MeZO arithmetic (θ + εz − 2εz + εz) drifts in fp32, so exactness below is not free.
+    z = torch.randn(before[0].shape, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(before[0] + 1e-3 * z - 2e-3 * z + 1e-3 * z, before[0])
+    losses = []
+    opt = create_optimizer("zo-sgd", params, model=model, lr=0.5, seed=11, **PLAIN)
+    opt.step(lambda: losses.append(float(closure())) or losses[-1])
+    d = (losses[0] - losses[1]) / (2 * 1e-3)
+    directions = DirectionStream(derive_seed(11, "direction", 0, 0), "gaussian").draw_all(params)
+    for p, b, z in zip(params, before, directions):
+        expected = b - torch.zeros_like(b).add_(z, alpha=d).mul(0.5)
+        assert torch.equal(p.detach(), expected)
+
+
+@pytest.fixture
+def tiny_vit_batch():
+    from zeroflow_core.models import AdapterClassifier, create_adapter_vit
+
+    torch.manual_seed(0)
+    model = AdapterClassifier(create_adapter_vit("vit-tiny"), num_classes=5)
+    with torch.no_grad():  # the up-projections start at zero; give the estimate something to see
+        for adapters in model.vit.adapter_sets:
+            for adapter in adapters:
+                adapter.up.weight.normal_(0, 0.02)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=generator)
+    y = torch.randint(0, 5, (4,), generator=generator)
+    model.vit.backbone.blocks = model.vit.backbone.blocks[:2]  # two blocks keep the tests fast
+    for adapters in model.vit.adapter_sets:
+        del adapters[2:]
+
+    def closure():
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    return model, closure
+
+
+def _run(name, steps, state=None, **hyper):
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(5)
+    x, y = torch.randn(32, 6, generator=generator), torch.randint(0, 3, (32,), generator=generator)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    opt = create_optimizer(name, model.parameters(), model=model, **hyper)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+    for step in range(steps):
+        batch = torch.arange(8) + 8 * ((opt.steps_taken) % 4)
+        opt.step(lambda: torch.nn.functional.cross_entropy(model(x[batch]), y[batch]))
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    return model, opt, torch.load(buffer, weights_only=False)
+
+
+RESUME_CASES = [("zo-sgd", {}), ("zo-adam", {"q": 3}), ("zo-sgd-sign", {"sign_mode": "elementwise"}),
+                ("zo-adam-sign", {}), ("zo-sgd-conserve", {}), ("zo-adam-conserve", {"one_sided": True}),
+                ("zo-sgd", {"history": 0.4, "sparsity": 0.5, "q": 2}), ("zo-adam", {"fo_every": 3}),
+                ("forward-grad", {"base": "adam"}), ("fo-adam", {})]
+
+
+@pytest.mark.parametrize("name,hyper", RESUME_CASES)
+def test_state_dict_round_trip_continues_bit_identically(name, hyper):
+    uninterrupted, opt_a, _ = _run(name, 10, **hyper)
+    _, _, checkpoint = _run(name, 5, **hyper)
+    resumed, opt_b, _ = _run(name, 5, state=checkpoint, **hyper)
+    for a, b in zip(uninterrupted.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert opt_a.counters() == opt_b.counters()
+    assert opt_b.steps_taken == 10
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_step_leaves_the_global_rng_untouched(quadratic, name):
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic, sparsity=0.3) if name.startswith("zo") \
+        else create_optimizer(name, [quadratic.theta], model=quadratic)
+    state = torch.get_rng_state()
+    opt.step(quadratic.loss)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("name,hyper,forwards", [
+    ("zo-sgd", {"q": 1}, 2), ("zo-sgd", {"q": 4}, 8), ("zo-adam", {"q": 3, "one_sided": True}, 4),
+    ("zo-sgd-sign", {"q": 2}, 4), ("zo-sgd-conserve", {}, 5), ("zo-adam-conserve", {"one_sided": True}, 4),
+    ("forward-grad", {"q": 2}, 2), ("fo-sgd", {}, 1),
+])
+def test_forward_passes_per_step(quadratic, name, hyper, forwards):
+    calls = []
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic, **hyper)
+    opt.step(lambda: calls.append(1) or quadratic.loss())
+    assert len(calls) == forwards == opt.forward_passes
+    assert opt.backward_passes == (1 if name.startswith("fo-") else 0)
+    if hasattr(opt, "forwards_per_step"):
+        assert opt.forwards_per_step == forwards
+
+
+def test_periodic_exact_step_every_k(quadratic):
+    opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, fo_every=3)
+    for _ in range(9):
+        opt.step(quadratic.loss)
+    assert opt.backward_passes == 3
+    assert opt.forward_passes == 6 * 2 + 3
+
+
+def test_sparse_mask_zeroes_exactly_r_and_is_fixed_until_redrawn():
+    params = [torch.nn.Parameter(torch.zeros(40, 25)), torch.nn.Parameter(torch.zeros(200))]
+    module = torch.nn.ParameterList(params)
+    opt = create_optimizer("zo-sgd", params, model=module, sparsity=0.3, lr=1.0, **PLAIN)
+    masks = opt.sparse_masks()
+    assert [int((m == 0).sum()) for m in masks] == [300, 60]
+
+    def loss():
+        return sum((p - 1).pow(2).sum() for p in params)
+
+    for _ in range(3):
+        opt.step(loss)
+    assert all(torch.equal((p == 0), (m == 0)) for p, m in zip(params, masks))  # masked entries never move
+    opt.redraw_sparse_mask()
+    new_masks = opt.sparse_masks()
+    assert [int((m == 0).sum()) for m in new_masks] == [300, 60]
+    assert not torch.equal(new_masks[0], masks[0])
+
+
+def test_historical_mixing_p0_is_plain_zo_sgd_and_p_mixes_the_running_direction(quadratic):
+    start = quadratic.theta.detach().clone()
+
+    def trajectory(**hyper):
+        with torch.no_grad():
+            quadratic.theta.copy_(start)
+        opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, lr=0.01, seed=4, **PLAIN, **hyper)
+        points, scalars = [], []
+        for _ in range(2):
+            seen = []
+            opt.step(lambda: seen.append(float(quadratic.loss())) or quadratic.loss())
+            scalars.append((seen[0] - seen[1]) / 2e-3)
+            points.append(quadratic.theta.detach().clone())
+        return points, scalars
+
+    plain, _ = trajectory()
+    assert all(torch.equal(a, b) for a, b in zip(plain, trajectory(history=0.0)[0]))
+    mixed, scalars = trajectory(history=0.5)
+    z1, z2 = (next(DirectionStream(derive_seed(4, "direction", s, 0), "gaussian").draw_all([start])) for s in (0, 1))
+    torch.testing.assert_close(mixed[0], start - 0.01 * scalars[0] * z1)  # history = z1 at the first step
+    history = 0.9 * z1 + 0.1 * z2
+    torch.testing.assert_close(mixed[1], mixed[0] - 0.01 * scalars[1] * (0.5 * z2 + 0.5 * history))
+    assert not torch.allclose(mixed[1], plain[1])
+
+
+def test_sign_modes(quadratic):
+    start = quadratic.theta.detach().clone()
+    seen = []
+    opt = create_optimizer("zo-sgd-sign", [quadratic.theta], model=quadratic, lr=0.01, **PLAIN)
+    opt.step(lambda: seen.append(quadratic.theta.detach().clone()) or quadratic.loss())
+    z = (seen[0] - start) / 1e-3
+    torch.testing.assert_close((start - quadratic.theta.detach()).abs(), 0.01 * z.abs())  # sign(d)·z
+    with torch.no_grad():
+        quadratic.theta.copy_(start)
+    opt = create_optimizer("zo-sgd-sign", [quadratic.theta], model=quadratic, lr=0.01, sign_mode="elementwise", **PLAIN)
+    opt.step(quadratic.loss)
+    torch.testing.assert_close((start - quadratic.theta.detach()).abs(), torch.full((10,), 0.01))
+
+
+@pytest.mark.parametrize("rule,reference", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam)])
+def test_first_order_rules_match_torch(rule, reference):
+    torch.manual_seed(0)
+    model_a = torch.nn.Linear(4, 2)
+    model_b = copy.deepcopy(model_a)
+    hyper = dict(lr=0.05, weight_decay=1e-2) | ({"momentum": 0.9} if rule == "sgd" else {})
+    ours = create_optimizer(f"fo-{rule}", model_a.parameters(), **hyper)
+    theirs = reference(model_b.parameters(), **hyper)
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    for _ in range(20):
+        ours.step(lambda: ((model_a(x) - y) ** 2).mean())
+        theirs.zero_grad()
+        ((model_b(x) - y) ** 2).mean().backward()
+        theirs.step()
+    for a, b in zip(model_a.parameters(), model_b.parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_zo_step_evaluates_in_eval_mode_and_restores_the_mode(quadratic):
+    modes = []
+    quadratic.train()
+    opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic)
+    opt.step(lambda: modes.append(quadratic.training) or quadratic.loss())
+    assert modes == [False, False] and quadratic.training
+
+
+@pytest.mark.parametrize("name,hyper,message", [
+    ("zo-sgd", {"zo_eps": 0.0}, "zo_eps"), ("zo-sgd", {"zo_eps": -1e-3}, "zo_eps"), ("zo-adam", {"q": 0}, "q"),
+    ("zo-sgd", {"q": 1.5}, "q"), ("zo-sgd", {"sparsity": 1.0}, "sparsity"), ("zo-sgd", {"sparsity": -0.1}, "sparsity"),
+    ("zo-sgd", {"history": 1.0}, "history"), ("zo-sgd", {"direction": "uniform"}, "direction"),
+    ("zo-sgd-sign", {"sign_mode": "both"}, "sign_mode"), ("zo-sgd-conserve", {"conserve_mode": "x"}, "conserve_mode"),
+    ("zo-sgd", {"lr": 0}, "lr"), ("zo-sgd", {"fo_every": -1}, "fo_every"), ("fo-sgd", {"momentum": 1.5}, "momentum"),
+    ("zo-sgd", {"betas": (0.9, 0.99)}, "betas"), ("fo-adam", {"zo_eps": 1e-3}, "zo_eps"),
+    ("zo-sgd", {"learning_rate": 0.1}, "learning_rate"), ("zo-sgd-conserve", {"q": 2, "conserve_mode": "reference"},
+                                                            "conserve_mode"),
+])
+def test_bad_hyper_parameters_are_refused_by_name(quadratic, name, hyper, message):
+    with pytest.raises(ValueError, match=message):
+        create_optimizer(name, [quadratic.theta], model=quadratic, **hyper)
+
+
+def test_unknown_optimizer_and_missing_closure_and_model(quadratic):
+    with pytest.raises(ValueError, match="unknown optimizer 'zo-sdg'.*zo-sgd"):
+        create_optimizer("zo-sdg", [quadratic.theta])
+    for name in OPTIMIZERS:
+        opt = create_optimizer(name, [quadratic.theta], model=quadratic)
+        with pytest.raises(ValueError, match="closure"):
+            opt.step()
+    with pytest.raises(ValueError, match="model"):
+        create_optimizer("forward-grad", [quadratic.theta])
+
+
+def test_non_finite_loss_is_refused_with_the_step_number(quadratic):
+    opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic)
+    opt.step(quadratic.loss)
+    theta = quadratic.theta.detach().clone()
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        opt.step(lambda: quadratic.loss() * float("inf"))
+    assert torch.equal(quadratic.theta.detach(), theta)

@@ -1,0 +1,108 @@
+"""Frozen timm ViT backbones with sets of AdaptFormer adapters."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from zeroflow_core._timm import import_timm
+from zeroflow_core.models.adapters import Adapter, block_forward
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    timm_name: str
+    image_size: int
+    timm_kwargs: tuple = ()
+
+    def create(self) -> nn.Module:
+        timm = import_timm()
+        return timm.create_model(
+            self.timm_name, pretrained=False, num_classes=0, img_size=self.image_size, **dict(self.timm_kwargs)
+        )
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    # The tests' and benchmarks' small model: ViT-Ti widths at 32 px with 4 px patches (64 tokens + CLS).
+    "vit-tiny": BackboneSpec("vit_tiny_patch16_224", 32, (("patch_size", 4),)),
+    # The paper's backbone (ViT-B/16 at 224 px); weights come from a local file, see models.pretrained.
+    "vit-b16": BackboneSpec("vit_base_patch16_224", 224),
+}
+
+
+class AdapterViT(nn.Module):
+    """A frozen ViT plus any number of adapter sets (one adapter per block in each set).
+
+    `features(x, adapter_set=i)` runs the backbone with set i; `adapter_set=None` runs the plain
+    pretrained model. Only adapter parameters are trainable, and only in the sets left unfrozen.
+    """
+
+    def __init__(self, backbone: nn.Module, bottleneck: int = 64, scale: float = 0.1, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = backbone
+        self.backbone.requires_grad_(False)
+        self.embed_dim = backbone.embed_dim
+        self.adapter_config = dict(bottleneck=bottleneck, scale=scale, dropout=dropout)
+        self.adapter_sets = nn.ModuleList()
+
+    @property
+    def image_size(self) -> int:
+        return self.backbone.patch_embed.img_size[0]
+
+    def add_adapter_set(self) -> int:
+        adapters = nn.ModuleList(Adapter(self.embed_dim, **self.adapter_config) for _ in self.backbone.blocks)
+        param = next(self.backbone.parameters())
+        self.adapter_sets.append(adapters.to(device=param.device, dtype=param.dtype))
+        return len(self.adapter_sets) - 1
+
+    def freeze_adapter_set(self, index: int) -> None:
+        self.adapter_sets[index].requires_grad_(False)
+
+    def features(self, x: torch.Tensor, adapter_set: int | None = -1) -> torch.Tensor:
+        vit = self.backbone
+        adapters = [None] * len(vit.blocks) if adapter_set is None else self.adapter_sets[adapter_set]
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
+        for block, adapter in zip(vit.blocks, adapters):
+            x = block_forward(block, x, adapter)
+        return vit.norm(x)[:, 0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def disable_fused_attention(model: nn.Module) -> int:
+    """Switch timm attention modules to the unfused path; returns how many were switched.
+
+    Forward-mode AD (torch.func.jvp) has no rule for the fused scaled-dot-product kernels on CPU.
+    """
+    switched = 0
+    for module in model.modules():
+        if getattr(module, "fused_attn", False):
+            module.fused_attn = False
+            switched += 1
+    return switched
+
+
+def create_adapter_vit(name: str, **adapter_kwargs) -> AdapterViT:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    return AdapterViT(BACKBONES[name].create(), **adapter_kwargs)
+
+
+class AdapterClassifier(nn.Module):
+    """An AdapterViT with one adapter set and a linear head: the model of the tests and benchmarks.
+
+    The head is frozen by default so that adapters are the only trainable parameters.
+    """
+
+    def __init__(self, vit: AdapterViT, num_classes: int, train_head: bool = False):
+        super().__init__()
+        self.vit = vit
+        if not vit.adapter_sets:
+            vit.add_adapter_set()
+        self.head = nn.Linear(vit.embed_dim, num_classes)
+        self.head.requires_grad_(train_head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.vit.features(x))

@@ -1,0 +1,89 @@
+"""Forward-Grad (Baydin et al. 2022): the directional derivative L'(θ)·v from one forward-mode pass.
+
+(L, L'·v) come from `torch.func.jvp` over `torch.func.functional_call`, and (L'·v) v is an
+unbiased estimate of ∇L for v ~ N(0, I), fed to the SGD or Adam rule. The closure is run inside
+`functional_call`, so it must reach the parameters through the model's modules (as every
+`model(x)` call does), not through references to Parameter objects captured beforehand.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp
+
+from zeroflow_core.models.vit import disable_fused_attention
+from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer, check, eval_mode
+from zeroflow_core.optim.directions import DIRECTIONS, DirectionStream, derive_seed
+
+
+class _ClosureModule(nn.Module):
+    """Lets functional_call swap the model's parameters for the duration of one closure call."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.closure: Callable | None = None
+
+    def forward(self):
+        return self.closure()
+
+
+class ForwardGradient(ZeroFlowOptimizer):
+    def __init__(self, params, *, model: nn.Module | None = None, base: str = "sgd", lr: float = 1e-3,
+                 momentum: float = 0.0, betas=(0.9, 0.999), weight_decay: float = 0.0, q: int = 1,
+                 seed: int = 0, direction: str = "gaussian"):
+        if model is None:
+            raise ValueError("forward-grad needs model=: the module whose parameters it differentiates through")
+        super().__init__(params, base, lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
+        check(isinstance(q, int) and not isinstance(q, bool) and q >= 1, "q", q, "must be an integer >= 1")
+        check(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "must be an integer")
+        check(direction in DIRECTIONS, "direction", direction, f"must be one of {', '.join(DIRECTIONS)}")
+        self.model = model
+        self.q = q
+        self.seed = seed
+        self.direction = direction
+        self._wrapper = _ClosureModule(model)
+        disable_fused_attention(model)
+        names = {id(p): name for name, p in model.named_parameters()}
+        missing = [p for _, p in self.trainable() if id(p) not in names]
+        if missing:
+            raise ValueError("forward-grad: every optimized parameter must belong to the given model")
+        self._names = names
+
+    forwards_per_step = property(lambda self: self.q)
+
+    def step(self, closure: Callable | None = None) -> torch.Tensor:
+        if closure is None:
+            raise ValueError(f"{type(self).__name__}.step needs a closure that returns the mini-batch loss")
+        pairs = self.trainable()
+        params = [p for _, p in pairs]
+        names = ["model." + self._names[id(p)] for p in params]
+        primals = tuple(p.detach() for p in params)
+        estimates = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+        self._wrapper.closure = closure
+
+        def loss_of(*values):
+            return functional_call(self._wrapper, dict(zip(names, values)), (), strict=False)
+
+        losses = []
+        with torch.no_grad(), eval_mode(self.model):
+            for query in range(self.q):
+                stream = DirectionStream(derive_seed(self.seed, "forward-grad", self.steps_taken, query), self.direction)
+                tangents = tuple(z.to(p.dtype) for p, z in zip(params, stream.draw_all(params)))
+                loss, derivative = jvp(loss_of, primals, tangents)
+                self.forward_passes += 1
+                if not (torch.isfinite(loss) and torch.isfinite(derivative)):
+                    raise NonFiniteLossError(
+                        f"ForwardGradient: non-finite loss or derivative at step {self.steps_taken}, query {query}; "
+                        "the parameters are left as they were before this step"
+                    )
+                for estimate, tangent in zip(estimates, tangents):
+                    estimate.add_(tangent, alpha=float(derivative) / self.q)
+                losses.append(float(loss))
+            for (group, p), estimate in zip(pairs, estimates):
+                self.apply(group, p, estimate)
+        self._wrapper.closure = None
+        self.steps_taken += 1
+        return torch.tensor(sum(losses) / len(losses))

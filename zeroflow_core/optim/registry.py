@@ -1,0 +1,102 @@
+"""The nine optimizers of the benchmark, one registry, one factory."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from torch import nn
+
+from zeroflow_core.optim.first_order import FirstOrderOptimizer
+from zeroflow_core.optim.forward_grad import ForwardGradient
+from zeroflow_core.optim.zeroth_order import ZerothOrderOptimizer
+
+SGD_HYPER = ("lr", "momentum", "weight_decay")
+ADAM_HYPER = ("lr", "betas", "weight_decay")
+ZO_HYPER = ("zo_eps", "q", "seed", "direction", "one_sided", "history", "sparsity", "fo_every")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str
+    summary: str
+    build: Callable
+    defaults: dict = field(default_factory=dict)
+    hyper: tuple[str, ...] = ()
+    forward_pass_only: bool = True
+
+
+def _zo(rule: str, estimator: str):
+    def build(params, model, **hyper):
+        return ZerothOrderOptimizer(params, rule, model=model, estimator=estimator, **hyper)
+
+    return build
+
+
+def _fo(rule: str):
+    def build(params, model, **hyper):
+        return FirstOrderOptimizer(params, rule, model=model, **hyper)
+
+    return build
+
+
+def _forward_grad(params, model, **hyper):
+    return ForwardGradient(params, model=model, **hyper)
+
+
+# Reference defaults of the official code: weight decay 5e-4, ZO lr 1e-4 (SGD) / 1e-3 (Adam),
+# ε = 1e-3, q = 1; Forward-Grad: plain SGD, lr 1e-3, no weight decay.
+_SGD = dict(momentum=0.9, weight_decay=5e-4)
+_ADAM = dict(betas=(0.9, 0.999), weight_decay=5e-4)
+_ZO = dict(zo_eps=1e-3, q=1, seed=0, direction="gaussian", one_sided=False, history=0.0, sparsity=0.0, fo_every=0)
+
+_SPECS = [
+    OptimizerSpec("fo-sgd", "backprop SGD with momentum (the first-order reference)",
+                  _fo("sgd"), dict(lr=0.01, **_SGD), SGD_HYPER, forward_pass_only=False),
+    OptimizerSpec("fo-adam", "backprop Adam (the first-order reference)",
+                  _fo("adam"), dict(lr=1e-3, **_ADAM), ADAM_HYPER, forward_pass_only=False),
+    OptimizerSpec("zo-sgd", "SPSA estimate with q queries, SGD with momentum",
+                  _zo("sgd", "plain"), dict(lr=1e-4, **_SGD, **_ZO), SGD_HYPER + ZO_HYPER),
+    OptimizerSpec("zo-sgd-sign", "ZO-SGD on the sign of the estimate (sign_mode projected | elementwise)",
+                  _zo("sgd", "sign"), dict(lr=1e-4, **_SGD, **_ZO, sign_mode="projected"),
+                  SGD_HYPER + ZO_HYPER + ("sign_mode",)),
+    OptimizerSpec("zo-sgd-conserve", "ZO-SGD keeping the best of θ, θ−Δ, θ+Δ (conserve_mode exact | reference)",
+                  _zo("sgd", "conserve"), dict(lr=1e-4, **_SGD, **_ZO, conserve_mode="exact"),
+                  SGD_HYPER + ZO_HYPER + ("conserve_mode",)),
+    OptimizerSpec("zo-adam", "SPSA estimate with q queries, Adam",
+                  _zo("adam", "plain"), dict(lr=1e-3, **_ADAM, **_ZO), ADAM_HYPER + ZO_HYPER),
+    OptimizerSpec("zo-adam-sign", "ZO-Adam on the sign of the estimate (sign_mode projected | elementwise)",
+                  _zo("adam", "sign"), dict(lr=1e-3, **_ADAM, **_ZO, sign_mode="projected"),
+                  ADAM_HYPER + ZO_HYPER + ("sign_mode",)),
+    OptimizerSpec("zo-adam-conserve", "ZO-Adam keeping the best of θ, θ−Δ, θ+Δ (conserve_mode exact | reference)",
+                  _zo("adam", "conserve"), dict(lr=1e-3, **_ADAM, **_ZO, conserve_mode="exact"),
+                  ADAM_HYPER + ZO_HYPER + ("conserve_mode",)),
+    OptimizerSpec("forward-grad", "forward-mode directional derivative (torch.func.jvp), SGD or Adam rule (base)",
+                  _forward_grad, dict(base="sgd", lr=1e-3, momentum=0.0, betas=(0.9, 0.999), weight_decay=0.0,
+                                      q=1, seed=0, direction="gaussian"),
+                  ("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction")),
+]
+OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def optimizer_spec(name: str) -> OptimizerSpec:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def resolve_hyper(name: str, **hyper) -> dict:
+    """The optimizer's defaults overridden by `hyper`, refusing names the optimizer does not have."""
+    spec = optimizer_spec(name)
+    unknown = sorted(set(hyper) - set(spec.hyper))
+    if unknown:
+        raise ValueError(f"optimizer {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                         f"it takes: {', '.join(spec.hyper)}")
+    resolved = {**spec.defaults, **hyper}
+    if "betas" in resolved:
+        resolved["betas"] = tuple(resolved["betas"])
+    return resolved
+
+
+def create_optimizer(name: str, params: Iterable, model: nn.Module | None = None, **hyper):
+    """Build a registered optimizer; `model` is needed by forward-grad and used by ZO for eval mode."""
+    return optimizer_spec(name).build(params, model, **resolve_hyper(name, **hyper))
