@@ -1,0 +1,18 @@
+"""Continual-learning methods, one per file, behind `ContinualMethod` (see base.py)."""
+from zeroflow_core.methods.aper import Aper
+from zeroflow_core.methods.base import ContinualMethod
+from zeroflow_core.methods.ease import Ease
+from zeroflow_core.methods.finetune import Finetune
+from zeroflow_core.methods.lwf import LwF
+from zeroflow_core.methods.replay import Replay
+
+METHODS: dict[str, type[ContinualMethod]] = {m.name: m for m in (Ease, Aper, Finetune, Replay, LwF)}
+
+
+def create_method(name: str, vit, n_classes: int, classes_per_task: int, **config) -> ContinualMethod:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name](vit, n_classes, classes_per_task, **config)
+
+
+__all__ = ["METHODS", "ContinualMethod", "create_method"]

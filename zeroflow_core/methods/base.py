@@ -1,0 +1,99 @@
+"""The interface every continual-learning method implements.
+
+A method owns the adapter ViT and its classifiers. The trainer drives it:
+
+    for task t:   begin_task(t)                      structure only (adapters, heads): no data
+                  if trains_on(t): for each batch:
+                      batch = prepare_batch(x, y)      anything that does not depend on the
+                                                       trained parameters (teacher outputs, replay
+                                                       samples), computed once per step
+                      optimizer.step(lambda: loss(batch))
+                  end_task(t, features_of)           prototypes, teachers, memories
+                  evaluate with logits(x)
+
+Every loss term is computed inside `loss`, from forward passes only, so every optimizer of the
+registry (backprop, zeroth-order, forward-grad) trains every method. `loss` must reach trainable
+parameters through modules (forward-grad swaps them with torch.func.functional_call).
+State that `end_task` builds is returned by `get_extra_state` so that checkpoints hold it.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zeroflow_core.models.vit import AdapterViT
+
+# `features_of(adapter_set)` returns (features, labels) of the current task's training images
+# under the test transform, computed with the given adapter set (None = the plain backbone).
+FeatureFn = Callable[[int | None], tuple[torch.Tensor, torch.Tensor]]
+
+
+class ContinualMethod(nn.Module):
+    name = "base"
+    #: hyper-parameters the method accepts, with their defaults (validated by the run config)
+    defaults: dict = {}
+
+    def __init__(self, vit: AdapterViT, n_classes: int, classes_per_task: int, **config):
+        super().__init__()
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            raise ValueError(f"method {self.name!r} has no setting {', '.join(map(repr, unknown))}; "
+                             f"it takes: {', '.join(self.defaults) or 'none'}")
+        self.config = {**self.defaults, **config}
+        self.vit = vit
+        self.n_classes = n_classes
+        self.classes_per_task = classes_per_task
+        self.task = -1
+
+    # -- structure ---------------------------------------------------------------------------
+    @property
+    def n_seen(self) -> int:
+        return (self.task + 1) * self.classes_per_task
+
+    @property
+    def task_offset(self) -> int:
+        return self.task * self.classes_per_task
+
+    def begin_task(self, task: int) -> None:
+        self.task = task
+
+    def trains_on(self, task: int) -> bool:
+        return True
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # -- training ----------------------------------------------------------------------------
+    def prepare_batch(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+        return {"x": x, "y": y}
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def end_task(self, task: int, features_of: FeatureFn) -> None:
+        pass
+
+    # -- evaluation --------------------------------------------------------------------------
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores over the classes seen so far (evaluation classifier, after end_task)."""
+        raise NotImplementedError
+
+    def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Loss on held-out images of any seen task, under the parameters being trained now.
+
+        Default: cross-entropy of the current-task objective's head over all classes seen so far.
+        """
+        return float(F.cross_entropy(self.training_logits(x), y))
+
+    def training_logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- checkpointed state ------------------------------------------------------------------
+    def get_extra_state(self) -> dict:
+        return {"task": self.task}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.task = state["task"]

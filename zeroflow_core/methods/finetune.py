@@ -1,0 +1,30 @@
+"""Sequential fine-tuning: the lower bound. One adapter set and one growing head, no protection."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zeroflow_core.methods.base import ContinualMethod
+from zeroflow_core.models.heads import CosineClassifier
+
+
+class Finetune(ContinualMethod):
+    name = "finetune"
+    defaults = {}
+
+    def __init__(self, vit, n_classes, classes_per_task, **config):
+        super().__init__(vit, n_classes, classes_per_task, **config)
+        if not vit.adapter_sets:
+            vit.add_adapter_set()
+        # One head over every class; logits of unseen classes are masked out, so the head's
+        # rows of old classes are pushed down by new-task data: the forgetting we want to show.
+        self.head = CosineClassifier(vit.embed_dim, n_classes)
+
+    def training_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.vit.features(x, 0))[:, : self.n_seen]
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(self.training_logits(batch["x"]), batch["y"])
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.training_logits(x)

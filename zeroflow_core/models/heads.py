@@ -1,0 +1,24 @@
+"""Cosine classifiers: logits are scaled cosine similarities between features and class weights."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CosineClassifier(nn.Module):
+    """Logits σ · cos(f, w_c) with a learnable scale σ, as in PILOT's CosineLinear."""
+
+    def __init__(self, in_features: int, n_classes: int, scale: float = 16.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_classes, in_features))
+        nn.init.normal_(self.weight, std=1.0 / in_features**0.5)
+        self.scale = nn.Parameter(torch.tensor(float(scale)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Mean feature of each class in `classes` (rows in that order)."""
+    return torch.stack([features[labels == c].mean(0) for c in classes.tolist()])
