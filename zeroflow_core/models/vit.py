@@ -26,6 +26,9 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     # The tests' and benchmarks' small model: ViT-Ti widths at 32 px with 4 px patches (64 tokens + CLS).
     "vit-tiny": BackboneSpec("vit_tiny_patch16_224", 32, (("patch_size", 4),)),
+    # The embedded default's backbone, pretrained by `zeroflow pretrain` on the generated pretext set.
+    "vit-smoke": BackboneSpec("vit_tiny_patch16_224", 32,
+                              (("patch_size", 8), ("embed_dim", 96), ("depth", 4), ("num_heads", 3))),
     # The paper's backbone (ViT-B/16 at 224 px); weights come from a local file, see models.pretrained.
     "vit-b16": BackboneSpec("vit_base_patch16_224", 224),
 }

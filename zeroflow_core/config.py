@@ -1,0 +1,156 @@
+"""Run configuration: profiles, `--set key=value` overrides, and validation before any work.
+
+A run is one (method, optimizer, dataset, seed). Its configuration is the profile's defaults,
+then the profile's per-dataset and per-method entries, then the user's overrides. Every key and
+type is checked up front, so a typo stops the run with one message naming the key.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import yaml
+
+RUN_KEYS: dict[str, Any] = {
+    "profile": "smoke",
+    "method": "ease",
+    "optimizer": "zo-sgd",
+    "dataset": "synthetic",
+    "seed": 0,
+    "backbone": "vit-smoke",          # a name of zeroflow_core.models.BACKBONES
+    "backbone_weights": "",           # checkpoint path; "" = random init (tests and benchmarks only)
+    "data_root": "data",
+    "n_tasks": 10,
+    "class_order_seed": 1993,         # the reference code's class-order seed
+    "epochs": 3,
+    "batch_size": 48,
+    "transforms": "light",            # light | reference
+    "flip": True,                     # horizontal flips in training augmentation
+    "schedule": "auto",               # auto (cosine for backprop, constant for forward-pass) | cosine | constant
+    "optimizer_hyper": {},            # overrides of the optimizer's defaults
+    "method_config": {},              # the method's settings
+    "dataset_options": {},            # e.g. {n_classes: 50} for the generated set
+    "max_steps_per_epoch": 0,         # 0 = whole epoch; a cap keeps smoke grids small
+    "heldout_every": 10,              # steps between held-out loss records (0 = never)
+    "heldout_batch": 32,
+    "eval_batch": 256,
+    "device": "auto",                 # auto | cpu | cuda
+    "threads": 0,
+    "workers": 0,                     # DataLoader worker processes (decoding and augmenting images)                     # torch CPU threads; 0 = torch's default
+}
+
+SMOKE = {
+    "profile": "smoke", "backbone": "vit-smoke", "backbone_weights": "runs/pretrain/backbone.pt",
+    "epochs": 3, "batch_size": 32, "transforms": "light",
+}
+PAPER = {
+    "profile": "paper", "backbone": "vit-b16",
+    "backbone_weights": "weights/vit_base_patch16_224.augreg_in21k.safetensors",
+    "epochs": 20, "batch_size": 48, "transforms": "reference", "n_tasks": 10,
+}
+
+# Per-dataset and per-method entries of each profile (applied after the profile, before overrides).
+PROFILE_DATASETS = {
+    "smoke": {"digits": {"n_tasks": 5, "flip": False}, "synthetic": {"n_tasks": 10}},
+    "paper": {"cifar100": {}, "cub": {}, "imagenet_a": {}, "omnibenchmark": {}},
+}
+# Backprop learning rates of the reference EASE/APER configs (CIFAR-100: SGD lr 0.025, 20 epochs);
+# forward-pass optimizers keep the registry defaults (ZO lr 1e-4 for SGD, 1e-3 for Adam).
+PROFILE_METHODS = {
+    "smoke": {"fo-sgd": {"optimizer_hyper": {"lr": 0.05}}, "fo-adam": {"optimizer_hyper": {"lr": 1e-3}},
+              "zo-sgd": {"optimizer_hyper": {"lr": 1e-3}}, "zo-sgd-sign": {"optimizer_hyper": {"lr": 1e-3}},
+              "zo-sgd-conserve": {"optimizer_hyper": {"lr": 1e-3}}},
+    "paper": {"fo-sgd": {"optimizer_hyper": {"lr": 0.025}}},
+}
+PROFILES = {"smoke": SMOKE, "paper": PAPER}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key."""
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`["epochs=2", "optimizer_hyper.lr=1e-3"]` → nested dict, values parsed as YAML scalars."""
+    result: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        value = yaml.safe_load(raw) if raw else ""
+        node = result
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {pair!r}: {part!r} is not a section")
+        node[leaf] = value
+    return result
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_config(overrides: dict) -> dict:
+    """Defaults ← profile ← profile's dataset/optimizer entries ← overrides, then validated."""
+    _check_keys(overrides, "")
+    profile = overrides.get("profile", RUN_KEYS["profile"])
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    config = _merge(RUN_KEYS, PROFILES[profile])
+    dataset = overrides.get("dataset", config["dataset"])
+    optimizer = overrides.get("optimizer", config["optimizer"])
+    config = _merge(config, PROFILE_DATASETS[profile].get(dataset, {}))
+    config = _merge(config, PROFILE_METHODS[profile].get(optimizer, {}))
+    config = _merge(config, overrides)
+    validate(config)
+    return config
+
+
+def _check_keys(config: dict, where: str) -> None:
+    unknown = sorted(set(config) - set(RUN_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown configuration key {where}{unknown[0]!r}; known keys: {', '.join(RUN_KEYS)}")
+
+
+def validate(config: dict) -> None:
+    """Check every key, type and name; also builds nothing heavy (no model, no data)."""
+    from zeroflow_core.data import available_datasets
+    from zeroflow_core.methods import METHODS
+    from zeroflow_core.models import BACKBONES
+    from zeroflow_core.optim import resolve_hyper
+
+    _check_keys(config, "")
+    for key, default in RUN_KEYS.items():
+        value = config[key]
+        expected = (int, float) if isinstance(default, float) else type(default)
+        if isinstance(value, bool) and not isinstance(default, bool) or not isinstance(value, expected):
+            raise ConfigError(f"configuration key {key!r} must be {type(default).__name__}, "
+                              f"got {type(value).__name__} {value!r}")
+    choices = {"method": list(METHODS), "dataset": available_datasets(), "backbone": list(BACKBONES),
+               "transforms": ["light", "reference"], "schedule": ["auto", "cosine", "constant"],
+               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES)}
+    for key, allowed in choices.items():
+        if config[key] not in allowed:
+            raise ConfigError(f"configuration key {key!r}: unknown value {config[key]!r}; known: {', '.join(allowed)}")
+    for key in ("n_tasks", "epochs", "batch_size", "eval_batch", "heldout_batch"):
+        if config[key] < 1:
+            raise ConfigError(f"configuration key {key!r} must be >= 1, got {config[key]}")
+    for key in ("max_steps_per_epoch", "heldout_every", "threads", "workers"):
+        if config[key] < 0:
+            raise ConfigError(f"configuration key {key!r} must be >= 0, got {config[key]}")
+    try:
+        resolve_hyper(config["optimizer"], **config["optimizer_hyper"])
+    except ValueError as error:
+        raise ConfigError(f"configuration key 'optimizer_hyper' / 'optimizer': {error}") from None
+    method = METHODS[config["method"]]
+    unknown = sorted(set(config["method_config"]) - set(method.defaults))
+    if unknown:
+        raise ConfigError(f"configuration key 'method_config.{unknown[0]}': method {config['method']!r} "
+                          f"takes: {', '.join(method.defaults) or 'no settings'}")

@@ -1,0 +1,38 @@
+"""Atomic file writes: a crash leaves the previous file or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp's private mode is not what a results file should have
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: str | Path, data) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n"))
+
+
+def write_yaml(path: str | Path, data) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(yaml.safe_dump(data, sort_keys=False)))
+
+
+def save_torch(path: str | Path, obj) -> None:
+    import torch
+
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))

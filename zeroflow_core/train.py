@@ -1,0 +1,276 @@
+"""One continual-learning run: for each task, for each batch, `optimizer.step(closure)`.
+
+`run(config, out_dir)` writes into out_dir, each file atomically:
+  config.yaml        the resolved configuration
+  checkpoint.pt      after every task: method state, accuracy matrix, logs so far
+  metrics.json       at the end: accuracies, forgetting, curves, memory, time, passes spent
+  dvclive/           step-level loss and per-task accuracy, for `dvc plots`
+A run killed at any point and started again with the same configuration resumes from the last
+task checkpoint; every task is seeded from (seed, task), so it ends with the same metrics as an
+uninterrupted run.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from zeroflow_core import metrics
+from zeroflow_core.config import ConfigError, validate
+from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
+from zeroflow_core.io import save_torch, write_atomically, write_json, write_yaml
+from zeroflow_core.methods import create_method
+from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
+from zeroflow_core.models.vit import BACKBONES, AdapterViT
+from zeroflow_core.optim import create_optimizer, optimizer_spec
+from zeroflow_core.optim.directions import derive_seed
+from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
+
+CHECKPOINT = "checkpoint.pt"
+SMALL_IMAGES = 64  # at or below this side, test-transformed images are cached as tensors
+
+
+def build_scenario(config: dict) -> ClassIncrementalScenario:
+    options = dict(config["dataset_options"])
+    root = config["data_root"]
+    train = load_dataset(config["dataset"], root, "train", **options)
+    test = load_dataset(config["dataset"], root, "test", **options)
+    return ClassIncrementalScenario(train, test, config["n_tasks"], seed=config["class_order_seed"])
+
+
+def build_vit(config: dict) -> AdapterViT:
+    backbone = BACKBONES[config["backbone"]].create()
+    if config["backbone_weights"]:
+        hub = IN21K_HUB_NAME if config["backbone"] == "vit-b16" else None
+        load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
+    return AdapterViT(backbone)
+
+
+def _optimizer_hyper(config: dict, task: int) -> dict:
+    hyper = dict(config["optimizer_hyper"])
+    if "seed" in optimizer_spec(config["optimizer"]).hyper:
+        # a fresh optimizer per task (as the reference code does), with its own direction stream
+        hyper["seed"] = derive_seed(hyper.get("seed", config["seed"]), "task", task)
+    return hyper
+
+
+def _schedule(config: dict) -> str:
+    if config["schedule"] != "auto":
+        return config["schedule"]
+    # The reference code's cosine schedule never reaches its ZO base optimizer: ZO runs at constant lr.
+    return "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
+
+
+class Run:
+    def __init__(self, config: dict, out_dir: Path, progress: bool | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        set_threads(config["threads"])
+        self.device = pick_device(config["device"])
+        torch.manual_seed(config["seed"])
+        self.scenario = build_scenario(config)
+        image_size = BACKBONES[config["backbone"]].image_size
+        self.train_tf, test_tf = build_transforms(config["transforms"], image_size, flip=config["flip"])
+        self.test_tf = test_tf
+        self.small_images = image_size <= SMALL_IMAGES
+        self.test_set = self._maybe_cached(self.scenario.test_dataset(config["n_tasks"] - 1, test_tf))
+        self.test_labels = torch.as_tensor(self.scenario.test_labels[self.scenario.test_indices(config["n_tasks"] - 1)])
+        self.method = create_method(config["method"], build_vit(config), self.scenario.n_classes,
+                                    self.scenario.classes_per_task, **config["method_config"]).to(self.device)
+        self.history = {"acc_matrix": metrics.empty_acc_matrix(config["n_tasks"]).tolist(), "acc_seen": [],
+                        "loss_curves": [], "heldout": [], "epoch_seconds": [], "forward_passes": 0,
+                        "backward_passes": 0, "steps": 0, "forwards_per_step": None}
+
+    # -- data --------------------------------------------------------------------------------
+    def _maybe_cached(self, dataset):
+        return TensorCache(dataset) if self.small_images else dataset
+
+    def _batches(self, dataset, indices=None):
+        """Deterministic batches of (images, labels) on the device, in dataset order."""
+        subset = dataset if indices is None else Subset(dataset, indices.tolist())
+        loader = DataLoader(subset, batch_size=self.config["eval_batch"], shuffle=False,
+                            num_workers=0 if self.small_images else self.config["workers"])
+        for x, y in loader:
+            yield x.to(self.device), y.to(self.device)
+
+    def _heldout_batches(self, task: int):
+        """The first held-out (test) images of every task seen so far, one fixed batch per task."""
+        batches = []
+        for i in range(task + 1):
+            index = torch.nonzero(self.test_labels // self.scenario.classes_per_task == i).flatten()
+            items = [self.test_set[j] for j in index[: self.config["heldout_batch"]].tolist()]
+            batches.append((torch.stack([x for x, _ in items]).to(self.device),
+                            torch.tensor([y for _, y in items], device=self.device)))
+        return batches
+
+    def _features_of(self, task: int):
+        data = self._maybe_cached(self.scenario.train_dataset(task, self.test_tf))
+
+        def features_of(adapter_set):
+            features, labels = [], []
+            with torch.no_grad():
+                for x, y in self._batches(data):
+                    features.append(self.method.vit.features(x, adapter_set))
+                    labels.append(y)
+            return torch.cat(features), torch.cat(labels)
+
+        return features_of
+
+    # -- one task ----------------------------------------------------------------------------
+    def train_task(self, task: int) -> None:
+        config, method = self.config, self.method
+        curve = []
+        self.history["loss_curves"].append(curve)
+        if not method.trains_on(task):
+            return
+        optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
+                                     **_optimizer_hyper(config, task))
+        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)
+                     if _schedule(config) == "cosine" else None)
+        dataset = self.scenario.train_dataset(task, self.train_tf, seed=derive_seed(config["seed"], "augment", task))
+        heldout = self._heldout_batches(task) if config["heldout_every"] else []
+        epochs = tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", disable=not self.progress,
+                      leave=False)
+        for epoch in epochs:
+            dataset.set_epoch(epoch)
+            order = torch.Generator().manual_seed(derive_seed(config["seed"], "order", task, epoch))
+            loader = DataLoader(dataset, batch_size=config["batch_size"], shuffle=True, generator=order,
+                                num_workers=config["workers"], persistent_workers=False)
+            limit = config["max_steps_per_epoch"] or len(loader)
+            started = time.perf_counter()
+            method.train()
+            for step, (x, y) in enumerate(tqdm(loader, total=limit, desc=f"epoch {epoch + 1}", leave=False,
+                                               disable=not self.progress)):
+                if step >= limit:
+                    break
+                batch = method.prepare_batch(x.to(self.device), y.to(self.device))
+                loss = optimizer.step(lambda: method.loss(batch))
+                curve.append(float(loss))
+                self.history["steps"] += 1
+                if heldout and self.history["steps"] % config["heldout_every"] == 0:
+                    self._record_heldout(task, heldout)
+            if scheduler is not None:
+                scheduler.step()
+            self.history["epoch_seconds"].append(time.perf_counter() - started)
+        self.history["forward_passes"] += optimizer.forward_passes
+        self.history["backward_passes"] += optimizer.backward_passes
+        self.history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
+
+    def _record_heldout(self, task: int, heldout) -> None:
+        was_training = self.method.training
+        self.method.eval()
+        with torch.no_grad():
+            losses = [self.method.heldout_loss(x, y) for x, y in heldout]
+        self.method.train(was_training)
+        self.history["heldout"].append({"step": self.history["steps"], "task": task, "losses": losses})
+
+    def evaluate(self, task: int) -> None:
+        self.method.eval()
+        seen = torch.nonzero(self.test_labels < self.scenario.n_seen_classes(task)).flatten()
+        labels, predictions = [], []
+        with torch.no_grad():
+            for x, y in self._batches(self.test_set, seen):
+                predictions.append(self.method.logits(x).argmax(1).cpu())
+                labels.append(y.cpu())
+        per_task, overall = metrics.task_accuracies(torch.cat(labels).numpy(), torch.cat(predictions).numpy(),
+                                                    self.scenario.classes_per_task, task + 1)
+        for i, accuracy in enumerate(per_task):
+            self.history["acc_matrix"][i][task] = float(accuracy)
+        self.history["acc_seen"].append(float(overall))
+
+    # -- the whole run -----------------------------------------------------------------------
+    def resume(self) -> int:
+        """Load the last task checkpoint if there is one; return the first task still to do."""
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        for task in range(state["task"] + 1):
+            self.method.begin_task(task)
+        self.method.to(self.device)
+        self.method.load_state_dict(state["method"])
+        self.history = state["history"]
+        return state["task"] + 1
+
+    def __call__(self) -> dict:
+        first = self.resume()
+        tasks = range(first, self.config["n_tasks"])
+        for task in tqdm(tasks, desc="tasks", disable=not self.progress):
+            self.method.begin_task(task)
+            self.method.to(self.device)
+            self.train_task(task)
+            self.method.eval()
+            self.method.end_task(task, self._features_of(task))
+            self.evaluate(task)
+            save_torch(self.out / CHECKPOINT, {"task": task, "method": self.method.state_dict(),
+                                               "history": self.history})
+        result = self.summary()
+        write_dvclive(self.out / "dvclive", self.history)
+        write_json(self.out / "metrics.json", result)
+        return result
+
+    def summary(self) -> dict:
+        h = self.history
+        matrix = np.array(h["acc_matrix"], dtype=float)
+        return {
+            **metrics.summarize(matrix, h["acc_seen"]),
+            "acc_matrix": [[None if np.isnan(v) else v for v in row] for row in matrix.tolist()],
+            "acc_seen": h["acc_seen"],
+            "loss_curves": h["loss_curves"],
+            "heldout_losses": h["heldout"],
+            "peak_memory_mb": peak_memory_mb(self.device),
+            "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
+            "epoch_seconds": h["epoch_seconds"],
+            "forward_passes": h["forward_passes"],
+            "backward_passes": h["backward_passes"],
+            "forwards_per_step": h["forwards_per_step"],
+            "steps": h["steps"],
+            "device": str(self.device),
+            "method": self.config["method"], "optimizer": self.config["optimizer"],
+            "dataset": self.config["dataset"], "seed": self.config["seed"], "profile": self.config["profile"],
+        }
+
+
+def write_dvclive(directory: Path, history: dict) -> None:
+    """Replay the run's history into a dvclive folder (rebuilt whole, so a resumed run logs once)."""
+    from dvclive import Live
+
+    staging = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    with Live(dir=str(staging), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        step = 0
+        for task, curve in enumerate(history["loss_curves"]):
+            for loss in curve:
+                live.step = step
+                live.log_metric("train/loss", loss)
+                step += 1
+            live.step = max(step - 1, 0)
+            live.log_metric("eval/acc_seen", history["acc_seen"][task])
+            for i in range(task + 1):
+                live.log_metric(f"eval/task_{i}_acc", history["acc_matrix"][i][task])
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+
+
+def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> dict:
+    """Run (or resume, or return the finished result of) one configuration in out_dir."""
+    validate(config)
+    out = Path(out_dir)
+    saved = out / "config.yaml"
+    if saved.exists() and (out / CHECKPOINT).exists():
+        previous = yaml.safe_load(saved.read_text())
+        changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+        if changed:
+            raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
+                              f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "
+                              "use another --out or remove that folder")
+    write_yaml(saved, config)
+    return Run(config, out, progress)()
