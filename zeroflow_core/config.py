@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
+from zeroflow_core.io import load_yaml
 
 RUN_KEYS: dict[str, Any] = {
     "profile": "smoke",
@@ -76,7 +76,7 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
-        value = yaml.safe_load(raw) if raw else ""
+        value = load_yaml(raw) if raw else ""
         node = result
         *parents, leaf = key.split(".")
         for part in parents:

@@ -1,0 +1,121 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zeroflow_core.config import ConfigError, parse_overrides, resolve_config
+from zeroflow_core.train import train
+
+TINY = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 5, "epochs": 2,
+        "max_steps_per_epoch": 12, "batch_size": 16, "heldout_every": 5, "heldout_batch": 8, "threads": 1}
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "zeroflow_core.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+
+
+def _sets(config):
+    return [arg for key, value in config.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"epochs": 2, "epoch": 3}, "'epoch'"),
+    ({"epochs": "three"}, "'epochs' must be int"),
+    ({"method": "ewc2"}, "'method'.*ewc2"),
+    ({"optimizer": "zo-sdg"}, "zo-sdg"),
+    ({"dataset": "cifar10"}, "'dataset'.*cifar10"),
+    ({"optimizer_hyper": {"lr": 0.1, "zo_epsilon": 1e-3}}, "zo_epsilon"),
+    ({"method_config": {"alpah": 0.1}}, "alpah"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"flip": "yes"}, "'flip' must be bool"),
+    ({"profile": "huge"}, "huge"),
+])
+def test_bad_configuration_is_refused_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(overrides)
+
+
+def test_cli_refuses_bad_key_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    result = _cli("train", "--method", "ease", "--optimizer", "zo-sgd", "--set", "epochz=2", "--out", str(out))
+    assert result.returncode != 0
+    assert "epochz" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_overrides_are_parsed_as_yaml_with_dotted_sections():
+    assert parse_overrides(["epochs=2", "optimizer_hyper.lr=1e-3", "flip=false", "dataset=digits"]) == {
+        "epochs": 2, "optimizer_hyper": {"lr": 1e-3}, "flip": False, "dataset": "digits"}
+
+
+def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
+    config = resolve_config({"dataset": "digits", "optimizer": "fo-sgd"})
+    assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.05
+    paper = resolve_config({"profile": "paper", "dataset": "cifar100", "optimizer": "zo-sgd"})
+    assert paper["backbone"] == "vit-b16" and paper["batch_size"] == 48 and paper["transforms"] == "reference"
+    assert paper["optimizer_hyper"] == {}  # registry defaults: ZO-SGD lr 1e-4, eps 1e-3, q 1
+
+
+def test_missing_backbone_weights_give_one_clear_message(tmp_path):
+    config = resolve_config({**TINY, "backbone_weights": str(tmp_path / "nope.pt")})
+    with pytest.raises(FileNotFoundError, match="nope.pt.*zeroflow pretrain"):
+        train(config, tmp_path / "run")
+
+
+def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):
+    config = resolve_config({**TINY, "method": "finetune", "optimizer": "zo-sgd"})
+    result = train(config, tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["avg_acc"] == pytest.approx(result["avg_acc"])
+    assert len(saved["acc_matrix"]) == 5 and saved["acc_matrix"][4][0] is None
+    assert saved["forward_passes"] == 2 * saved["steps"] == 2 * 5 * 2 * 12
+    assert saved["backward_passes"] == 0 and saved["forwards_per_step"] == 2
+    assert [len(c) for c in saved["loss_curves"]] == [24] * 5
+    assert {h["task"] for h in saved["heldout_losses"]} == set(range(5))
+    assert all(len(h["losses"]) == h["task"] + 1 for h in saved["heldout_losses"])
+    assert saved["peak_memory_mb"] > 0 and saved["seconds_per_epoch"] > 0
+    assert (tmp_path / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").exists()
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == config
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    config = {**TINY, "method": "ease", "optimizer": "zo-adam", "max_steps_per_epoch": 20}
+    args = ["train", "--out"]
+    reference = _cli(*args, str(tmp_path / "whole"), *_sets(config))
+    assert reference.returncode == 0, reference.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "zeroflow_core.cli", *args, str(out), *_sets(config)],
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "metrics.json").exists()
+
+    resumed = _cli(*args, str(out), *_sets(config))
+    assert resumed.returncode == 0, resumed.stderr
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    again = json.loads((out / "metrics.json").read_text())
+    for key in ("avg_acc", "last_acc", "forgetting", "acc_matrix", "loss_curves", "heldout_losses",
+                "forward_passes", "steps"):
+        assert again[key] == whole[key], key
+
+
+def test_same_output_folder_refuses_a_different_configuration(tmp_path):
+    config = resolve_config({**TINY, "method": "finetune", "optimizer": "fo-sgd", "n_tasks": 2,
+                             "dataset_options": {}, "max_steps_per_epoch": 2, "epochs": 1})
+    train(config, tmp_path)
+    with pytest.raises(ConfigError, match="'epochs'"):
+        train({**config, "epochs": 2}, tmp_path)
