@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 # torch first and alone: the constraint keeps the CPU wheel; timm without its dependencies because
 # its torchvision requirement would replace that torch with a CUDA build (design notes, section 3).
-$(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml
+$(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -r requirements/base.txt
@@ -26,7 +26,8 @@ test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
 
 main: setup
-	$(BIN)/zeroflow optimizers
+	$(BIN)/zeroflow pretrain --out runs/pretrain
+	$(BIN)/zeroflow train --method ease --optimizer zo-sgd --dataset synthetic --out runs/ease-zo-sgd-synthetic-0
 
 bench: setup
 	$(BIN)/zeroflow bench --model vit-tiny --optimizers fo-sgd,zo-sgd,forward-grad --batch-size 32 --steps 5
