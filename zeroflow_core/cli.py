@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -15,10 +16,79 @@ def _optimizers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from zeroflow_core.bench import BenchmarkError, format_table, run_benchmark
+
+    try:
+        rows = run_benchmark(args.model, args.optimizers.split(","), args.batch_size, args.steps, q=args.q,
+                             threads=args.threads, warmup=args.warmup, depth=args.depth)
+    except BenchmarkError as error:
+        print(f"zeroflow bench: error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from zeroflow_core.config import parse_overrides, resolve_config
+    from zeroflow_core.train import train
+
+    overrides = parse_overrides(args.set)
+    for key in ("profile", "method", "optimizer", "dataset", "seed"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    result = train(resolve_config(overrides), args.out)
+    print(f"avg_acc {result['avg_acc']:.2f}  last_acc {result['last_acc']:.2f}  "
+          f"forgetting {result['forgetting']:.2f}  -> {args.out}/metrics.json")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from zeroflow_core.pretrain import pretrain
+
+    result = pretrain(args.out, backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, n_classes=args.classes, threads=args.threads)
+    print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zeroflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("optimizers", help="list the optimizer registry").set_defaults(run=_optimizers)
+
+    train = commands.add_parser("train", help="one continual-learning run (resumes if interrupted)")
+    train.add_argument("--method")
+    train.add_argument("--optimizer")
+    train.add_argument("--dataset")
+    train.add_argument("--profile")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a configuration key (dotted for sections: optimizer_hyper.lr=1e-3)")
+    train.add_argument("--out", required=True, help="run folder (metrics.json, checkpoint, dvclive logs)")
+    train.set_defaults(run=_train)
+
+    pre = commands.add_parser("pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
+    pre.add_argument("--out", required=True)
+    pre.add_argument("--backbone", default="vit-smoke")
+    pre.add_argument("--epochs", type=int, default=20)
+    pre.add_argument("--batch-size", type=int, default=64)
+    pre.add_argument("--lr", type=float, default=1e-3)
+    pre.add_argument("--classes", type=int, default=64)
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--threads", type=int, default=0)
+    pre.set_defaults(run=_pretrain)
+    bench = commands.add_parser("bench", help="memory and time of one optimizer step, each optimizer in a fresh process")
+    bench.add_argument("--model", default="vit-tiny", help="vit-tiny (32 px) or vit-b16 (224 px)")
+    bench.add_argument("--optimizers", required=True, help="comma-separated registry names, e.g. zo-sgd,fo-sgd")
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
+    bench.add_argument("--q", type=int, default=None, help="query budget for the optimizers that take one")
+    bench.add_argument("--threads", type=int, default=2, help="torch threads in each worker")
+    bench.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    bench.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    bench.add_argument("--depth", type=int, default=None, help=argparse.SUPPRESS)  # tests: fewer blocks
+    bench.set_defaults(run=_bench)
     return parser
 
 

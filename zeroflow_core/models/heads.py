@@ -22,3 +22,8 @@ class CosineClassifier(nn.Module):
 def class_means(features: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Mean feature of each class in `classes` (rows in that order)."""
     return torch.stack([features[labels == c].mean(0) for c in classes.tolist()])
+
+
+def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """cos(a_i, b_j) for every pair of rows: (n, d) and (m, d) give (n, m)."""
+    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
