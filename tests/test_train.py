@@ -119,3 +119,31 @@ def test_same_output_folder_refuses_a_different_configuration(tmp_path):
     train(config, tmp_path)
     with pytest.raises(ConfigError, match="'epochs'"):
         train({**config, "epochs": 2}, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pretrained_smoke_backbone(tmp_path_factory):
+    from zeroflow_core.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("pretrain")
+    result = pretrain(out, epochs=4, threads=1, n_classes=32)
+    assert result["pretext_test_accuracy"] > 50  # 32 classes: chance is 3%
+    return out / "backbone.pt"
+
+
+def test_smoke_profile_shows_forgetting_and_its_remedies(pretrained_smoke_backbone, tmp_path):
+    """Issue-level claim on the smoke profile (digits, 5 tasks): with backprop, fine-tuning forgets
+    heavily while EASE and APER do not; with ZO-SGD, EASE and APER still learn."""
+    base = {"dataset": "digits", "backbone_weights": str(pretrained_smoke_backbone), "threads": 1,
+            "epochs": 2, "heldout_every": 0}
+    result = {}
+    for method, optimizer in [("finetune", "fo-sgd"), ("ease", "fo-sgd"), ("aper", "fo-sgd"),
+                              ("ease", "zo-sgd"), ("aper", "zo-sgd")]:
+        config = resolve_config({**base, "method": method, "optimizer": optimizer})
+        result[method, optimizer] = train(config, tmp_path / f"{method}-{optimizer}")
+    finetune = result["finetune", "fo-sgd"]
+    assert finetune["forgetting"] > 50
+    for method in ("ease", "aper"):
+        assert finetune["forgetting"] > 2 * result[method, "fo-sgd"]["forgetting"]
+        assert result[method, "fo-sgd"]["avg_acc"] > finetune["avg_acc"] + 15
+        assert result[method, "zo-sgd"]["avg_acc"] > 40  # chance over the seen classes is at most 50%

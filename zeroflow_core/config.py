@@ -41,7 +41,7 @@ RUN_KEYS: dict[str, Any] = {
 
 SMOKE = {
     "profile": "smoke", "backbone": "vit-smoke", "backbone_weights": "runs/pretrain/backbone.pt",
-    "epochs": 3, "batch_size": 32, "transforms": "light",
+    "epochs": 3, "batch_size": 32, "transforms": "light", "heldout_every": 25,
 }
 PAPER = {
     "profile": "paper", "backbone": "vit-b16",
@@ -51,7 +51,9 @@ PAPER = {
 
 # Per-dataset and per-method entries of each profile (applied after the profile, before overrides).
 PROFILE_DATASETS = {
-    "smoke": {"digits": {"n_tasks": 5, "flip": False}, "synthetic": {"n_tasks": 10}},
+    "smoke": {"digits": {"n_tasks": 5, "flip": False},
+              # 40 training / 10 test images per class keep a 10-task EASE run well under a minute
+              "synthetic": {"n_tasks": 10, "dataset_options": {"n_train": 40, "n_test": 10}}},
     "paper": {"cifar100": {}, "cub": {}, "imagenet_a": {}, "omnibenchmark": {}},
 }
 # Backprop learning rates of the reference EASE/APER configs (CIFAR-100: SGD lr 0.025, 20 epochs);

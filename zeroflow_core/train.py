@@ -204,6 +204,8 @@ class Run:
         first = self.resume()
         tasks = range(first, self.config["n_tasks"])
         for task in tqdm(tasks, desc="tasks", disable=not self.progress):
+            # dropout and anything else on the global RNG restart from (seed, task): resumable
+            torch.manual_seed(derive_seed(self.config["seed"], "task", task))
             self.method.begin_task(task)
             self.method.to(self.device)
             self.train_task(task)

@@ -1,0 +1,73 @@
+"""`zeroflow bench`: report shape and pass counts, never timings (they depend on the machine's load)."""
+import contextlib
+import io
+import json
+
+import pytest
+
+from zeroflow_core import cli
+from zeroflow_core.bench import BenchmarkError, _spawn, format_table, run_benchmark
+
+REQUIRED = {
+    "optimizer": str, "peak_memory_mb": float, "forward_peak_memory_mb": float, "step_seconds": float,
+    "forward_seconds": float, "forwards_per_step": float, "backwards_per_step": float,
+}
+# Small and quick: each worker is a fresh interpreter, so imports dominate; two blocks suffice.
+SMALL = ["--model", "vit-tiny", "--batch-size", "2", "--steps", "1", "--warmup", "0", "--threads", "1", "--depth", "2"]
+
+
+@pytest.fixture(scope="module")
+def rows():
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert cli.main(["bench", "--optimizers", "zo-sgd,fo-sgd", "--q", "1", "--json", *SMALL]) == 0
+    return json.loads(buffer.getvalue())
+
+
+def test_json_rows_have_the_keys_and_sane_values(rows):
+    assert [r["optimizer"] for r in rows] == ["zo-sgd", "fo-sgd"]
+    for row in rows:
+        for key, kind in REQUIRED.items():
+            assert isinstance(row[key], kind), (key, row[key])
+        assert "q" in row
+        assert row["peak_memory_mb"] > 0 and row["forward_peak_memory_mb"] > 0
+        assert row["step_seconds"] > 0 and row["forward_seconds"] > 0
+        assert row["device"].startswith(("cpu", "cuda"))
+    # the forward-only baseline is one measurement shared by every row
+    assert rows[0]["forward_peak_memory_mb"] == rows[1]["forward_peak_memory_mb"]
+
+
+def test_pass_counts_per_step(rows):
+    zo, fo = rows
+    assert (zo["q"], zo["forwards_per_step"], zo["backwards_per_step"]) == (1, 2, 0)
+    assert (fo["q"], fo["forwards_per_step"], fo["backwards_per_step"]) == (None, 1, 1)
+
+
+def test_q_sets_the_query_budget():
+    (row,) = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, q=2, threads=1, warmup=0, depth=2)
+    assert (row["q"], row["forwards_per_step"], row["backwards_per_step"]) == (2, 4, 0)
+
+
+def test_table_shows_ratios_against_forward_and_first_order(rows):
+    table = format_table(rows)
+    assert "step/fwd" in table and "mem/fwd" in table and "mem/fo-sgd" in table
+    assert table.splitlines()[1].split()[0] == "zo-sgd"
+
+
+def test_unknown_optimizer_is_refused_before_any_worker_starts(capsys, monkeypatch):
+    def no_spawn(*args, **kwargs):
+        raise AssertionError("a worker was spawned")
+
+    monkeypatch.setattr("zeroflow_core.bench._spawn", no_spawn)
+    assert cli.main(["bench", "--optimizers", "zo-sgd,zo-magic", *SMALL]) != 0
+    err = capsys.readouterr().err
+    assert "zo-magic" in err and "unknown optimizer" in err and "Traceback" not in err
+
+
+def test_worker_failure_is_one_clear_line():
+    config = dict(mode="forward", model="vit-nonexistent", batch_size=2, steps=1, threads=1, warmup=0, depth=None)
+    with pytest.raises(BenchmarkError) as info:
+        _spawn(config, "the forward-only baseline")
+    message = str(info.value)
+    assert "vit-nonexistent" in message and "forward-only baseline" in message
+    assert "Traceback" not in message and "\n" not in message

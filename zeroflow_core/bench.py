@@ -1,0 +1,322 @@
+"""Memory and time of one optimizer step, per optimizer, against a plain inference forward.
+
+Every measurement runs in a fresh worker process (`python -m zeroflow_core.bench --worker ...`)
+so that a peak-memory figure belongs to one optimizer and nothing else:
+
+- one "forward" worker per benchmark: only no-grad, eval-mode forwards of the batch. Its peak is
+  `forward_peak_memory_mb`, shared by every row (same model, same batch, same seed);
+- one "step" worker per optimizer: warm-up, then `steps` rounds of one timed `step(closure)`
+  followed by one timed no-grad forward, so `step_seconds / forward_seconds` compares
+  measurements taken side by side under the same load; absolute times are noisy, the ratio is
+  what we report. The step worker's peak is `peak_memory_mb` (its interleaved no-grad forwards
+  need no more memory than any step does, so they do not raise it).
+
+Memory, decided deliberately:
+- CUDA: `torch.cuda.max_memory_allocated()` over the whole worker, model weights included and
+  never reset, as the paper's GPU memory column counts the model too.
+- CPU: the peak resident set of the worker, read from `VmHWM` in /proc/self/status. Not
+  `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries the parent's high-water mark into the
+  child across fork/vfork + exec, so a worker spawned by a 1.5 GB parent reports 1.5 GB while
+  VmHWM (which belongs to the post-exec address space) reports its own peak. ru_maxrss is the
+  fallback only where /proc is missing. CPU figures include the interpreter and the torch
+  libraries; `baseline_memory_mb` (resident set after imports, before the model exists) is
+  recorded so that net figures can be computed.
+
+The forward baseline always runs the model as inference would (timm's fused attention as
+configured). forward-grad switches fused attention off for torch.func.jvp; its row is still
+compared with the fused forward, since the question is what training costs relative to
+inference, and `forward_unfused_seconds` records the unfused forward for reference.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SEED = 0
+NUM_CLASSES = 100
+RESULT_MARK = "ZEROFLOW_BENCH_RESULT "
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark worker failed; the message is the worker's own one-line error."""
+
+
+# -- parent side ------------------------------------------------------------------------------
+def run_benchmark(model: str, optimizers, batch_size: int, steps: int, q: int | None = None,
+                  threads: int = 2, warmup: int = 1, depth: int | None = None) -> list[dict]:
+    """One row per optimizer (see the module docstring for what each figure means)."""
+    names = validate(model, optimizers, batch_size, steps, q, threads, warmup, depth)
+    common = dict(model=model, batch_size=batch_size, steps=steps, threads=threads, warmup=warmup, depth=depth)
+    forward = _spawn(dict(common, mode="forward"), "the forward-only baseline")
+    rows = []
+    for name in names:
+        result = _spawn(dict(common, mode="step", optimizer=name, q=q), f"optimizer {name!r}")
+        rows.append(_row(name, common, result, forward))
+    return rows
+
+
+def validate(model, optimizers, batch_size, steps, q, threads, warmup, depth) -> list[str]:
+    from zeroflow_core.models.vit import BACKBONES
+    from zeroflow_core.optim import OPTIMIZERS
+
+    if model not in BACKBONES:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(BACKBONES))}")
+    names = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise ValueError("no optimizer given")
+    unknown = [n for n in names if n not in OPTIMIZERS]
+    if unknown:
+        raise ValueError(f"unknown optimizer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(OPTIMIZERS)}")
+    for label, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("threads", threads, 1),
+                              ("warmup", warmup, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
+    if q is not None and (not isinstance(q, int) or isinstance(q, bool) or q < 1):
+        raise ValueError(f"q must be an integer >= 1, got {q!r}")
+    if depth is not None and (not isinstance(depth, int) or depth < 1):
+        raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+    return names
+
+
+def _spawn(config: dict, what: str) -> dict:
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    # OpenMP/MKL pools outside torch's own setting would otherwise size themselves to the machine.
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(config["threads"])
+    proc = subprocess.run([sys.executable, "-m", "zeroflow_core.bench", "--worker", json.dumps(config)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        if proc.returncode < 0:
+            reason = f"killed by signal {-proc.returncode}" + (" (out of memory?)" if proc.returncode == -9 else "")
+        else:
+            reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise BenchmarkError(f"benchmark worker for {what} failed: {reason}")
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK):])
+    raise BenchmarkError(f"benchmark worker for {what} printed no result")
+
+
+def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
+    step, fwd = result["step_seconds"], result["forward_seconds"]
+    row = {
+        "optimizer": name,
+        "q": result["q"],
+        "model": common["model"],
+        "batch_size": common["batch_size"],
+        "device": result["device"],
+        "threads": common["threads"],
+        "steps": common["steps"],
+        "peak_memory_mb": result["peak_memory_mb"],
+        "forward_peak_memory_mb": forward["peak_memory_mb"],
+        "baseline_memory_mb": result["baseline_memory_mb"],
+        "forward_baseline_memory_mb": forward["baseline_memory_mb"],
+        "step_seconds": step,
+        "forward_seconds": fwd,
+        "forward_unfused_seconds": result["forward_unfused_seconds"],
+        "forwards_per_step": result["forwards_per_step"],
+        "backwards_per_step": result["backwards_per_step"],
+        "step_over_forward": step / fwd,
+        "step_over_forwards": step / (result["forwards_per_step"] * fwd) if result["forwards_per_step"] else None,
+        "memory_over_forward": result["peak_memory_mb"] / forward["peak_memory_mb"],
+    }
+    if common.get("depth"):
+        row["depth"] = common["depth"]
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    """A readable table of the ratios; memory relative to the first fo-* row when there is one."""
+    if not rows:
+        return ""
+    reference = next((r for r in rows if r["optimizer"].startswith("fo-")), None)
+    head = ["optimizer", "q", "fwd/step", "bwd/step", "step s", "fwd s", "step/fwd", "step/(n·fwd)",
+            "peak MB", "fwd peak MB", "mem/fwd", "net mem/fwd"]
+    if reference:
+        head.append(f"mem/{reference['optimizer']}")
+    lines = []
+    for r in rows:
+        # net: without the interpreter and libraries, i.e. what the model, batch and optimizer add
+        net = (r["peak_memory_mb"] - r["baseline_memory_mb"]) / max(
+            r["forward_peak_memory_mb"] - r["forward_baseline_memory_mb"], 1e-9)
+        cells = [r["optimizer"], "-" if r["q"] is None else str(r["q"]), f"{r['forwards_per_step']:g}",
+                 f"{r['backwards_per_step']:g}", f"{r['step_seconds']:.4f}", f"{r['forward_seconds']:.4f}",
+                 f"{r['step_over_forward']:.2f}",
+                 "-" if r["step_over_forwards"] is None else f"{r['step_over_forwards']:.2f}",
+                 f"{r['peak_memory_mb']:.0f}", f"{r['forward_peak_memory_mb']:.0f}",
+                 f"{r['memory_over_forward']:.2f}", f"{net:.2f}"]
+        if reference:
+            cells.append(f"{r['peak_memory_mb'] / reference['peak_memory_mb']:.2f}")
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+    out = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in lines]
+    r0 = rows[0]
+    out.append(f"model {r0['model']}, batch {r0['batch_size']}, device {r0['device']}, "
+               f"{r0['threads']} threads, median of {r0['steps']} steps; n = forwards per step")
+    unfused = [r for r in rows if r["forward_unfused_seconds"] is not None]
+    for r in unfused:
+        out.append(f"{r['optimizer']} runs attention unfused: unfused forward {r['forward_unfused_seconds']:.4f} s, "
+                   f"step / unfused forward {r['step_seconds'] / r['forward_unfused_seconds']:.2f}")
+    return "\n".join(out)
+
+
+# -- worker side ------------------------------------------------------------------------------
+def _peak_memory_mb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    kib = _proc_status_kib("VmHWM")
+    if kib is None:
+        import resource
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
+    return kib / 1024
+
+
+def _current_memory_mb(device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated(device) / 2**20
+    kib = _proc_status_kib("VmRSS")
+    return 0.0 if kib is None else kib / 1024
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _build(config: dict, device):
+    import torch
+
+    from zeroflow_core.models.vit import AdapterClassifier, create_adapter_vit
+
+    torch.manual_seed(SEED)
+    vit = create_adapter_vit(config["model"])
+    if config.get("depth"):
+        # tests only: fewer blocks, built before the adapters so that adapters match blocks
+        vit.backbone.blocks = vit.backbone.blocks[: config["depth"]]
+    model = AdapterClassifier(vit, num_classes=NUM_CLASSES).to(device)
+    generator = torch.Generator().manual_seed(SEED)
+    size = vit.image_size
+    x = torch.randn(config["batch_size"], 3, size, size, generator=generator).to(device)
+    y = torch.randint(0, NUM_CLASSES, (config["batch_size"],), generator=generator).to(device)
+    return model, x, y
+
+
+def _timed(fn, device) -> float:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def _worker(config: dict) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from zeroflow_core.optim import OPTIMIZERS, create_optimizer
+    from zeroflow_core.optim.base import eval_mode
+
+    torch.set_num_threads(config["threads"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    baseline = _current_memory_mb(device)
+    model, x, y = _build(config, device)
+    attention = [m for m in model.modules() if hasattr(m, "fused_attn")]
+    inference_fused = [m.fused_attn for m in attention]
+
+    def forward(fused=None):
+        # Set the attention path explicitly: an optimizer may have switched it (forward-grad).
+        current = [m.fused_attn for m in attention]
+        for m, flag in zip(attention, inference_fused if fused is None else [fused] * len(attention)):
+            m.fused_attn = flag
+        try:
+            with torch.no_grad(), eval_mode(model):
+                model(x)
+        finally:
+            for m, flag in zip(attention, current):
+                m.fused_attn = flag
+
+    result = {"device": str(device), "baseline_memory_mb": baseline}
+    if config["mode"] == "forward":
+        for _ in range(config["warmup"]):
+            forward()
+        times = [_timed(forward, device) for _ in range(config["steps"])]
+        return dict(result, forward_seconds=statistics.median(times), peak_memory_mb=_peak_memory_mb(device))
+
+    name = config["optimizer"]
+    hyper = {"q": config["q"]} if config["q"] is not None and "q" in OPTIMIZERS[name].hyper else {}
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = create_optimizer(name, params, model=model, **hyper)
+    switched = [m.fused_attn for m in attention] != inference_fused
+
+    def closure():
+        return F.cross_entropy(model(x), y)
+
+    def step():
+        optimizer.step(closure)
+
+    model.train()  # as training would run; ZO and forward-grad switch to eval for their own forwards
+    for _ in range(config["warmup"]):
+        step()
+        forward()
+    forwards, backwards = optimizer.forward_passes, optimizer.backward_passes
+    step_times, forward_times, unfused_times = [], [], []
+    for _ in range(config["steps"]):
+        step_times.append(_timed(step, device))
+        forward_times.append(_timed(forward, device))
+        if switched:
+            unfused_times.append(_timed(lambda: forward(fused=False), device))
+    return dict(
+        result,
+        q=getattr(optimizer, "q", None),
+        trainable_parameters=sum(p.numel() for p in params),
+        step_seconds=statistics.median(step_times),
+        forward_seconds=statistics.median(forward_times),
+        forward_unfused_seconds=statistics.median(unfused_times) if switched else None,
+        forwards_per_step=(optimizer.forward_passes - forwards) / config["steps"],
+        backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],
+        peak_memory_mb=_peak_memory_mb(device),
+    )
+
+
+def _worker_main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "--worker":
+        print("usage: python -m zeroflow_core.bench --worker CONFIG_JSON (use `zeroflow bench` instead)",
+              file=sys.stderr)
+        return 2
+    try:
+        result = _worker(json.loads(argv[1]))
+    except Exception as error:  # the parent shows this one line, not a traceback
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    print(RESULT_MARK + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))

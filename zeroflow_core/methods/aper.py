@@ -1,0 +1,99 @@
+"""APER with adapters (Zhou et al., IJCV 2024): adapt on the first task, then prototypes only.
+
+Task 0 trains adapter set 0 and a cosine head over task 0's classes; afterwards both are frozen
+and later tasks train nothing (`trains_on(t)` is t == 0), so a zeroth-order optimizer only ever
+touches task 0. Every class gets a class-mean prototype of the concatenated feature
+[plain pretrained CLS, adapted CLS], and evaluation is the cosine to those prototypes over the
+whole concatenated vector (PILOT's CosineLinear on the merged branches).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn
+from zeroflow_core.methods.ease import task_prototypes
+from zeroflow_core.models.heads import CosineClassifier, cosine_matrix
+
+
+class Aper(ContinualMethod):
+    name = "aper"
+    defaults = {}
+    #: fixed scale of the evaluation cosines: argmax (accuracy) ignores it, held-out losses do not
+    prototype_scale = 16.0
+
+    def __init__(self, vit, n_classes, classes_per_task, **config):
+        super().__init__(vit, n_classes, classes_per_task, **config)
+        if not vit.adapter_sets:
+            vit.add_adapter_set()
+        self.head = CosineClassifier(vit.embed_dim, classes_per_task)
+        self.prototypes: torch.Tensor | None = None
+
+    def trains_on(self, task: int) -> bool:
+        return task == 0
+
+    def begin_task(self, task: int) -> None:
+        super().begin_task(task)
+        if task > 0:
+            self._freeze()
+
+    def _freeze(self) -> None:
+        self.vit.freeze_adapter_set(0)
+        self.head.requires_grad_(False)
+
+    # -- training (task 0 only) --------------------------------------------------------------
+    def training_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.vit.features(x, 0))
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(self.training_logits(batch["x"]), batch["y"])
+
+    @torch.no_grad()
+    def end_task(self, task: int, features_of: FeatureFn) -> None:
+        self._freeze()
+        plain, labels = features_of(None)
+        adapted, labels_adapted = features_of(0)
+        if not torch.equal(labels.cpu(), labels_adapted.cpu()):
+            raise ValueError("features_of(None) and features_of(0) must list the same images in the same order")
+        k = self.classes_per_task
+        new = task_prototypes(torch.cat([plain, adapted], dim=1), labels, torch.arange(task * k, (task + 1) * k))
+        old = [self.prototypes[: task * k].to(new)] if task > 0 else []
+        self.prototypes = torch.cat(old + [new])
+
+    # -- evaluation --------------------------------------------------------------------------
+    def joint_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.vit.features(x, None), self.vit.features(x, 0)], dim=1)
+
+    def prototype_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Scaled cosines to the prototypes of every class of the finished tasks."""
+        if self.prototypes is None:
+            raise RuntimeError("aper has no prototypes yet: call end_task first")
+        f = self.joint_features(x)
+        return self.prototype_scale * cosine_matrix(f, self.prototypes.to(f))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.prototype_logits(x)
+        if scores.shape[1] != self.n_seen:
+            raise RuntimeError(f"aper: task {self.task} has no prototypes yet: call end_task({self.task}) first")
+        return scores
+
+    @torch.no_grad()
+    def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Task 0: the training loss. Later tasks train nothing, so the loss is the cross-entropy of
+        the prototype logits, on the images whose class already has a prototype (NaN if none)."""
+        if self.task == 0:
+            return float(F.cross_entropy(self.training_logits(x), y))
+        if self.prototypes is None:
+            return float("nan")
+        known = y < self.prototypes.shape[0]
+        if not known.any():
+            return float("nan")
+        return float(F.cross_entropy(self.prototype_logits(x[known]), y[known]))
+
+    # -- checkpointed state ------------------------------------------------------------------
+    def get_extra_state(self) -> dict:
+        return {**super().get_extra_state(), "prototypes": self.prototypes}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        self.prototypes = state["prototypes"]
