@@ -52,6 +52,58 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_params(args: argparse.Namespace) -> int:
+    from zeroflow_core.io import write_atomically
+    from zeroflow_core.pipeline import grid_cells, load_params
+
+    params = load_params(args.params)
+    if args.out:  # constant content: a valid edit must not invalidate the stages that follow
+        write_atomically(args.out, lambda tmp: tmp.write_text("params.yaml checked\n"))
+    print(f"{args.params}: ok ({len(list(grid_cells(params)))} runs in the grid)")
+    return 0
+
+
+def _stage_train(args: argparse.Namespace) -> int:
+    from zeroflow_core.pipeline import RUNS_DIR, load_params, run_config, run_name
+    from zeroflow_core.train import train
+
+    params = load_params(args.params)
+    config = run_config(params, args.method, args.optimizer, args.dataset, args.seed)
+    out = RUNS_DIR / run_name(args.method, args.optimizer, args.dataset, args.seed)
+    result = train(config, out)
+    print(f"{out}: avg_acc {result['avg_acc']:.2f}  last_acc {result['last_acc']:.2f}  forgetting {result['forgetting']:.2f}")
+    return 0
+
+
+def _stage_pretrain(args: argparse.Namespace) -> int:
+    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.pretrain import pretrain
+
+    settings = load_params(args.params)["pretrain"]
+    result = pretrain(args.out, epochs=settings.get("epochs", 10), n_classes=settings.get("classes", 64),
+                      seed=settings.get("seed", 0), threads=settings.get("threads", 0))
+    print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
+    return 0
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.report import execute_notebook
+
+    path = execute_notebook(args.name, load_params(args.params), args.params)
+    print(f"executed -> {path}")
+    return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    from zeroflow_core.book import build_book
+    from zeroflow_core.pipeline import load_params
+
+    index = build_book(load_params(args.params), args.params)
+    print(f"book: {index.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zeroflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--threads", type=int, default=0)
     pre.set_defaults(run=_pretrain)
+
+    # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.pipeline.
+    check = commands.add_parser("check-params", help="validate params.yaml (first stage of the pipeline)")
+    check.add_argument("--params", default="params.yaml")
+    check.add_argument("--out", help="write a marker file when valid (the stage's output)")
+    check.set_defaults(run=_check_params)
+    stage = commands.add_parser("stage-train", help="one cell of the params.yaml grid into runs/train/")
+    for name in ("method", "optimizer", "dataset"):
+        stage.add_argument(name)
+    stage.add_argument("seed", type=int)
+    stage.add_argument("--params", default="params.yaml")
+    stage.set_defaults(run=_stage_train)
+    stage_pre = commands.add_parser("stage-pretrain", help="pretrain with the settings of params.yaml")
+    stage_pre.add_argument("--params", default="params.yaml")
+    stage_pre.add_argument("--out", default="runs/pretrain")
+    stage_pre.set_defaults(run=_stage_pretrain)
+    notebook = commands.add_parser("notebook", help="execute notebooks/NAME.ipynb with papermill into results/NAME/")
+    notebook.add_argument("name")
+    notebook.add_argument("--params", default="params.yaml")
+    notebook.set_defaults(run=_notebook)
+    book = commands.add_parser("book", help="build the versioned HTML book from the executed notebooks")
+    book.add_argument("--params", default="params.yaml")
+    book.set_defaults(run=_book)
     bench = commands.add_parser("bench", help="memory and time of one optimizer step, each optimizer in a fresh process")
     bench.add_argument("--model", default="vit-tiny", help="vit-tiny (32 px) or vit-b16 (224 px)")
     bench.add_argument("--optimizers", required=True, help="comma-separated registry names, e.g. zo-sgd,fo-sgd")

@@ -1,0 +1,132 @@
+"""params.yaml → run configurations and notebook parameters, checked before the pipeline runs.
+
+The DVC stages call `zeroflow check-params`, `zeroflow stage-train ...` and `zeroflow notebook ...`,
+which all read params.yaml through this module, so the file has one reader and one validator.
+"""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from zeroflow_core.config import ConfigError, resolve_config
+from zeroflow_core.io import load_yaml
+
+SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
+            "pretrain": dict}
+GRID_KEYS = ("methods", "optimizers", "datasets", "seeds")
+PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int}
+RUNS_DIR = Path("runs/train")
+RESULTS_DIR = Path("results")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such parameters file")
+    params = load_yaml(path.read_text())
+    check_params(params, str(path))
+    return params
+
+
+def run_name(method: str, optimizer: str, dataset: str, seed: int) -> str:
+    return f"{method}-{optimizer}-{dataset}-{seed}"
+
+
+def grid_cells(params: dict):
+    grid = params["grid"]
+    for method in grid["methods"]:
+        for optimizer in grid["optimizers"]:
+            for dataset in grid["datasets"]:
+                for seed in grid["seeds"]:
+                    yield method, optimizer, dataset, seed
+
+
+def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
+    """The run of one grid cell: train settings ← dataset's ← optimizer's hyper ← method's settings."""
+    overrides = {**params["train"], **params["datasets"].get(dataset, {})}
+    overrides.update(profile=params["profile"], method=method, optimizer=optimizer, dataset=dataset, seed=seed,
+                     optimizer_hyper=dict(params["optimizers"].get(optimizer, {})),
+                     method_config=dict(params["methods"].get(method, {})))
+    return resolve_config(overrides)
+
+
+def check_params(params, where: str = "params.yaml") -> None:
+    """Refuse an unknown section or key, a wrong type, or a grid cell that would not run."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: expected a mapping of sections")
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown section {unknown[0]!r}; known: {', '.join(SECTIONS)}")
+    for section, kind in SECTIONS.items():
+        if section not in params:
+            raise ConfigError(f"{where}: missing section {section!r}")
+        if not isinstance(params[section], kind):
+            raise ConfigError(f"{where}: {section!r} must be a {kind.__name__}, got {params[section]!r}")
+    grid = params["grid"]
+    for key in sorted(set(grid) - set(GRID_KEYS)):
+        raise ConfigError(f"{where}: unknown key 'grid.{key}'; known: {', '.join(GRID_KEYS)}")
+    for key in GRID_KEYS:
+        if not isinstance(grid.get(key), list) or not grid[key]:
+            raise ConfigError(f"{where}: 'grid.{key}' must be a non-empty list")
+    for key, value in params["pretrain"].items():
+        if key not in PRETRAIN_KEYS:
+            raise ConfigError(f"{where}: unknown key 'pretrain.{key}'; known: {', '.join(PRETRAIN_KEYS)}")
+        if not isinstance(value, PRETRAIN_KEYS[key]) or isinstance(value, bool):
+            raise ConfigError(f"{where}: 'pretrain.{key}' must be {PRETRAIN_KEYS[key].__name__}, got {value!r}")
+    for section in ("optimizers", "methods", "datasets"):
+        for name, value in params[section].items():
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{section}.{name}' must be a mapping, got {value!r}")
+    # every section entry is checked, used by the grid or not, so a typo never waits for a later edit
+    from zeroflow_core.config import RUN_KEYS
+
+    for name, settings in [("train", params["train"])] + [(f"datasets.{d}", s) for d, s in params["datasets"].items()]:
+        for key in settings:
+            if key not in RUN_KEYS or key in ("method", "optimizer", "dataset", "seed", "profile"):
+                raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: "
+                                  f"{', '.join(k for k in RUN_KEYS if k not in ('method', 'optimizer', 'dataset', 'seed', 'profile'))}")
+    cells = list(grid_cells(params))
+    checked = {(m, o, d) for m, o, d, _ in cells}
+    for method in params["methods"]:
+        checked.add((method, grid["optimizers"][0], grid["datasets"][0]))
+    for optimizer in params["optimizers"]:
+        checked.add((grid["methods"][0], optimizer, grid["datasets"][0]))
+    for method, optimizer, dataset in sorted(checked):
+        try:
+            run_config(params, method, optimizer, dataset, grid["seeds"][0])
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error} (in the run {run_name(method, optimizer, dataset, grid['seeds'][0])})") from None
+    for seed in grid["seeds"]:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ConfigError(f"{where}: 'grid.seeds' must hold integers, got {seed!r}")
+
+
+def params_hash(path: str | Path = "params.yaml") -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def code_version() -> str:
+    """Package version plus the git commit (and '+dirty' when the tree has local edits)."""
+    from zeroflow_core import __version__
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", "zeroflow_core") else ""
+    return f"{__version__} ({commit}{dirty})"
+
+
+def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:
+    """What every notebook receives from papermill: the grid, where to read, where to write."""
+    grid = params["grid"]
+    return {
+        "profile": params["profile"], "methods": grid["methods"], "optimizers": grid["optimizers"],
+        "datasets": grid["datasets"], "seeds": grid["seeds"], "runs_dir": str(RUNS_DIR),
+        "reference_dir": "reference", "out_dir": str(RESULTS_DIR / name),
+        "code_version": code_version(), "params_hash": params_hash(params_path),
+    }
