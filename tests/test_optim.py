@@ -391,7 +391,8 @@ def test_zo_step_evaluates_in_eval_mode_and_restores_the_mode(quadratic):
     ("zo-sgd-sign", {"sign_mode": "both"}, "sign_mode"), ("zo-sgd-conserve", {"conserve_mode": "x"}, "conserve_mode"),
     ("zo-sgd", {"lr": 0}, "lr"), ("zo-sgd", {"fo_every": -1}, "fo_every"), ("fo-sgd", {"momentum": 1.5}, "momentum"),
     ("zo-sgd", {"betas": (0.9, 0.99)}, "betas"), ("fo-adam", {"zo_eps": 1e-3}, "zo_eps"),
-    ("zo-sgd", {"learning_rate": 0.1}, "learning_rate"), ("zo-sgd-conserve", {"q": 2, "conserve_mode": "reference"},
+    ("zo-sgd", {"learning_rate": 0.1}, "learning_rate"), ("zo-sgd", {"lr": "fast"}, "'lr' must be float"),
+    ("zo-sgd", {"one_sided": 1}, "one_sided"), ("zo-adam", {"q": 2.0}, "'q' must be int"), ("zo-sgd-conserve", {"q": 2, "conserve_mode": "reference"},
                                                             "conserve_mode"),
 ])
 def test_bad_hyper_parameters_are_refused_by_name(quadratic, name, hyper, message):

@@ -86,6 +86,21 @@ def check_params(params, where: str = "params.yaml") -> None:
             if key not in RUN_KEYS or key in ("method", "optimizer", "dataset", "seed", "profile"):
                 raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: "
                                   f"{', '.join(k for k in RUN_KEYS if k not in ('method', 'optimizer', 'dataset', 'seed', 'profile'))}")
+    from zeroflow_core.methods import METHODS
+    from zeroflow_core.optim import resolve_hyper
+
+    for name, hyper in params["optimizers"].items():
+        try:
+            resolve_hyper(name, **hyper)
+        except ValueError as error:
+            raise ConfigError(f"{where}: 'optimizers.{name}': {error}") from None
+    for name, settings in params["methods"].items():
+        if name not in METHODS:
+            raise ConfigError(f"{where}: 'methods.{name}': unknown method; known: {', '.join(METHODS)}")
+        unknown = sorted(set(settings) - set(METHODS[name].defaults))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key 'methods.{name}.{unknown[0]}'; "
+                              f"{name} takes: {', '.join(METHODS[name].defaults) or 'no settings'}")
     cells = list(grid_cells(params))
     checked = {(m, o, d) for m, o, d, _ in cells}
     for method in params["methods"]:

@@ -91,6 +91,13 @@ def resolve_hyper(name: str, **hyper) -> dict:
     if unknown:
         raise ValueError(f"optimizer {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                          f"it takes: {', '.join(spec.hyper)}")
+    for key, value in hyper.items():
+        default = spec.defaults[key]
+        expected = (int, float) if isinstance(default, float) else (list, tuple) if isinstance(default, tuple) \
+            else type(default)
+        if not isinstance(value, expected) or isinstance(value, bool) != isinstance(default, bool):
+            raise ValueError(f"optimizer {name!r}: hyper-parameter {key!r} must be {type(default).__name__} "
+                             f"like its default {default!r}, got {value!r}")
     resolved = {**spec.defaults, **hyper}
     if "betas" in resolved:
         resolved["betas"] = tuple(resolved["betas"])
