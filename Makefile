@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeroflow-installed
 
-.PHONY: setup main test bench clean-venv
+.PHONY: setup main test bench pipeline-check clean-venv
 
 setup: $(STAMP)
 
@@ -25,9 +25,19 @@ $(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Make
 test: setup
 	$(BIN)/python -m pytest -q -n 2 tests
 
+# dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH.
 main: setup
-	$(BIN)/zeroflow pretrain --out runs/pretrain
-	$(BIN)/zeroflow train --method ease --optimizer zo-sgd --dataset synthetic --out runs/ease-zo-sgd-synthetic-0
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
+
+# The whole pipeline on a tiny grid (tests/ci-params.yaml) in a scratch clone of HEAD.
+pipeline-check: setup
+	rm -rf build/pipeline-check && git clone --quiet . build/pipeline-check
+	cp tests/ci-params.yaml build/pipeline-check/params.yaml
+	cd build/pipeline-check && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/dvc repro
+	test -s build/pipeline-check/site/latest/index.html
+	cd build/pipeline-check && PATH="$(CURDIR)/$(BIN):$$PATH" $(CURDIR)/$(BIN)/dvc status | grep -q "up to date"
+	@echo "pipeline-check: book built at build/pipeline-check/site/latest/index.html; second dvc status clean"
 
 bench: setup
 	$(BIN)/zeroflow bench --model vit-tiny --optimizers fo-sgd,zo-sgd,forward-grad --batch-size 32 --steps 5

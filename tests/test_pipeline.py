@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zeroflow_core.config import ConfigError
+from zeroflow_core.io import load_yaml
+from zeroflow_core.pipeline import check_params, grid_cells, load_params, run_config
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml"])
+def test_shipped_params_are_valid(name):
+    params = load_params(ROOT / name)
+    assert len(list(grid_cells(params))) >= 4
+
+
+def _params():
+    return load_yaml((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda p: p.update(trian={}), "unknown section 'trian'"),
+    (lambda p: p["train"].update(epochz=3), "'train.epochz'"),
+    (lambda p: p["train"].update(epochs="3"), "'epochs' must be int"),
+    (lambda p: p["grid"].update(methods=["ease", "eaze"]), "eaze"),
+    (lambda p: p["grid"].update(optimizers=[]), "'grid.optimizers' must be a non-empty list"),
+    (lambda p: p["optimizers"]["zo-sgd"].update(q="four"), "'optimizers.zo-sgd'.*'q' must be int"),
+    (lambda p: p["optimizers"].update({"zo-sdg": {}}), "zo-sdg"),
+    (lambda p: p["methods"]["ease"].update(alhpa=1), "'methods.ease.alhpa'"),
+    (lambda p: p["datasets"]["digits"].update(n_task=3), "'datasets.digits.n_task'"),
+    (lambda p: p["pretrain"].update(epochs=1.5), "'pretrain.epochs' must be int"),
+    (lambda p: p.update(profile="huge"), "huge"),
+])
+def test_a_wrong_key_or_type_is_named(edit, message):
+    params = _params()
+    edit(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+
+
+def test_run_config_merges_sections_in_order():
+    params = _params()
+    params["train"]["epochs"] = 4
+    params["datasets"]["digits"]["epochs"] = 5
+    params["optimizers"]["zo-sgd"] = {"lr": 0.02, "q": 2}
+    config = run_config(params, "ease", "zo-sgd", "digits", 1)
+    assert config["epochs"] == 5 and config["n_tasks"] == 5 and config["seed"] == 1
+    assert config["optimizer_hyper"] == {"lr": 0.02, "q": 2}
+    assert config["method_config"] == params["methods"]["ease"]
+
+
+def test_dvc_train_stage_depends_on_exactly_its_sections():
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]
+    assert stage["params"] == ["profile", "train", "optimizers.${item.optimizer}", "methods.${item.method}",
+                               "datasets.${item.dataset}"]
+    assert set(stage["matrix"]) == {"method", "optimizer", "dataset", "seed"}
