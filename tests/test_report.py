@@ -1,0 +1,224 @@
+"""Report helpers, the three notebooks (papermill) and the versioned book, on hand-made metrics.json files."""
+import datetime as dt
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from zeroflow_core import report
+from zeroflow_core.pipeline import params_hash
+
+REPO = Path(__file__).resolve().parent.parent
+
+# (method, optimizer, seed) → (avg, last, forgetting); two seeds so every mean and std is hand-checkable
+VALUES = {
+    ("ease", "fo-sgd", 0): (60.0, 50.0, 10.0), ("ease", "fo-sgd", 1): (70.0, 54.0, 14.0),
+    ("ease", "zo-sgd", 0): (55.0, 41.0, 20.0), ("ease", "zo-sgd", 1): (57.0, 45.0, 16.0),
+    ("aper", "fo-sgd", 0): (80.0, 75.0, 5.0), ("aper", "fo-sgd", 1): (82.0, 77.0, 3.0),
+    ("aper", "zo-sgd", 0): (81.0, 76.0, 4.0), ("aper", "zo-sgd", 1): (79.0, 70.0, 8.0),
+}
+GRID = {"methods": ["ease", "aper"], "optimizers": ["fo-sgd", "zo-sgd"], "datasets": ["digits"], "seeds": [0, 1]}
+
+
+def write_run(runs_dir: Path, method, optimizer, dataset, seed, avg, last, fgt, profile="smoke"):
+    folder = runs_dir / f"{method}-{optimizer}-{dataset}-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    first = 2 * avg - last  # two stages whose mean is avg and whose last is last
+    metrics = {"avg_acc": avg, "last_acc": last, "forgetting": fgt, "bwt": -fgt,
+               "acc_matrix": [[first, first - fgt], [None, last]], "acc_seen": [first, last],
+               "loss_curves": [[1.0, 0.5], [1.2, 0.7]], "heldout_losses": [], "peak_memory_mb": 100.0,
+               "seconds_per_epoch": 0.1, "forward_passes": 10, "backward_passes": 0, "forwards_per_step": 2.0,
+               "steps": 5, "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed,
+               "profile": profile}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def fake_grid(runs_dir: Path):
+    for (method, optimizer, seed), (avg, last, fgt) in VALUES.items():
+        write_run(runs_dir, method, optimizer, "digits", seed, avg, last, fgt)
+
+
+def load(runs_dir):
+    return report.load_runs(runs_dir, GRID["methods"], GRID["optimizers"], GRID["datasets"], GRID["seeds"])
+
+
+def test_load_runs_one_row_per_run_in_grid_order(tmp_path):
+    fake_grid(tmp_path)
+    runs = load(tmp_path)
+    assert len(runs) == 8
+    assert list(runs.run[:3]) == ["ease-fo-sgd-digits-0", "ease-fo-sgd-digits-1", "ease-zo-sgd-digits-0"]
+    assert runs.loc[0, "acc_seen"] == [70.0, 50.0]
+    assert (runs.family == "SGD").all() and set(runs.strategy) == {"FO", "ZO"}
+
+
+def test_aggregate_mean_and_sample_std_over_seeds(tmp_path):
+    fake_grid(tmp_path)
+    table = report.aggregate(load(tmp_path)).set_index(["method", "optimizer"])
+    row = table.loc[("ease", "fo-sgd")]
+    assert row.n_seeds == 2
+    assert row.avg_acc_mean == pytest.approx(65.0) and row.avg_acc_std == pytest.approx(math.sqrt(50))
+    assert row.last_acc_mean == pytest.approx(52.0) and row.last_acc_std == pytest.approx(math.sqrt(8))
+    assert row.forgetting_mean == pytest.approx(12.0) and row.forgetting_std == pytest.approx(math.sqrt(8))
+    assert table.loc[("aper", "zo-sgd")].avg_acc_mean == pytest.approx(80.0)
+    assert list(table.index) == [("ease", "fo-sgd"), ("ease", "zo-sgd"), ("aper", "fo-sgd"), ("aper", "zo-sgd")]
+
+
+def test_one_seed_has_no_std_and_formatting():
+    runs = pd.DataFrame([{"method": "ease", "optimizer": "zo-sgd", "dataset": "digits", "avg_acc": 50.0,
+                          "last_acc": 40.0, "forgetting": 5.0}])
+    row = report.aggregate(runs).iloc[0]
+    assert math.isnan(row.avg_acc_std)
+    assert report.format_mean_std(row.avg_acc_mean, row.avg_acc_std) == "50.00"
+    assert report.format_mean_std(65.0, math.sqrt(50)) == "65.00 ± 7.07"
+    assert report.format_mean_std(float("nan"), None) == "—"
+
+
+def test_missing_run_names_folder_and_stage(tmp_path):
+    fake_grid(tmp_path)
+    shutil.rmtree(tmp_path / "ease-zo-sgd-digits-1")
+    with pytest.raises(report.MissingRunError) as error:
+        load(tmp_path)
+    message = str(error.value)
+    assert "ease-zo-sgd-digits-1" in message and "train@ease-zo-sgd-digits-1" in message
+    assert "1 of 8 runs" in message and "dvc repro" in message
+
+
+def test_run_in_the_wrong_folder_or_profile_is_refused(tmp_path):
+    fake_grid(tmp_path)
+    path = tmp_path / "ease-fo-sgd-digits-0" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    path.write_text(json.dumps({**metrics, "optimizer": "zo-adam"}))
+    with pytest.raises(ValueError, match="zo-adam"):
+        load(tmp_path)
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="profile"):
+        report.load_runs(tmp_path, ["ease"], ["fo-sgd"], ["digits"], [0], profile="paper")
+
+
+def test_optimizer_and_method_names_match_the_paper():
+    assert report.PAPER_ROWS == {
+        "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
+        "zo-sgd-conserve": ("SGD", "Conserve"), "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"),
+        "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward")}
+    assert report.method_label("ease") == "EASE" and report.method_label("aper") == "APER"
+    reference = report.load_reference(REPO / "reference")
+    # every row of the paper's Table 1 maps to one of our optimizers, and the datasets are the paper's
+    assert reference.optimizer_name.notna().all()
+    assert set(reference.dataset) == set(report.PAPER_DATASETS)
+    assert set(reference.method_name) == {"ease", "aper"}
+    paper = report.paper_values(reference, ["ease"], ["zo-sgd"], ["cifar100"])
+    assert paper.iloc[0][["avg_acc_mean", "last_acc_mean", "forgetting_mean"]].tolist() == [78.62, 68.40, 15.64]
+
+
+def test_banner_says_which_profile():
+    smoke = report.banner("smoke", ["digits"], [0, 1], "0.1.0 (abc)", "1234abcd")
+    assert "SMOKE profile" in smoke and "not the paper's scale" in smoke
+    assert "1234abcd" in smoke and "0.1.0 (abc)" in smoke and "2 seeds (0, 1)" in smoke
+    assert "PAPER profile" in report.banner("paper", ["cifar100"], [0], "v", "h")
+
+
+def test_unknown_notebook_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown notebook 'table_9'.*table_1"):
+        report.execute_notebook("table_9", {"profile": "smoke", "grid": GRID}, root=tmp_path)
+
+
+def test_committed_notebooks_are_stripped_and_parameterized():
+    import nbformat
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name in report.NOTEBOOKS:
+        nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", [])
+        assert all(not cell.outputs and cell.execution_count is None for cell in code)
+        defaults = {}
+        exec(code[0].source, {}, defaults)
+        for key in ("methods", "optimizers", "datasets", "seeds"):
+            assert defaults[key] == params["grid"][key], (name, key)
+        assert defaults["profile"] == params["profile"] and defaults["out_dir"] == f"results/{name}"
+
+
+# ---------------------------------------------------------------------------- notebooks and book, end to end
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """A repo-shaped folder with the fake grid, run through the three notebooks."""
+    root = tmp_path_factory.mktemp("repo")
+    fake_grid(root / "runs" / "train")
+    shutil.copytree(REPO / "reference", root / "reference")
+    params = {"profile": "smoke", "grid": GRID}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    outputs = {name: report.execute_notebook(name, params, "params.yaml", root=root,
+                                             notebooks_dir=REPO / "notebooks")
+               for name in report.NOTEBOOKS}
+    return root, params, outputs
+
+
+def test_notebooks_write_their_tables_and_figures(executed):
+    root, _, outputs = executed
+    for name, path in outputs.items():
+        assert path == root / "results" / name / f"{name}.ipynb" and path.is_file()
+    for produced in ("table_1/table_1.csv", "table_1/table_1.html", "table_1/table_1.md", "figure_2/figure_2.png",
+                     "figure_2/figure_2.csv", "figure_4/figure_4.png", "figure_4/figure_4.csv"):
+        assert (root / "results" / produced).stat().st_size > 0, produced
+    table = pd.read_csv(root / "results" / "table_1" / "table_1.csv")
+    ours = table[table.source == "ours"].set_index(["method", "optimizer"])
+    assert ours.loc[("ease", "fo-sgd"), "avg_acc_mean"] == pytest.approx(65.0)
+    assert ours.loc[("ease", "fo-sgd"), "avg_acc_std"] == pytest.approx(math.sqrt(50))
+    assert ours.loc[("ease", "zo-sgd"), "last_acc_mean"] == pytest.approx(43.0)
+    assert ours.loc[("aper", "zo-sgd"), "forgetting_mean"] == pytest.approx(6.0)
+    assert ours.loc[("aper", "fo-sgd"), "n_seeds"] == 2
+    paper = table[table.source == "paper"].set_index(["method", "optimizer", "dataset"])
+    assert paper.loc[("ease", "zo-sgd", "cifar100"), "avg_acc_mean"] == pytest.approx(78.62)
+    html = (root / "results" / "table_1" / "table_1.html").read_text()
+    assert "<b>65.00 ± 7.07</b>" in html  # best Avg of EASE
+    assert "<b>12.00 ± 2.83</b>" in html  # lowest Fgt of EASE
+    executed_nb = (root / "results" / "table_1" / "table_1.ipynb").read_text()
+    assert "SMOKE profile" in executed_nb and params_hash(root / "params.yaml") in executed_nb
+    curves = pd.read_csv(root / "results" / "figure_4" / "figure_4.csv")
+    first = curves[(curves.method == "ease") & (curves.optimizer == "fo-sgd") & (curves.stage == 1)]
+    assert first["mean"].item() == pytest.approx(78.0)  # stage 1 = 2·avg − last: 70 and 86
+
+
+def test_execute_notebook_starts_from_an_empty_folder(executed):
+    root, params, _ = executed
+    stale = root / "results" / "figure_4" / "stale.txt"
+    stale.write_text("old")
+    report.execute_notebook("figure_4", params, "params.yaml", root=root, notebooks_dir=REPO / "notebooks")
+    assert not stale.exists() and (root / "results" / "figure_4" / "figure_4.png").is_file()
+
+
+def test_book_builds_versions_with_stamps(executed, tmp_path):
+    from zeroflow_core.book import build_book, list_versions
+
+    root, params, _ = executed
+    site = tmp_path / "site"
+    kwargs = dict(root=root, book_dir=REPO / "book", build_dir=tmp_path / "build", site_dir=site)
+    first = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc), **kwargs)
+    second = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 2, 12, tzinfo=dt.timezone.utc), **kwargs)
+    assert first.is_file() and second.is_file() and first != second
+    assert first.parent.parent == second.parent.parent == site / "versions"
+
+    versions = list_versions(site)
+    assert [v["version_id"] for v in versions] == [second.parent.name, first.parent.name]  # newest first
+    index = (site / "index.html").read_text()
+    assert index.count('href="versions/') == 2
+    assert index.index(second.parent.name) < index.index(first.parent.name)
+
+    phash = params_hash(root / "params.yaml")
+    for page in ("intro.html", "table_1.html", "figure_2.html", "figure_4.html", "reproducibility.html",
+                 "official-vs-paper.html"):
+        text = (second.parent / page).read_text()
+        assert 'class="zeroflow-stamp"' in text and phash in text and second.parent.name in text, page
+    table_page = (second.parent / "table_1.html").read_text()
+    assert "65.00 ± 7.07" in table_page and "SMOKE profile" in table_page
+    assert list((second.parent / "_images").glob("*.png")), "figures are in the book"
+    assert "ease-fo-sgd-digits-0/metrics.json" in (second.parent / "reproducibility.html").read_text()
+    # latest is a copy of the newest, its stamp link one folder shallower
+    latest = (site / "latest" / "table_1.html").read_text()
+    assert second.parent.name in latest and 'href="../index.html"' in latest
+    assert not list(site.glob(".latest*")) and not list((site / "versions").glob(".*"))
