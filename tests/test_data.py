@@ -239,9 +239,15 @@ def test_unknown_name_bad_split_and_no_root(tmp_path):
 
 
 def test_digits_split():
+    from sklearn.datasets import load_digits
+
     tr = load_dataset("digits", split="train")
     te = load_dataset("digits", split="test")
     assert len(tr) + len(te) == 1797
+    reference = load_digits()  # the same bundled file, read by scikit-learn itself
+    train_idx, _ = stratified_split(reference.target, 0.25, 0)
+    assert np.array_equal(tr.labels, reference.target[train_idx])
+    assert np.array_equal(tr.images[..., 0], np.round(reference.images[train_idx] * 255 / 16).astype(np.uint8))
     assert tr.n_classes == te.n_classes == 10
     assert tr.images.shape[1:] == (8, 8, 3) and tr.images.dtype == np.uint8
     assert tr.images.max() == 255 and tr.images.min() == 0

@@ -329,14 +329,27 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The file behind sklearn.datasets.load_digits, read without importing scikit-learn.
+
+    Importing sklearn costs about a second, paid by every cached run of the pipeline; the data is
+    a 1797 x 65 CSV (64 pixels, then the label) inside the installed package.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("digits: scikit-learn is not installed; it bundles this dataset", dataset="digits")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1], data[:, -1].astype(np.int64)
+
+
 @register_dataset("digits", DIGITS_LAYOUT, needs_root=False)
 def load_digits_set(root, split: str, seed: int = 0, test_fraction: float = 0.25) -> ImageSet:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    labels = np.asarray(d.target, dtype=np.int64)
+    pixels, labels = _bundled_digits()
     # pixel values are counts 0..16 of a 4x4 block; map to the full 8-bit range, grey -> RGB
-    gray = np.round(np.asarray(d.images) * (255.0 / 16.0)).astype(np.uint8)
+    gray = np.round(pixels.reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)
     images = np.repeat(gray[..., None], 3, axis=-1)
     train_idx, test_idx = stratified_split(labels, test_fraction, seed)
     idx = train_idx if split == "train" else test_idx
