@@ -71,9 +71,24 @@ def _torchvision_importable() -> bool:
     return True
 
 
-def import_timm():
-    if "timm" not in sys.modules and not _torchvision_importable():
-        sys.meta_path.insert(0, _StandInFinder())
-    import timm
+def _no_compiler_disable(fn=None, recursive=True, **kwargs):
+    return fn if fn is not None else (lambda f: f)
 
+
+def import_timm():
+    if "timm" in sys.modules:
+        return sys.modules["timm"]
+    if not _torchvision_importable():
+        sys.meta_path.insert(0, _StandInFinder())
+    import torch
+
+    # timm decorates a few models' methods with torch.compiler.disable at import time, which
+    # imports torch._dynamo: 1.4 s of every pipeline stage's start-up, for models we never
+    # compile. Those decorators become no-ops; torch.compiler.disable itself is restored.
+    original = torch.compiler.disable
+    torch.compiler.disable = _no_compiler_disable
+    try:
+        import timm
+    finally:
+        torch.compiler.disable = original
     return timm
