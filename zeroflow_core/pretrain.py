@@ -55,7 +55,7 @@ def pretrain(out_dir: str | Path, backbone: str = "vit-smoke", epochs: int = 20,
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     net.eval()
     with torch.no_grad():
         correct = sum(int((net(test_cache.x[i:i + 512].to(device)).argmax(1).cpu() == test_cache.y[i:i + 512]).sum())

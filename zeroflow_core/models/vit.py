@@ -28,7 +28,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "vit-tiny": BackboneSpec("vit_tiny_patch16_224", 32, (("patch_size", 4),)),
     # The embedded default's backbone, pretrained by `zeroflow pretrain` on the generated pretext set.
     "vit-smoke": BackboneSpec("vit_tiny_patch16_224", 32,
-                              (("patch_size", 8), ("embed_dim", 96), ("depth", 4), ("num_heads", 3))),
+                              (("patch_size", 8), ("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
     # The paper's backbone (ViT-B/16 at 224 px); weights come from a local file, see models.pretrained.
     "vit-b16": BackboneSpec("vit_base_patch16_224", 224),
 }
