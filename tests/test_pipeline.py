@@ -56,3 +56,22 @@ def test_dvc_train_stage_depends_on_exactly_its_sections():
     assert stage["params"] == ["profile", "train", "optimizers.${item.optimizer}", "methods.${item.method}",
                                "datasets.${item.dataset}"]
     assert set(stage["matrix"]) == {"method", "optimizer", "dataset", "seed"}
+
+
+def test_dataset_manifest_fingerprints_the_data():
+    from zeroflow_core.data.manifest import dataset_manifest
+
+    small = {"n_classes": 10, "n_train": 4, "n_test": 2}
+    first = dataset_manifest("synthetic", None, **small)
+    assert first["splits"]["train"] | {"sha256": None} == {"images": 40, "classes": 10, "sha256": None}
+    assert dataset_manifest("synthetic", None, **small) == first
+    other_seed = dataset_manifest("synthetic", None, seed=1, **small)
+    assert other_seed["splits"]["train"]["sha256"] != first["splits"]["train"]["sha256"]
+
+
+def test_prepare_names_a_missing_dataset(tmp_path):
+    from zeroflow_core.data import DatasetError
+    from zeroflow_core.data.manifest import dataset_manifest
+
+    with pytest.raises(DatasetError, match=f"cub: expected .*{tmp_path}"):
+        dataset_manifest("cub", tmp_path)

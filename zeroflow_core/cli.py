@@ -63,6 +63,21 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    from zeroflow_core.data.manifest import dataset_manifest
+    from zeroflow_core.io import write_json
+    from zeroflow_core.pipeline import load_params, run_config
+
+    params = load_params(args.params)
+    grid = params["grid"]
+    config = run_config(params, grid["methods"][0], grid["optimizers"][0], args.dataset, grid["seeds"][0])
+    manifest = dataset_manifest(args.dataset, config["data_root"], **config["dataset_options"])
+    write_json(args.out, manifest)
+    counts = ", ".join(f"{s} {v['images']} images" for s, v in manifest["splits"].items())
+    print(f"{args.dataset}: {counts}, {manifest['splits']['train']['classes']} classes -> {args.out}")
+    return 0
+
+
 def _stage_train(args: argparse.Namespace) -> int:
     from zeroflow_core.pipeline import RUNS_DIR, load_params, run_config, run_name
     from zeroflow_core.train import train
@@ -136,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--params", default="params.yaml")
     check.add_argument("--out", help="write a marker file when valid (the stage's output)")
     check.set_defaults(run=_check_params)
+    prepare = commands.add_parser("prepare", help="check a dataset of the grid and record its fingerprint")
+    prepare.add_argument("dataset")
+    prepare.add_argument("--params", default="params.yaml")
+    prepare.add_argument("--out", required=True)
+    prepare.set_defaults(run=_prepare)
     stage = commands.add_parser("stage-train", help="one cell of the params.yaml grid into runs/train/")
     for name in ("method", "optimizer", "dataset"):
         stage.add_argument(name)
