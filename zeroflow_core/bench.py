@@ -20,7 +20,9 @@ Memory, decided deliberately:
   VmHWM (which belongs to the post-exec address space) reports its own peak. ru_maxrss is the
   fallback only where /proc is missing. CPU figures include the interpreter and the torch
   libraries; `baseline_memory_mb` (resident set after imports, before the model exists) is
-  recorded so that net figures can be computed.
+  recorded so that net figures can be computed. Every worker first builds a throwaway
+  torch.optim.SGD, because the first optimizer of a process imports torch._dynamo (~75 MB): without
+  that, the forward-only baseline would look 75 MB lighter than any optimizer's worker.
 
 The forward baseline always runs the model as inference would (timm's fused attention as
 configured). forward-grad switches fused attention off for torch.func.jvp; its row is still
@@ -244,6 +246,10 @@ def _worker(config: dict) -> dict:
 
     torch.set_num_threads(config["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # The first torch.optim.Optimizer ever built imports torch._dynamo (sympy, mpmath, ...): about
+    # 75 MB of resident modules. Pay it here in every worker, forward-only ones included, so that
+    # it is neither charged to the optimizer nor missing from the forward baseline.
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     baseline = _current_memory_mb(device)
     model, x, y = _build(config, device)
     attention = [m for m in model.modules() if hasattr(m, "fused_attn")]
