@@ -173,40 +173,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 # -- worker side ------------------------------------------------------------------------------
-def _peak_memory_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    kib = _proc_status_kib("VmHWM")
-    if kib is None:
-        import resource
-
-        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, KiB on Linux
-    return kib / 1024
-
-
-def _current_memory_mb(device) -> float:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.memory_allocated(device) / 2**20
-    kib = _proc_status_kib("VmRSS")
-    return 0.0 if kib is None else kib / 1024
-
-
-def _proc_status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def _build(config: dict, device):
     import torch
 
@@ -243,6 +209,7 @@ def _worker(config: dict) -> dict:
 
     from zeroflow_core.optim import OPTIMIZERS, create_optimizer
     from zeroflow_core.optim.base import eval_mode
+    from zeroflow_core.runtime import current_memory_mb, peak_memory_mb
 
     torch.set_num_threads(config["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -250,7 +217,7 @@ def _worker(config: dict) -> dict:
     # 75 MB of resident modules. Pay it here in every worker, forward-only ones included, so that
     # it is neither charged to the optimizer nor missing from the forward baseline.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    baseline = _current_memory_mb(device)
+    baseline = current_memory_mb(device)
     model, x, y = _build(config, device)
     attention = [m for m in model.modules() if hasattr(m, "fused_attn")]
     inference_fused = [m.fused_attn for m in attention]
@@ -272,7 +239,7 @@ def _worker(config: dict) -> dict:
         for _ in range(config["warmup"]):
             forward()
         times = [_timed(forward, device) for _ in range(config["steps"])]
-        return dict(result, forward_seconds=statistics.median(times), peak_memory_mb=_peak_memory_mb(device))
+        return dict(result, forward_seconds=statistics.median(times), peak_memory_mb=peak_memory_mb(device))
 
     name = config["optimizer"]
     hyper = {"q": config["q"]} if config["q"] is not None and "q" in OPTIMIZERS[name].hyper else {}
@@ -306,7 +273,7 @@ def _worker(config: dict) -> dict:
         forward_unfused_seconds=statistics.median(unfused_times) if switched else None,
         forwards_per_step=(optimizer.forward_passes - forwards) / config["steps"],
         backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],
-        peak_memory_mb=_peak_memory_mb(device),
+        peak_memory_mb=peak_memory_mb(device),
     )
 
 
