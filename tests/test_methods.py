@@ -184,6 +184,15 @@ def test_ease_heldout_loss_splits_current_and_old():
     assert m.heldout_loss(x, y) == pytest.approx(float((old + cur) / len(y)), rel=1e-5)
 
 
+def restored(method, name, n_tasks, **config):
+    """A method rebuilt as the trainer resumes one: fresh backbone, begin_task(0..n-1), load state."""
+    fresh = make_method(name, vit_seed=1, **config).train(method.training)
+    for t in range(n_tasks):
+        fresh.begin_task(t)
+    fresh.load_state_dict(roundtrip(method.state_dict()))
+    return fresh
+
+
 def roundtrip(state):
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -195,10 +204,7 @@ def roundtrip(state):
 def test_ease_checkpoint_round_trip(use_init_ptm):
     m = make_method("ease", use_init_ptm=use_init_ptm).eval()
     run_tasks(m, 2)
-    fresh = make_method("ease", vit_seed=1, use_init_ptm=use_init_ptm).eval()
-    for t in range(2):
-        fresh.begin_task(t)
-    fresh.load_state_dict(roundtrip(m.state_dict()))
+    fresh = restored(m, "ease", 2, use_init_ptm=use_init_ptm)
     x, _ = task_data(1, seed=4)
     with torch.no_grad():
         assert torch.equal(fresh.logits(x), m.logits(x))
@@ -208,10 +214,7 @@ def test_ease_new_task_modules_do_not_depend_on_global_rng():
     """A run resumed from a task checkpoint must create task t+1's adapters as the whole run did."""
     m = make_method("ease").eval()
     run_tasks(m, 2)
-    fresh = make_method("ease", vit_seed=1).eval()
-    for t in range(2):
-        fresh.begin_task(t)
-    fresh.load_state_dict(roundtrip(m.state_dict()))
+    fresh = restored(m, "ease", 2)
     torch.rand(7)  # the global RNG is elsewhere after a resume
     rng = torch.get_rng_state()
     fresh.begin_task(2)
@@ -253,10 +256,7 @@ def test_aper_prototypes_in_concatenated_space_and_nearest_prediction():
 def test_aper_checkpoint_round_trip():
     m = make_method("aper").eval()
     run_tasks(m, 2)
-    fresh = make_method("aper", vit_seed=1).eval()
-    for t in range(2):
-        fresh.begin_task(t)
-    fresh.load_state_dict(roundtrip(m.state_dict()))
+    fresh = restored(m, "aper", 2)
     x, _ = task_data(1, seed=4)
     with torch.no_grad():
         assert torch.equal(fresh.logits(x), m.logits(x))
@@ -327,10 +327,7 @@ def test_replay_checkpoint_keeps_memory_and_generator():
     m.begin_task(0)
     stream(m, 0)
     m.begin_task(1)
-    fresh = make_method("replay", vit_seed=1, memory_per_class=3, seed=9)
-    fresh.begin_task(0)
-    fresh.begin_task(1)
-    fresh.load_state_dict(roundtrip(m.state_dict()))
+    fresh = restored(m, "replay", 2, memory_per_class=3, seed=9)
     x, y = task_data(1)
     a, b = m.prepare_batch(x, y), fresh.prepare_batch(x, y)
     assert torch.equal(a["x_replay"], b["x_replay"]) and torch.equal(a["y_replay"], b["y_replay"])
@@ -387,10 +384,7 @@ def test_lwf_distillation_zero_when_student_is_teacher():
 def test_lwf_checkpoint_round_trip():
     m = lwf_at_task_1().eval()
     perturb_trainables(m, seed=2)
-    fresh = make_method("lwf", vit_seed=1)
-    fresh.begin_task(0)
-    fresh.begin_task(1)
-    fresh.load_state_dict(roundtrip(m.state_dict()))
+    fresh = restored(m, "lwf", 2)
     fresh.begin_task(1)  # a repeated begin_task keeps the teacher
     fresh.eval()
     x, y = task_data(1)

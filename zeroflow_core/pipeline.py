@@ -81,11 +81,12 @@ def check_params(params, where: str = "params.yaml") -> None:
     # every section entry is checked, used by the grid or not, so a typo never waits for a later edit
     from zeroflow_core.config import RUN_KEYS
 
+    # the grid and `profile` choose these per run; sections hold only the other run settings
+    settable = [k for k in RUN_KEYS if k not in ("method", "optimizer", "dataset", "seed", "profile")]
     for name, settings in [("train", params["train"])] + [(f"datasets.{d}", s) for d, s in params["datasets"].items()]:
         for key in settings:
-            if key not in RUN_KEYS or key in ("method", "optimizer", "dataset", "seed", "profile"):
-                raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: "
-                                  f"{', '.join(k for k in RUN_KEYS if k not in ('method', 'optimizer', 'dataset', 'seed', 'profile'))}")
+            if key not in settable:
+                raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: {', '.join(settable)}")
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import resolve_hyper
 

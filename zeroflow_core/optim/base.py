@@ -55,7 +55,9 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         """Call the closure once (a forward pass), refusing a non-finite loss."""
         loss = closure()
         self.forward_passes += 1
-        value = float(loss)
+        return self.refuse_non_finite(float(loss), what)
+
+    def refuse_non_finite(self, value: float, what: str) -> float:
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"{type(self).__name__}: non-finite loss {value} at step {self.steps_taken} ({what}); "
@@ -70,11 +72,7 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
                 p.grad = None
             loss = closure()
             self.forward_passes += 1
-            if not math.isfinite(float(loss.detach())):
-                raise NonFiniteLossError(
-                    f"{type(self).__name__}: non-finite loss {float(loss.detach())} at step {self.steps_taken} "
-                    "(exact step); the parameters are left as they were before this step"
-                )
+            self.refuse_non_finite(float(loss.detach()), "exact step")
             loss.backward()
             self.backward_passes += 1
         with torch.no_grad():
