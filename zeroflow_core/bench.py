@@ -20,14 +20,25 @@ Memory, decided deliberately:
   VmHWM (which belongs to the post-exec address space) reports its own peak. ru_maxrss is the
   fallback only where /proc is missing. CPU figures include the interpreter and the torch
   libraries; `baseline_memory_mb` (resident set after imports, before the model exists) is
-  recorded so that net figures can be computed. Every worker first builds a throwaway
-  torch.optim.SGD, because the first optimizer of a process imports torch._dynamo (~75 MB): without
-  that, the forward-only baseline would look 75 MB lighter than any optimizer's worker.
+  recorded so that net figures can be computed. Our optimizers never import torch._dynamo (see
+  optim/base.py); forward-grad's torch.func does, and that is charged to forward-grad.
+  Workers run with glibc's mmap threshold fixed at 4 MiB (MALLOC_MMAP_THRESHOLD_): every buffer of
+  4 MiB or more is mapped on allocation and returned on free, so the resident peak follows the
+  peak of live activations. With glibc's default the threshold climbs to the size of the largest
+  freed buffer (up to 32 MiB) and later activations are carved from a heap that keeps freed pages,
+  so the peak depends on allocation order: on ViT-B/16 at batch 48 a ZO-SGD worker peaked up to
+  170 MB above the same forward, varying from run to run (FO/ZO 4.2× to 4.9×). Smaller buffers stay
+  on the heap, where mapping each one would make small models' steps page-fault bound.
 
-The forward baseline always runs the model as inference would (timm's fused attention as
-configured). forward-grad switches fused attention off for torch.func.jvp; its row is still
-compared with the fused forward, since the question is what training costs relative to
-inference, and `forward_unfused_seconds` records the unfused forward for reference.
+Attention, decided deliberately: `attention="explicit"` (default) computes softmax(q·kᵀ)·v with
+the attention matrix materialised, as the official EASE/APER backbone (PILOT's vit_ease.py) does
+and so as the paper's Table 2 was measured; backprop then keeps every block's attention matrix,
+which is a large part of FO's memory. `attention="fused"` uses timm's fused
+scaled-dot-product kernel (what our training runs use; same function, less stored). The forward
+baseline uses the same attention as the step workers. forward-grad always runs unfused (jvp
+has no rule for the fused CPU kernels); with `fused`, its row is still compared with the fused
+forward, since the question is what training costs relative to inference, and
+`forward_unfused_seconds` records the unfused forward for reference.
 """
 from __future__ import annotations
 
@@ -42,6 +53,8 @@ from pathlib import Path
 SEED = 0
 NUM_CLASSES = 100
 RESULT_MARK = "ZEROFLOW_BENCH_RESULT "
+ATTENTION = ("explicit", "fused")
+MMAP_THRESHOLD = 4 << 20
 
 
 class BenchmarkError(RuntimeError):
@@ -50,29 +63,37 @@ class BenchmarkError(RuntimeError):
 
 # -- parent side ------------------------------------------------------------------------------
 def run_benchmark(model: str, optimizers, batch_size: int, steps: int, q: int | None = None,
-                  threads: int = 2, warmup: int = 1, depth: int | None = None) -> list[dict]:
-    """One row per optimizer (see the module docstring for what each figure means)."""
-    names = validate(model, optimizers, batch_size, steps, q, threads, warmup, depth)
-    common = dict(model=model, batch_size=batch_size, steps=steps, threads=threads, warmup=warmup, depth=depth)
+                  threads: int = 2, warmup: int = 1, depth: int | None = None,
+                  attention: str = "explicit") -> list[dict]:
+    """One row per optimizer (see the module docstring for what each figure means).
+
+    `optimizers` holds registry names, measured at query budget `q` (None: each one's default),
+    and/or (name, q) pairs for rows at their own budget, e.g. ["zo-sgd", ("zo-sgd", 4)].
+    """
+    rows_to_run = validate(model, optimizers, batch_size, steps, q, threads, warmup, depth, attention)
+    common = dict(model=model, batch_size=batch_size, steps=steps, threads=threads, warmup=warmup, depth=depth,
+                  attention=attention)
     forward = _spawn(dict(common, mode="forward"), "the forward-only baseline")
     rows = []
-    for name in names:
-        result = _spawn(dict(common, mode="step", optimizer=name, q=q), f"optimizer {name!r}")
+    for name, budget in rows_to_run:
+        result = _spawn(dict(common, mode="step", optimizer=name, q=budget), f"optimizer {name!r}")
         rows.append(_row(name, common, result, forward))
     return rows
 
 
-def validate(model, optimizers, batch_size, steps, q, threads, warmup, depth) -> list[str]:
+def validate(model, optimizers, batch_size, steps, q, threads, warmup, depth, attention="explicit"):
+    """The (optimizer, q) pairs to measure, or a ValueError naming the bad argument."""
     from zeroflow_core.models.vit import BACKBONES
     from zeroflow_core.optim import OPTIMIZERS
 
     if model not in BACKBONES:
         raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(BACKBONES))}")
-    names = [optimizers] if isinstance(optimizers, str) else list(optimizers)
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
+    entries = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    pairs = [(e, q) if isinstance(e, str) else tuple(e) for e in entries]
+    pairs = [(n.strip(), budget) for n, budget in pairs if n.strip()]
+    if not pairs:
         raise ValueError("no optimizer given")
-    unknown = [n for n in names if n not in OPTIMIZERS]
+    unknown = [n for n, _ in pairs if n not in OPTIMIZERS]
     if unknown:
         raise ValueError(f"unknown optimizer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(OPTIMIZERS)}")
@@ -80,11 +101,14 @@ def validate(model, optimizers, batch_size, steps, q, threads, warmup, depth) ->
                               ("warmup", warmup, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
-    if q is not None and (not isinstance(q, int) or isinstance(q, bool) or q < 1):
-        raise ValueError(f"q must be an integer >= 1, got {q!r}")
+    for _, budget in pairs:
+        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
+            raise ValueError(f"q must be an integer >= 1, got {budget!r}")
     if depth is not None and (not isinstance(depth, int) or depth < 1):
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    return names
+    if attention not in ATTENTION:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
+    return pairs
 
 
 def _spawn(config: dict, what: str) -> dict:
@@ -93,6 +117,8 @@ def _spawn(config: dict, what: str) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     # OpenMP/MKL pools outside torch's own setting would otherwise size themselves to the machine.
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(config["threads"])
+    # A fixed glibc mmap threshold (see the module docstring), unless the caller chose one.
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
     proc = subprocess.run([sys.executable, "-m", "zeroflow_core.bench", "--worker", json.dumps(config)],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -118,6 +144,7 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
         "device": result["device"],
         "threads": common["threads"],
         "steps": common["steps"],
+        "attention": common["attention"],
         "peak_memory_mb": result["peak_memory_mb"],
         "forward_peak_memory_mb": forward["peak_memory_mb"],
         "baseline_memory_mb": result["baseline_memory_mb"],
@@ -163,7 +190,7 @@ def format_table(rows: list[dict]) -> str:
     out = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in lines]
     r0 = rows[0]
-    out.append(f"model {r0['model']}, batch {r0['batch_size']}, device {r0['device']}, "
+    out.append(f"model {r0['model']}, batch {r0['batch_size']}, {r0['attention']} attention, device {r0['device']}, "
                f"{r0['threads']} threads, median of {r0['steps']} steps; n = forwards per step")
     unfused = [r for r in rows if r["forward_unfused_seconds"] is not None]
     for r in unfused:
@@ -176,7 +203,7 @@ def format_table(rows: list[dict]) -> str:
 def _build(config: dict, device):
     import torch
 
-    from zeroflow_core.models.vit import AdapterClassifier, create_adapter_vit
+    from zeroflow_core.models.vit import AdapterClassifier, create_adapter_vit, disable_fused_attention
 
     torch.manual_seed(SEED)
     vit = create_adapter_vit(config["model"])
@@ -184,6 +211,8 @@ def _build(config: dict, device):
         # tests only: fewer blocks, built before the adapters so that adapters match blocks
         vit.backbone.blocks = vit.backbone.blocks[: config["depth"]]
     model = AdapterClassifier(vit, num_classes=NUM_CLASSES).to(device)
+    if config.get("attention", "explicit") == "explicit":
+        disable_fused_attention(model)
     generator = torch.Generator().manual_seed(SEED)
     size = vit.image_size
     x = torch.randn(config["batch_size"], 3, size, size, generator=generator).to(device)
@@ -213,10 +242,6 @@ def _worker(config: dict) -> dict:
 
     torch.set_num_threads(config["threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    # The first torch.optim.Optimizer ever built imports torch._dynamo (sympy, mpmath, ...): about
-    # 75 MB of resident modules. Pay it here in every worker, forward-only ones included, so that
-    # it is neither charged to the optimizer nor missing from the forward baseline.
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     baseline = current_memory_mb(device)
     model, x, y = _build(config, device)
     attention = [m for m in model.modules() if hasattr(m, "fused_attn")]

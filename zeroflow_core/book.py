@@ -23,7 +23,7 @@ import nbformat
 
 from zeroflow_core import __version__
 from zeroflow_core.io import write_atomically
-from zeroflow_core.pipeline import RESULTS_DIR, RUNS_DIR, grid_cells, params_hash, run_name
+from zeroflow_core.pipeline import EFFICIENCY_DIR, RESULTS_DIR, RUNS_DIR, grid_cells, params_hash, run_name
 from zeroflow_core.report import NOTEBOOKS, REPO_ROOT
 
 STAMP_FILE = "zeroflow-version.json"
@@ -196,18 +196,25 @@ def _md_table(header, rows) -> str:
 
 def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, results_dir: Path,
                      notebooks: dict) -> dict:
+    from zeroflow_core.ablation import ABLATIONS_DIR, SWEEPS, cells
+
+    files = [RUNS_DIR / run_name(*cell) / "metrics.json" for cell in grid_cells(params)]
+    files += [ABLATIONS_DIR / name / cell / "metrics.json" for name in SWEEPS for cell, _ in cells(params, name)]
+    files += [EFFICIENCY_DIR / f"{model}.json" for model in params["efficiency"]["models"]]
     runs = []
-    for method, optimizer, dataset, seed in grid_cells(params):
-        path = root / RUNS_DIR / run_name(method, optimizer, dataset, seed) / "metrics.json"
+    for relative in files:
+        path = root / relative
         if path.is_file():
             try:
                 metrics = json.loads(path.read_text())
             except json.JSONDecodeError:
                 metrics = {}
-            runs.append((f"`{RUNS_DIR}/{path.parent.name}/metrics.json`", metrics.get("profile", "?"),
-                         metrics.get("device", "?"), f"`{_sha256(path)[:16]}`"))
+            if isinstance(metrics, list):  # efficiency rows: one device for all
+                metrics = {"profile": "—", "device": metrics[0].get("device", "?") if metrics else "?"}
+            runs.append((f"`{relative}`", metrics.get("profile", "?"), metrics.get("device", "?"),
+                         f"`{_sha256(path)[:16]}`"))
         else:
-            runs.append((f"`{RUNS_DIR}/{path.parent.name}/metrics.json`", "—", "—", "missing"))
+            runs.append((f"`{relative}`", "—", "—", "missing"))
     results = []
     for name in notebooks:
         for path in sorted((results_dir / name).iterdir()):

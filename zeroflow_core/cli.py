@@ -21,7 +21,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     try:
         rows = run_benchmark(args.model, args.optimizers.split(","), args.batch_size, args.steps, q=args.q,
-                             threads=args.threads, warmup=args.warmup, depth=args.depth)
+                             threads=args.threads, warmup=args.warmup, depth=args.depth, attention=args.attention)
     except BenchmarkError as error:
         print(f"zeroflow bench: error: {error}", file=sys.stderr)
         return 1
@@ -101,6 +101,32 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_ablation(args: argparse.Namespace) -> int:
+    from zeroflow_core.ablation import run_ablation
+    from zeroflow_core.pipeline import load_params
+
+    folder = run_ablation(load_params(args.params), args.name)
+    print(f"ablation {args.name} -> {folder}/")
+    return 0
+
+
+def _stage_efficiency(args: argparse.Namespace) -> int:
+    from zeroflow_core.bench import BenchmarkError, format_table
+    from zeroflow_core.io import write_json
+    from zeroflow_core.pipeline import EFFICIENCY_DIR, efficiency_rows, load_params
+
+    try:
+        rows = efficiency_rows(load_params(args.params), args.model)
+    except BenchmarkError as error:
+        print(f"zeroflow stage-efficiency: error: {error}", file=sys.stderr)
+        return 1
+    out = EFFICIENCY_DIR / f"{args.model}.json"
+    write_json(out, rows)
+    print(format_table(rows))
+    print(f"-> {out}")
+    return 0
+
+
 def _notebook(args: argparse.Namespace) -> int:
     from zeroflow_core.pipeline import load_params
     from zeroflow_core.report import execute_notebook
@@ -166,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     stage_pre.add_argument("--params", default="params.yaml")
     stage_pre.add_argument("--out", default="runs/pretrain")
     stage_pre.set_defaults(run=_stage_pretrain)
+    ablation = commands.add_parser("stage-ablation", help="all runs of one ablation of params.yaml (figure 5, tables 3-4)")
+    ablation.add_argument("name", help="query_budget, history or sparsity")
+    ablation.add_argument("--params", default="params.yaml")
+    ablation.set_defaults(run=_stage_ablation)
+    efficiency = commands.add_parser("stage-efficiency", help="Table 2's bench measurements for one model of params.yaml")
+    efficiency.add_argument("model")
+    efficiency.add_argument("--params", default="params.yaml")
+    efficiency.set_defaults(run=_stage_efficiency)
     notebook = commands.add_parser("notebook", help="execute notebooks/NAME.ipynb with papermill into results/NAME/")
     notebook.add_argument("name")
     notebook.add_argument("--params", default="params.yaml")
@@ -181,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--q", type=int, default=None, help="query budget for the optimizers that take one")
     bench.add_argument("--threads", type=int, default=2, help="torch threads in each worker")
     bench.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    bench.add_argument("--attention", choices=["explicit", "fused"], default="explicit",
+                       help="explicit: softmax(q·kᵀ)·v as the official backbone (default); fused: timm's kernel")
     bench.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     bench.add_argument("--depth", type=int, default=None, help=argparse.SUPPRESS)  # tests: fewer blocks
     bench.set_defaults(run=_bench)

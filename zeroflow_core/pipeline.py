@@ -13,10 +13,14 @@ from zeroflow_core.config import ConfigError, resolve_config
 from zeroflow_core.io import load_yaml
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
-            "pretrain": dict}
+            "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 GRID_KEYS = ("methods", "optimizers", "datasets", "seeds")
 PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int}
+EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
+EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
+LANDSCAPE_KEYS = {"steps": int, "seeds": list}
 RUNS_DIR = Path("runs/train")
+EFFICIENCY_DIR = Path("runs/efficiency")
 RESULTS_DIR = Path("results")
 
 
@@ -116,6 +120,78 @@ def check_params(params, where: str = "params.yaml") -> None:
     for seed in grid["seeds"]:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"{where}: 'grid.seeds' must hold integers, got {seed!r}")
+    check_efficiency(params["efficiency"], where)
+    from zeroflow_core.ablation import SWEEPS, cells, check_ablations
+
+    check_ablations(params["ablations"], where)
+    if params["ablations"]["dataset"] not in grid["datasets"]:
+        raise ConfigError(f"{where}: 'ablations.dataset' {params['ablations']['dataset']!r} must be one of "
+                          f"grid.datasets ({', '.join(grid['datasets'])}), whose prepare stage checks it")
+    for name in SWEEPS:
+        for _ in cells(params, name):
+            pass
+    _check_section(params["landscape"], "landscape", LANDSCAPE_KEYS, where)
+    if params["landscape"]["steps"] < 1 or not params["landscape"]["seeds"] or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in params["landscape"]["seeds"]):
+        raise ConfigError(f"{where}: 'landscape' needs steps >= 1 and a non-empty list of integer seeds")
+
+
+def _check_section(section: dict, name: str, keys: dict, where: str) -> None:
+    for key in section:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'; known: {', '.join(keys)}")
+    for key, kind in keys.items():
+        value = section.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{where}: '{name}.{key}' must be a {kind.__name__}, got {value!r}")
+
+
+def check_efficiency(section: dict, where: str = "params.yaml") -> None:
+    from zeroflow_core.bench import ATTENTION
+    from zeroflow_core.models import BACKBONES
+    from zeroflow_core.optim import OPTIMIZERS
+
+    _check_section(section, "efficiency", EFFICIENCY_KEYS, where)
+    if section["threads"] < 1:
+        raise ConfigError(f"{where}: 'efficiency.threads' must be >= 1")
+    if section["attention"] not in ATTENTION:
+        raise ConfigError(f"{where}: 'efficiency.attention': unknown value {section['attention']!r}; "
+                          f"known: {', '.join(ATTENTION)}")
+    for name in section["optimizers"]:
+        if name not in OPTIMIZERS:
+            raise ConfigError(f"{where}: 'efficiency.optimizers': unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    for q in section["extra_q"]:
+        if not isinstance(q, int) or isinstance(q, bool) or q < 1:
+            raise ConfigError(f"{where}: 'efficiency.extra_q' must hold integers >= 1, got {q!r}")
+    if not section["models"]:
+        raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
+    for model, settings in section["models"].items():
+        if model not in BACKBONES:
+            raise ConfigError(f"{where}: 'efficiency.models.{model}': unknown model; known: {', '.join(BACKBONES)}")
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}: 'efficiency.models.{model}' must be a mapping")
+        for key, value in settings.items():
+            if key not in EFFICIENCY_MODEL_KEYS:
+                raise ConfigError(f"{where}: unknown key 'efficiency.models.{model}.{key}'; "
+                                  f"known: {', '.join(EFFICIENCY_MODEL_KEYS)}")
+        for key, low in EFFICIENCY_MODEL_KEYS.items():
+            value = settings.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{where}: 'efficiency.models.{model}.{key}' must be an integer >= {low}, "
+                                  f"got {value!r}")
+
+
+def efficiency_rows(params: dict, model: str) -> list[dict]:
+    """Table 2's measurements for one model: every optimizer of `efficiency`, then ZO-SGD at each extra q."""
+    from zeroflow_core.bench import run_benchmark
+
+    section = params["efficiency"]
+    if model not in section["models"]:
+        raise ConfigError(f"'efficiency.models' has no entry {model!r}; it has: {', '.join(section['models'])}")
+    settings = section["models"][model]
+    pairs = [(name, None) for name in section["optimizers"]] + [("zo-sgd", q) for q in section["extra_q"]]
+    return run_benchmark(model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
+                         warmup=settings["warmup"], attention=section["attention"])
 
 
 def params_hash(path: str | Path = "params.yaml") -> str:
@@ -137,12 +213,34 @@ def code_version() -> str:
     return f"{__version__} ({commit}{dirty})"
 
 
+# Every notebook in the book's order, with the results it reads: the train grid, the efficiency
+# measurements, one ablation of params.yaml, or nothing (the toy problem is computed in the notebook).
+NOTEBOOK_INPUTS = {
+    "table_1": "grid", "figure_2": "grid", "figure_4": "grid", "table_2": "efficiency", "figure_5": "query_budget",
+    "figure_3": "landscape", "figure_6": "landscape", "figure_7": "grid", "table_3": "history", "table_4": "sparsity",
+}
+
+
 def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:
-    """What every notebook receives from papermill: the grid, where to read, where to write."""
+    """What papermill gives notebook `name`: where to read and write, and the settings it shows."""
+    from zeroflow_core.ablation import ABLATIONS_DIR, SWEEPS
+
+    kind = NOTEBOOK_INPUTS[name]
     grid = params["grid"]
-    return {
-        "profile": params["profile"], "methods": grid["methods"], "optimizers": grid["optimizers"],
-        "datasets": grid["datasets"], "seeds": grid["seeds"], "runs_dir": str(RUNS_DIR),
-        "reference_dir": "reference", "out_dir": str(RESULTS_DIR / name),
-        "code_version": code_version(), "params_hash": params_hash(params_path),
-    }
+    parameters = {"profile": params["profile"], "out_dir": str(RESULTS_DIR / name), "code_version": code_version(),
+                  "params_hash": params_hash(params_path)}
+    if kind in ("grid", "efficiency"):
+        parameters.update(methods=grid["methods"], optimizers=grid["optimizers"], datasets=grid["datasets"],
+                          seeds=grid["seeds"], runs_dir=str(RUNS_DIR), reference_dir="reference")
+    if kind == "efficiency":
+        section = params["efficiency"]
+        parameters.update(efficiency_dir=str(EFFICIENCY_DIR), models=list(section["models"]),
+                          attention=section["attention"])
+    elif kind in SWEEPS:
+        section = params["ablations"]
+        parameters.update(ablation_dir=str(ABLATIONS_DIR / kind), method=section["method"], dataset=section["dataset"],
+                          seeds=section["seeds"], optimizers=section[kind]["optimizers"],
+                          values=section[kind]["values"], hyper=SWEEPS[kind][0], reference_dir="reference")
+    elif kind == "landscape":
+        parameters.update(steps=params["landscape"]["steps"], seeds=params["landscape"]["seeds"])
+    return parameters

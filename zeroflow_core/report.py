@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.pipeline import RESULTS_DIR, RUNS_DIR, notebook_parameters, run_name
+from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, run_name
 
-# The notebook stages of dvc.yaml (`foreach`); a name outside this list is refused before a kernel starts.
-NOTEBOOKS = ("table_1", "figure_2", "figure_4")
+# The notebook stages of dvc.yaml, in the book's order; a name outside this list is refused before a kernel starts.
+NOTEBOOKS = tuple(NOTEBOOK_INPUTS)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Our registry names → the paper's Table 1 rows (optimizer family, strategy); Forward-Grad has no family.
@@ -323,9 +323,7 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
     parameters = notebook_parameters(params, name, params_path)
     parameters.update(overrides or {})
 
-    # Fail before a kernel starts when a run is missing, with the stage that makes it.
-    load_runs(root / parameters["runs_dir"], parameters["methods"], parameters["optimizers"],
-              parameters["datasets"], parameters["seeds"])
+    _check_inputs(name, parameters, params, root)
 
     out_dir = root / parameters["out_dir"]
     if out_dir.exists():
@@ -339,6 +337,26 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
         raise NotebookError(f"{source} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
                             f"The partial output is in {output}") from None
     return output
+
+
+def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None:
+    """Fail before a kernel starts when an input is missing, naming the stage that makes it."""
+    from zeroflow_core.ablation import SWEEPS, cells
+
+    kind = NOTEBOOK_INPUTS[name]
+    if kind in ("grid", "efficiency"):
+        load_runs(root / parameters["runs_dir"], parameters["methods"], parameters["optimizers"],
+                  parameters["datasets"], parameters["seeds"])
+    if kind == "efficiency":
+        for model in parameters["models"]:
+            path = root / parameters["efficiency_dir"] / f"{model}.json"
+            if not path.is_file():
+                raise MissingRunError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
+    elif kind in SWEEPS:
+        for cell, _ in cells(params, kind):
+            path = root / parameters["ablation_dir"] / cell / "metrics.json"
+            if not path.is_file():
+                raise MissingRunError(f"{path}: missing; run `dvc repro ablation@{kind}`")
 
 
 __all__ = ["NOTEBOOKS", "PAPER_ROWS", "MissingRunError", "NotebookError", "load_runs", "aggregate",

@@ -87,16 +87,29 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
                 "backward_passes": self.backward_passes}
 
     def state_dict(self) -> dict:
-        state = super().state_dict()
+        state = _without_dynamo(torch.optim.Optimizer.state_dict)(self)
         state["zeroflow"] = self.counters()
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
         extra = state_dict.pop("zeroflow", {})
-        super().load_state_dict(state_dict)
+        _without_dynamo(torch.optim.Optimizer.load_state_dict)(self, state_dict)
         for key, value in extra.items():
             setattr(self, key, value)
+
+    # torch.optim.Optimizer wraps these in torch._disable_dynamo, whose first call imports
+    # torch._dynamo: 1.4 s and ~75 MB in every run that builds an optimizer. Our steps are never
+    # compiled (the ZO step branches on loss values in Python), so the plain methods are called.
+    def add_param_group(self, param_group: dict) -> None:
+        _without_dynamo(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _without_dynamo(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+
+def _without_dynamo(method: Callable) -> Callable:
+    return getattr(method, "__wrapped__", method)
 
 
 def check(ok: bool, name: str, value, requirement: str) -> None:

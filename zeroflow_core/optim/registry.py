@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import torch
 from torch import nn
 
 from zeroflow_core.optim.first_order import FirstOrderOptimizer
@@ -101,6 +102,11 @@ def resolve_hyper(name: str, **hyper) -> dict:
     resolved = {**spec.defaults, **hyper}
     if "betas" in resolved:
         resolved["betas"] = tuple(resolved["betas"])
+    # the constructors hold the range checks (ε > 0, q >= 1, r in [0, 1), ...): run them on a probe, so a
+    # bad value in params.yaml is refused before any run starts, not when its optimizer is built
+    probe = nn.Module()
+    probe.weight = nn.Parameter(torch.zeros(1))  # no random init: the global RNG stays untouched
+    spec.build([probe.weight], probe, **resolved)
     return resolved
 
 

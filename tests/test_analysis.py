@@ -1,0 +1,217 @@
+"""Sections 4–6 helpers (efficiency, ablations, held-out losses, verdicts) and the ablation runner, on
+hand-made inputs whose right answers are worked out by hand."""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from zeroflow_core import ablation, analysis
+from zeroflow_core.config import ConfigError
+from zeroflow_core.io import load_yaml
+from zeroflow_core.pipeline import check_params, notebook_parameters
+
+ROOT = Path(__file__).parents[1]
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+@pytest.mark.parametrize("a,b,lower,expected", [
+    ((10.0, 1.0), (7.0, 1.0), False, "better"),             # 3 > 1 + 1
+    ((10.0, 1.0), (8.5, 1.0), False, "within the spread"),  # 1.5 <= 2
+    ((7.0, 1.0), (10.0, 1.0), False, "worse"),
+    ((7.0, 1.0), (10.0, 1.0), True, "better"),              # forgetting: lower wins
+    ((10.0, float("nan")), (1.0, 0.0), False, "within the spread"),  # one seed: nothing is called
+])
+def test_verdict_calls_a_difference_only_beyond_both_spreads(a, b, lower, expected):
+    assert analysis.verdict(*a, *b, lower_is_better=lower) == expected
+
+
+# --------------------------------------------------------------------------------------- ablations
+def _summary():
+    # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within)
+    return pd.DataFrame({"optimizer": ["zo-sgd"] * 3, "value": [0.0, 0.5, 0.9], "n_seeds": [3] * 3,
+                         "avg_acc_mean": [50.0, 54.0, 51.0], "avg_acc_std": [1.0, 1.0, 1.0],
+                         "forgetting_mean": [10.0, 13.0, 10.5], "forgetting_std": [0.5, 0.5, 0.5]})
+
+
+def test_against_baseline_differences_and_verdicts():
+    calls = analysis.against_baseline(_summary(), 0.0, "avg_acc").set_index("value")
+    assert calls.loc[0.5, "difference"] == pytest.approx(4.0) and calls.loc[0.5, "verdict"] == "better"
+    assert calls.loc[0.9, "verdict"] == "within the spread" and calls.loc[0.0, "verdict"] == "baseline"
+    forgetting = analysis.against_baseline(_summary(), 0.0, "forgetting").set_index("value")
+    assert forgetting.loc[0.5, "verdict"] == "worse"  # 3 points more forgetting, spreads 0.5 + 0.5
+    with pytest.raises(ValueError, match="no cell with value 0.2"):
+        analysis.against_baseline(_summary(), 0.2)
+
+
+def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
+    q = [1, 2, 4, 8]
+    summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": q, "avg_acc_mean": [50.0, 51.5, 53.0, 54.5],
+                            "avg_acc_std": [0.5] * 4})
+    slope, call = analysis.trend(summary, "zo-sgd")
+    assert slope == pytest.approx(1.5) and call == "better"
+
+
+def _write_cell(folder: Path, name: str, avg: float, fgt: float, config: dict | None = None):
+    cell = folder / name
+    cell.mkdir(parents=True, exist_ok=True)
+    (cell / "metrics.json").write_text(json.dumps({"avg_acc": avg, "last_acc": avg - 5, "forgetting": fgt,
+                                                   "forward_passes": 10}))
+    if config is not None:
+        (cell / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_load_ablation_reads_every_cell_and_names_a_missing_one(tmp_path):
+    for value, avgs in ((1, (50.0, 52.0)), (4, (55.0, 57.0))):
+        for seed, avg in enumerate(avgs):
+            _write_cell(tmp_path, ablation.cell_name("ease", "zo-sgd", "digits", "q", value, seed), avg, 10.0)
+    cells = analysis.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
+    summary = analysis.ablation_summary(cells).set_index("value")
+    assert summary.loc[4, "avg_acc_mean"] == pytest.approx(56.0)
+    assert summary.loc[4, "avg_acc_std"] == pytest.approx(math.sqrt(2))
+    with pytest.raises(FileNotFoundError, match="ablation@.*ease-zo-sgd-digits-q8-0|ease-zo-sgd-digits-q8-0"):
+        analysis.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 8], [0, 1], "q")
+
+
+def _params():
+    return load_yaml((ROOT / "params.yaml").read_text())
+
+
+def test_ablation_cells_set_only_their_hyper_parameter():
+    params = _params()
+    cells = dict(ablation.cells(params, "history"))
+    section = params["ablations"]
+    assert len(cells) == len(section["history"]["values"]) * len(section["seeds"])
+    config = cells["ease-zo-sgd-digits-history0.4-1"]
+    assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
+    q_cells = dict(ablation.cells(params, "query_budget"))
+    assert q_cells["ease-zo-adam-digits-q32-0"]["optimizer_hyper"]["q"] == 32
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda p: p["ablations"].update(methd="ease"), "'ablations.methd'"),
+    (lambda p: p["ablations"]["history"].update(values=[0.2, "lots"]), "'ablations.history.values'"),
+    (lambda p: p["ablations"]["query_budget"].update(values=[1, 2.5]), "'ablations.query_budget.values'"),
+    (lambda p: p["ablations"]["sparsity"].update(values=[0.5, 1.0]), "sparsity"),  # r must be < 1
+    (lambda p: p["ablations"].update(dataset="synthetic"), "must be one of grid.datasets"),
+    (lambda p: p["efficiency"].update(optimizers=["zo-sdg"]), "'efficiency.optimizers'.*zo-sdg"),
+    (lambda p: p["efficiency"]["models"].update({"vit-huge": {"batch_size": 2, "steps": 1, "warmup": 0}}),
+     "'efficiency.models.vit-huge'"),
+    (lambda p: p["efficiency"]["models"]["vit-smoke"].update(steps=0), "'efficiency.models.vit-smoke.steps'"),
+    (lambda p: p["efficiency"].update(attention="flash"), "'efficiency.attention'"),
+    (lambda p: p["landscape"].update(steps="many"), "'landscape.steps'"),
+])
+def test_a_wrong_section_4_to_6_setting_is_named(edit, message):
+    params = _params()
+    edit(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+
+
+def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkeypatch):
+    """The stage reruns only cells whose configuration changed (train is replaced by a recorder)."""
+    import zeroflow_core.train as train_module
+
+    trained = []
+
+    def fake_train(config, out, progress=None):
+        out = Path(out)
+        trained.append(out.name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config))
+        result = {"avg_acc": 50.0, "last_acc": 45.0, "forgetting": 5.0}
+        (out / "metrics.json").write_text(json.dumps(result))
+        return result
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    params = _params()
+    params["ablations"].update(seeds=[0])
+    params["ablations"]["history"]["values"] = [0.0, 0.4]
+    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    assert sorted(trained) == ["ease-zo-sgd-digits-history0-0", "ease-zo-sgd-digits-history0.4-0"]
+
+    trained.clear()
+    params["ablations"]["history"]["values"] = [0.0, 0.6]
+    params["optimizers"]["zo-sgd"] = {}
+    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    assert trained == ["ease-zo-sgd-digits-history0.6-0"]  # 0.0 kept, 0.6 new
+    assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
+        "ease-zo-sgd-digits-history0-0", "ease-zo-sgd-digits-history0.6-0"]  # 0.4 removed
+
+    trained.clear()
+    params["optimizers"]["zo-sgd"] = {"lr": 0.002}  # every cell's configuration changes
+    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    assert len(trained) == 2
+
+
+# ------------------------------------------------------------------------------------------ Table 2
+def _bench_row(optimizer, q, peak, step, forward=0.1, base=100.0, model="vit-b16"):
+    return {"optimizer": optimizer, "q": q, "model": model, "batch_size": 48, "device": "cpu", "threads": 2,
+            "steps": 1, "attention": "explicit", "peak_memory_mb": peak, "forward_peak_memory_mb": 400.0,
+            "baseline_memory_mb": base, "forward_baseline_memory_mb": base, "step_seconds": step,
+            "forward_seconds": forward, "forwards_per_step": 2.0 if optimizer.startswith("zo") else 1.0,
+            "backwards_per_step": 1.0 if optimizer.startswith("fo") else 0.0}
+
+
+def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
+    rows = [_bench_row("fo-sgd", None, 2100.0, 0.3), _bench_row("zo-sgd", 1, 500.0, 0.2),
+            _bench_row("zo-sgd", 4, 520.0, 0.8)]
+    (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
+    frame = analysis.load_efficiency(tmp_path, ["vit-b16"])
+    assert list(frame.label) == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD (q = 4)"]
+    table = analysis.efficiency_table(frame, "vit-b16", steps_per_epoch=105,
+                                      seconds_per_epoch={"fo-sgd": 3.0, "zo-sgd": 1.5}).set_index("optimizer")
+    assert table.loc["ZO-SGD (q = 1)", "memory ÷ FO-SGD"] == pytest.approx(0.24, abs=0.005)  # 500 / 2100
+    assert table.loc["ZO-SGD (q = 1)", "net memory ÷ FO-SGD"] == pytest.approx(0.2)         # 400 / 2000
+    assert table.loc["ZO-SGD (q = 4)", "step ÷ FO-SGD step"] == pytest.approx(2.67, abs=0.005)  # 8 / 3
+    assert table.loc["ZO-SGD (q = 4)", "s / epoch (105 steps, projected)"] == pytest.approx(84.0)
+    assert table.loc["ZO-SGD (q = 1)", "s / epoch (runs)"] == 1.5
+    assert math.isnan(table.loc["ZO-SGD (q = 4)", "s / epoch (runs)"])  # the runs used q = 1
+    with pytest.raises(FileNotFoundError, match="efficiency@vit-smoke"):
+        analysis.load_efficiency(tmp_path, ["vit-smoke"])
+
+
+def test_paper_table_2_ratios():
+    paper = analysis.paper_table_2(ROOT / "reference").set_index("optimizer")
+    assert paper.loc["ZO-SGD (q = 1)", "memory ÷ FO-SGD"] == pytest.approx(0.2)  # 2.41 / 12.08
+    assert paper.loc["ZO-SGD (q = 4)", "epoch ÷ FO-SGD"] == pytest.approx(1.88, abs=0.005)  # 111.7 / 59.3
+
+
+# ------------------------------------------------------------------------------------------ Figure 7
+def test_heldout_curves_split_new_and_old_tasks_and_volatility(tmp_path):
+    records = [{"step": 1, "task": 0, "losses": [2.0]}, {"step": 2, "task": 0, "losses": [1.0]},
+               {"step": 3, "task": 1, "losses": [1.5, 3.0]}, {"step": 4, "task": 1, "losses": [1.7, 2.0]},
+               {"step": 5, "task": 1, "losses": [1.6, 1.0]}]
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"heldout_losses": records}))
+    runs = pd.DataFrame([{"method": "ease", "optimizer": "zo-sgd", "seed": s, "path": str(path)} for s in (0, 1)])
+    curves = analysis.heldout_curves(runs)
+    one = curves[curves.seed == 0]
+    assert list(one[one.which == "old"].loss) == [1.5, 1.7, 1.6]  # task 0's loss while task 1 is learned
+    assert list(one[one.which == "new"].loss) == [2.0, 1.0, 3.0, 2.0, 1.0]
+    vol = analysis.volatility(curves).set_index("which")
+    # new: changes 1.0 (task 0), 1.0 and 1.0 (task 1) → 1.0; old: 0.2, 0.1 → 0.15; same in both seeds
+    assert vol.loc["new", "volatility_mean"] == pytest.approx(1.0)
+    assert vol.loc["old", "volatility_mean"] == pytest.approx(0.15)
+    assert vol.loc["old", "volatility_std"] == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------------------------ notebook plumbing
+def test_every_notebook_declares_exactly_the_parameters_it_is_given():
+    import nbformat
+
+    from zeroflow_core.report import NOTEBOOKS
+
+    params = _params()
+    for name in NOTEBOOKS:
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        defaults = {}
+        exec(code[0].source, {}, defaults)
+        given = notebook_parameters(params, name, ROOT / "params.yaml")
+        assert set(defaults) == set(given), name
+        for key, value in given.items():
+            if key not in ("code_version", "params_hash"):
+                assert defaults[key] == value, (name, key)  # the defaults are the shipped params.yaml

@@ -1,0 +1,113 @@
+"""The paper's section 4–6 sweeps: one hyper-parameter of a ZO optimizer varied over values × seeds.
+
+Each ablation of params.yaml (`ablations.<name>`) is one DVC stage that runs all its cells in one
+process (`zeroflow stage-ablation NAME`): a cell is an ordinary run (zeroflow_core.train) of the
+ablation's method and dataset with one optimizer hyper-parameter set, written to
+runs/ablation/<name>/<cell>/. One process per ablation, not one stage per cell, because the smoke
+cells are seconds of work and a process start-up (torch, timm) would cost as much as the run.
+The folder persists between `dvc repro`s: a cell whose config.yaml equals its configuration and has
+its metrics.json is not run again, an interrupted cell resumes from its task checkpoint, and cells
+no longer in params.yaml are removed, so the folder always matches the parameters.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from zeroflow_core.config import ConfigError, validate
+
+ABLATIONS_DIR = Path("runs/ablation")
+# ablation name → (the optimizer hyper-parameter it varies, its value type, the paper's table/figure)
+SWEEPS = {
+    "query_budget": ("q", int, "figure_5"),
+    "history": ("history", float, "table_3"),
+    "sparsity": ("sparsity", float, "table_4"),
+}
+COMMON_KEYS = {"method": str, "dataset": str, "seeds": list}
+SWEEP_KEYS = {"optimizers": list, "values": list}
+
+
+def check_ablations(section, where: str = "params.yaml") -> None:
+    """Shape and types of the `ablations` section (run settings are checked per cell by run_config)."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: 'ablations' must be a mapping, got {section!r}")
+    known = list(COMMON_KEYS) + list(SWEEPS)
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key 'ablations.{key}'; known: {', '.join(known)}")
+    for key, kind in COMMON_KEYS.items():
+        if not isinstance(section.get(key), kind):
+            raise ConfigError(f"{where}: 'ablations.{key}' must be a {kind.__name__}, got {section.get(key)!r}")
+    if not section["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in section["seeds"]):
+        raise ConfigError(f"{where}: 'ablations.seeds' must be a non-empty list of integers")
+    for name, (hyper, kind, _) in SWEEPS.items():
+        sweep = section.get(name)
+        if not isinstance(sweep, dict):
+            raise ConfigError(f"{where}: 'ablations.{name}' must be a mapping with {', '.join(SWEEP_KEYS)}")
+        for key in sweep:
+            if key not in SWEEP_KEYS:
+                raise ConfigError(f"{where}: unknown key 'ablations.{name}.{key}'; known: {', '.join(SWEEP_KEYS)}")
+        for key in SWEEP_KEYS:
+            if not isinstance(sweep.get(key), list) or not sweep[key]:
+                raise ConfigError(f"{where}: 'ablations.{name}.{key}' must be a non-empty list")
+        for value in sweep["values"]:
+            ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+            if not ok or isinstance(value, bool):
+                raise ConfigError(f"{where}: 'ablations.{name}.values' must hold {kind.__name__}s "
+                                  f"(values of {hyper}), got {value!r}")
+
+
+def cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
+    return f"{method}-{optimizer}-{dataset}-{hyper}{value:g}-{seed}"
+
+
+def cells(params: dict, name: str):
+    """(cell name, run configuration) for every optimizer × value × seed of ablation `name`."""
+    from zeroflow_core.pipeline import run_config
+
+    if name not in SWEEPS:
+        raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(SWEEPS)}")
+    section = params["ablations"]
+    hyper, kind, _ = SWEEPS[name]
+    method, dataset = section["method"], section["dataset"]
+    for optimizer in section[name]["optimizers"]:
+        for value in section[name]["values"]:
+            for seed in section["seeds"]:
+                config = run_config(params, method, optimizer, dataset, seed)
+                config["optimizer_hyper"][hyper] = kind(value)
+                try:
+                    validate(config)
+                except ConfigError as error:
+                    raise ConfigError(f"'ablations.{name}': {optimizer} with {hyper}={value}: {error}") from None
+                yield cell_name(method, optimizer, dataset, hyper, value, seed), config
+
+
+def run_ablation(params: dict, name: str, root: Path = ABLATIONS_DIR, log=print) -> Path:
+    """Run every cell of one ablation not already finished with the same configuration."""
+    from zeroflow_core.train import train
+
+    folder = Path(root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = dict(cells(params, name))
+    for stale in sorted(p for p in folder.iterdir() if p.name not in todo):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    for index, (cell, config) in enumerate(todo.items(), 1):
+        out = folder / cell
+        if _finished_with(out, config):
+            log(f"[{index}/{len(todo)}] {cell}: done before, kept")
+            continue
+        if (out / "config.yaml").exists() and _saved_config(out) != config:
+            shutil.rmtree(out)  # made by an earlier version of params.yaml
+        result = train(config, out, progress=False)
+        log(f"[{index}/{len(todo)}] {cell}: avg_acc {result['avg_acc']:.2f}  forgetting {result['forgetting']:.2f}")
+    return folder
+
+
+def _saved_config(out: Path):
+    return yaml.safe_load((out / "config.yaml").read_text())
+
+
+def _finished_with(out: Path, config: dict) -> bool:
+    return (out / "metrics.json").exists() and (out / "config.yaml").exists() and _saved_config(out) == config

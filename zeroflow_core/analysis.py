@@ -1,0 +1,191 @@
+"""Tables and claims of the paper's sections 4–6: efficiency (Table 2), the ablations (Figure 5,
+Tables 3–4), held-out losses over training (Figure 7), and when a difference may be called one.
+
+Plain pandas on the stages' outputs (runs/efficiency/*.json, runs/ablation/<name>/*/metrics.json,
+runs/train/*/metrics.json), so it is tested without a kernel (tests/test_analysis.py).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zeroflow_core.ablation import cell_name
+from zeroflow_core.report import TABLE_METRICS, aggregate, optimizer_label
+
+# A CIFAR-100 task of the paper: 50,000 training images / 10 tasks, batch 48 → steps in one epoch.
+CIFAR100_TASK_IMAGES = 5000
+PAPER_BATCH = 48
+
+
+# --------------------------------------------------------------------------------------- the verdict
+def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
+    """'better', 'worse' (a against b) or 'within the spread'.
+
+    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
+    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
+    """
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
+        return "within the spread"
+    difference = mean_a - mean_b
+    if abs(difference) <= std_a + std_b:
+        return "within the spread"
+    better = difference < 0 if lower_is_better else difference > 0
+    return "better" if better else "worse"
+
+
+# ------------------------------------------------------------------------------------------ Table 2
+def load_efficiency(efficiency_dir, models) -> pd.DataFrame:
+    """One row per (model, optimizer, q) from runs/efficiency/<model>.json, in the stage's order."""
+    rows = []
+    for model in models:
+        path = Path(efficiency_dir) / f"{model}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
+        rows += json.loads(path.read_text())
+    frame = pd.DataFrame(rows)
+    # the budget is named where one optimizer has rows at several (ZO-SGD at q = 1 and 4, as the paper)
+    repeated = frame.groupby(["model", "optimizer"]).optimizer.transform("size") > 1
+    frame["label"] = [f"{optimizer_label(o)} (q = {int(q)})" if r else optimizer_label(o)
+                      for o, q, r in zip(frame.optimizer, frame.q, repeated)]
+    return frame
+
+
+def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None = None,
+                     seconds_per_epoch: dict | None = None) -> pd.DataFrame:
+    """Table 2 for one model: memory and time, and each relative to FO-SGD's.
+
+    Per epoch: measured in the training runs (`seconds_per_epoch`: optimizer → seconds, q = 1 rows
+    only, since the runs use the default budget) or projected as step time × `steps_per_epoch`.
+    """
+    part = rows[rows.model == model].reset_index(drop=True)
+    reference = part[part.optimizer == "fo-sgd"]
+    if reference.empty:
+        raise ValueError(f"the {model} measurements have no fo-sgd row to compare with")
+    fo = reference.iloc[0]
+    table = pd.DataFrame({
+        "optimizer": part.label,
+        "forwards / step": part.forwards_per_step,
+        "backwards / step": part.backwards_per_step,
+        "peak memory (MB)": part.peak_memory_mb.round(0),
+        "memory ÷ FO-SGD": (part.peak_memory_mb / fo.peak_memory_mb).round(2),
+        "net memory ÷ FO-SGD": ((part.peak_memory_mb - part.baseline_memory_mb)
+                                / (fo.peak_memory_mb - fo.baseline_memory_mb)).round(2),
+        "s / step": part.step_seconds.round(4),
+        # each worker's own forward is the clock: ratios survive a machine busier in one worker than another
+        "step ÷ forward": (part.step_seconds / part.forward_seconds).round(2),
+        "step ÷ FO-SGD step": ((part.step_seconds / part.forward_seconds)
+                               / (fo.step_seconds / fo.forward_seconds)).round(2),
+    })
+    if seconds_per_epoch is not None:
+        # the runs use each optimizer's configured budget: the first row of each optimizer, not the extra-q ones
+        first = ~part.optimizer.duplicated()
+        table["s / epoch (runs)"] = [round(seconds_per_epoch[o], 3) if f and o in seconds_per_epoch else np.nan
+                                     for o, f in zip(part.optimizer, first)]
+    if steps_per_epoch is not None:
+        table[f"s / epoch ({steps_per_epoch} steps, projected)"] = (part.step_seconds * steps_per_epoch).round(1)
+    return table
+
+
+def paper_table_2(reference_dir) -> pd.DataFrame:
+    """The paper's Table 2 with the same row labels as ours and memory relative to FO-SGD."""
+    path = Path(reference_dir) / "table2_efficiency.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the paper's Table 2 is missing (it ships in reference/)")
+    paper = pd.read_csv(path)
+    fo = paper[paper.optimizer == "FO-SGD"].iloc[0]
+    labels = [name if pd.isna(q) or name != "ZO-SGD" else f"{name} (q = {int(q)})"
+              for name, q in zip(paper.optimizer, paper.query_budget)]
+    return pd.DataFrame({
+        "optimizer": labels,
+        "memory (GB)": paper.memory_gb,
+        "memory ÷ FO-SGD": (paper.memory_gb / fo.memory_gb).round(2),
+        "CIFAR-100 s / epoch": paper.cifar100_s,
+        "epoch ÷ FO-SGD": (paper.cifar100_s / fo.cifar100_s).round(2),
+    })
+
+
+# -------------------------------------------------------------------------------- Figure 5, Tables 3–4
+def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, seeds, hyper: str) -> pd.DataFrame:
+    """One row per cell (optimizer, value, seed) with its accuracy, forgetting and passes."""
+    rows, missing = [], []
+    for optimizer in optimizers:
+        for value in values:
+            for seed in seeds:
+                path = Path(ablation_dir) / cell_name(method, optimizer, dataset, hyper, value, seed) / "metrics.json"
+                if not path.is_file():
+                    missing.append(path)
+                    continue
+                metrics = json.loads(path.read_text())
+                rows.append({"optimizer": optimizer, "value": value, "seed": seed,
+                             **{k: metrics[k] for k in TABLE_METRICS},
+                             "forward_passes": metrics.get("forward_passes")})
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} ablation cells have no metrics.json, e.g. {missing[0]}; "
+                                f"run `dvc repro ablation@{Path(ablation_dir).name}`")
+    return pd.DataFrame(rows)
+
+
+def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per (optimizer, value)."""
+    return aggregate(cells, by=("optimizer", "value"))
+
+
+def against_baseline(summary: pd.DataFrame, baseline_value, metric: str = "avg_acc") -> pd.DataFrame:
+    """Each value's mean minus the baseline value's (same optimizer), and whether that exceeds the spread."""
+    lower = metric == "forgetting"
+    rows = []
+    for optimizer, part in summary.groupby("optimizer", sort=False):
+        base = part[part.value == baseline_value]
+        if base.empty:
+            raise ValueError(f"no cell with value {baseline_value} for {optimizer} to compare with")
+        b = base.iloc[0]
+        for row in part.itertuples():
+            mean, std = getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std")
+            rows.append({"optimizer": optimizer, "value": row.value, "difference": mean - b[f"{metric}_mean"],
+                         "verdict": "baseline" if row.value == baseline_value else
+                         verdict(mean, std, b[f"{metric}_mean"], b[f"{metric}_std"], lower_is_better=lower)})
+    return pd.DataFrame(rows)
+
+
+def trend(summary: pd.DataFrame, optimizer: str, metric: str = "avg_acc") -> tuple[float, str]:
+    """Least-squares slope of the metric against log2(value) for one optimizer, and the verdict of its
+    last value against its first (so 'rises with q' is called only beyond the spread)."""
+    part = summary[summary.optimizer == optimizer].sort_values("value")
+    slope = float(np.polyfit(np.log2(part.value.astype(float)), part[f"{metric}_mean"], 1)[0])
+    first, last = part.iloc[0], part.iloc[-1]
+    return slope, verdict(last[f"{metric}_mean"], last[f"{metric}_std"], first[f"{metric}_mean"],
+                          first[f"{metric}_std"], lower_is_better=metric == "forgetting")
+
+
+# ------------------------------------------------------------------------------------------ Figure 7
+def heldout_curves(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long table of the held-out losses a run records: at each record, the loss on the task being
+    learned ('new') and the mean loss on the tasks before it ('old', absent during the first task)."""
+    rows = []
+    for run in runs.itertuples():
+        metrics = json.loads(Path(run.path).read_text())
+        for record in metrics.get("heldout_losses", []):
+            losses, task = record["losses"], record["task"]
+            base = {"method": run.method, "optimizer": run.optimizer, "seed": run.seed, "step": record["step"],
+                    "task": task}
+            rows.append({**base, "which": "new", "loss": losses[task]})
+            if task > 0:
+                rows.append({**base, "which": "old", "loss": float(np.mean(losses[:task]))})
+    return pd.DataFrame(rows, columns=["method", "optimizer", "seed", "step", "task", "which", "loss"])
+
+
+def volatility(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per run and curve: the mean absolute change between consecutive records within a task, the
+    paper's 'more volatile path' made a number; then mean and std over seeds."""
+    rows = []
+    for (method, optimizer, seed, which), part in curves.groupby(["method", "optimizer", "seed", "which"], sort=False):
+        steps = [np.abs(np.diff(task_part.sort_values("step").loss.to_numpy())) for _, task_part in part.groupby("task")]
+        changes = np.concatenate([s for s in steps if len(s)]) if any(len(s) for s in steps) else np.array([np.nan])
+        rows.append({"method": method, "optimizer": optimizer, "seed": seed, "which": which,
+                     "volatility": float(np.mean(changes))})
+    frame = pd.DataFrame(rows)
+    return aggregate(frame, metrics=("volatility",), by=("method", "optimizer", "which"))
