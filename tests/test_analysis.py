@@ -215,3 +215,21 @@ def test_every_notebook_declares_exactly_the_parameters_it_is_given():
         for key, value in given.items():
             if key not in ("code_version", "params_hash"):
                 assert defaults[key] == value, (name, key)  # the defaults are the shipped params.yaml
+
+
+def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(monkeypatch):
+    import zeroflow_core.bench as bench
+    from zeroflow_core.pipeline import efficiency_rows
+
+    asked = {}
+    monkeypatch.setattr(bench, "run_benchmark", lambda model, pairs, *a, **k: asked.setdefault(model, (pairs, k)))
+    params = _params()
+    section = params["efficiency"]
+    efficiency_rows(params, "vit-smoke")
+    efficiency_rows(params, "vit-b16")
+    assert asked["vit-smoke"][0] == [(o, None) for o in section["optimizers"]] + [("zo-sgd", 4)]
+    assert asked["vit-b16"][0] == [(o, None) for o in section["models"]["vit-b16"]["optimizers"]]
+    assert asked["vit-b16"][1]["attention"] == section["attention"]
+    params["efficiency"]["models"]["vit-b16"]["optimizers"] = "fo-sgd"
+    with pytest.raises(ConfigError, match="'efficiency.models.vit-b16.optimizers' must be a list"):
+        check_params(params)

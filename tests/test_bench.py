@@ -43,9 +43,18 @@ def test_pass_counts_per_step(rows):
     assert (fo["q"], fo["forwards_per_step"], fo["backwards_per_step"]) == (None, 1, 1)
 
 
-def test_q_sets_the_query_budget():
+def test_q_sets_the_query_budget_for_all_rows_or_per_row():
     (row,) = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, q=2, threads=1, warmup=0, depth=2)
     assert (row["q"], row["forwards_per_step"], row["backwards_per_step"]) == (2, 4, 0)
+    # Table 2's rows: ZO-SGD at its default budget and again at q = 3, one forward baseline for both
+    default, three = run_benchmark("vit-tiny", ["zo-sgd", ("zo-sgd", 3)], batch_size=2, steps=1, threads=1,
+                                   warmup=0, depth=2, attention="fused")
+    assert (default["q"], default["forwards_per_step"], three["q"], three["forwards_per_step"]) == (1, 2, 3, 6)
+    assert default["attention"] == "fused" and default["forward_peak_memory_mb"] == three["forward_peak_memory_mb"]
+    with pytest.raises(ValueError, match="attention must be one of explicit, fused"):
+        run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, attention="flash")
+    with pytest.raises(ValueError, match="q must be an integer >= 1, got 0"):
+        run_benchmark("vit-tiny", [("zo-sgd", 0)], batch_size=2, steps=1)
 
 
 def test_table_shows_ratios_against_forward_and_first_order(rows):

@@ -18,6 +18,7 @@ GRID_KEYS = ("methods", "optimizers", "datasets", "seeds")
 PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int}
 EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
 EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
+EFFICIENCY_MODEL_LISTS = ("optimizers", "extra_q")  # a model may measure its own subset
 LANDSCAPE_KEYS = {"steps": int, "seeds": list}
 RUNS_DIR = Path("runs/train")
 EFFICIENCY_DIR = Path("runs/efficiency")
@@ -157,12 +158,7 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     if section["attention"] not in ATTENTION:
         raise ConfigError(f"{where}: 'efficiency.attention': unknown value {section['attention']!r}; "
                           f"known: {', '.join(ATTENTION)}")
-    for name in section["optimizers"]:
-        if name not in OPTIMIZERS:
-            raise ConfigError(f"{where}: 'efficiency.optimizers': unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    for q in section["extra_q"]:
-        if not isinstance(q, int) or isinstance(q, bool) or q < 1:
-            raise ConfigError(f"{where}: 'efficiency.extra_q' must hold integers >= 1, got {q!r}")
+    _check_efficiency_lists(section, "efficiency", where)
     if not section["models"]:
         raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
     for model, settings in section["models"].items():
@@ -171,9 +167,10 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
         if not isinstance(settings, dict):
             raise ConfigError(f"{where}: 'efficiency.models.{model}' must be a mapping")
         for key, value in settings.items():
-            if key not in EFFICIENCY_MODEL_KEYS:
+            if key not in EFFICIENCY_MODEL_KEYS and key not in EFFICIENCY_MODEL_LISTS:
                 raise ConfigError(f"{where}: unknown key 'efficiency.models.{model}.{key}'; "
-                                  f"known: {', '.join(EFFICIENCY_MODEL_KEYS)}")
+                                  f"known: {', '.join([*EFFICIENCY_MODEL_KEYS, *EFFICIENCY_MODEL_LISTS])}")
+        _check_efficiency_lists(settings, f"efficiency.models.{model}", where)
         for key, low in EFFICIENCY_MODEL_KEYS.items():
             value = settings.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -181,15 +178,32 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
                                   f"got {value!r}")
 
 
+def _check_efficiency_lists(section: dict, name: str, where: str) -> None:
+    from zeroflow_core.optim import OPTIMIZERS
+
+    for key in EFFICIENCY_MODEL_LISTS:
+        if key in section and not isinstance(section[key], list):
+            raise ConfigError(f"{where}: '{name}.{key}' must be a list, got {section[key]!r}")
+    for optimizer in section.get("optimizers", []):
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"{where}: '{name}.optimizers': unknown optimizer {optimizer!r}; "
+                              f"known: {', '.join(OPTIMIZERS)}")
+    for q in section.get("extra_q", []):
+        if not isinstance(q, int) or isinstance(q, bool) or q < 1:
+            raise ConfigError(f"{where}: '{name}.extra_q' must hold integers >= 1, got {q!r}")
+
+
 def efficiency_rows(params: dict, model: str) -> list[dict]:
-    """Table 2's measurements for one model: every optimizer of `efficiency`, then ZO-SGD at each extra q."""
+    """Table 2's measurements for one model: its optimizers (the model's list, else the section's), then
+    ZO-SGD at each extra q."""
     from zeroflow_core.bench import run_benchmark
 
     section = params["efficiency"]
     if model not in section["models"]:
         raise ConfigError(f"'efficiency.models' has no entry {model!r}; it has: {', '.join(section['models'])}")
     settings = section["models"][model]
-    pairs = [(name, None) for name in section["optimizers"]] + [("zo-sgd", q) for q in section["extra_q"]]
+    optimizers, extra_q = (settings.get(key, section[key]) for key in EFFICIENCY_MODEL_LISTS)
+    pairs = [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q]
     return run_benchmark(model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
                          warmup=settings["warmup"], attention=section["attention"])
 
