@@ -127,7 +127,7 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
 
     monkeypatch.setattr(train_module, "train", fake_train)
     params = _params()
-    params["ablations"].update(seeds=[0])
+    params["ablations"].update(seeds=[0], workers=1)  # in-process, where the recorder is
     params["ablations"]["history"]["values"] = [0.0, 0.4]
     ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
     assert sorted(trained) == ["ease-zo-sgd-digits-history0-0", "ease-zo-sgd-digits-history0.4-0"]
@@ -233,3 +233,24 @@ def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(monkey
     params["efficiency"]["models"]["vit-b16"]["optimizers"] = "fo-sgd"
     with pytest.raises(ConfigError, match="'efficiency.models.vit-b16.optimizers' must be a list"):
         check_params(params)
+
+
+def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
+    """Two real (tiny) runs in two spawned workers end exactly as the same runs in this process."""
+    params = _params()
+    params["train"].update(max_steps_per_epoch=3, threads=1, heldout_every=0)
+    params["datasets"]["synthetic"] = {"n_tasks": 2, "dataset_options": {"n_classes": 4, "n_train": 48, "n_test": 4}}
+    params["grid"]["datasets"] = ["digits", "synthetic"]
+    params["ablations"].update(dataset="synthetic", seeds=[0], workers=2)
+    params["ablations"]["history"]["values"] = [0.0, 0.5]
+    params["profile"] = "smoke"
+    params["train"]["backbone_weights"] = ""  # random init: no pretrained file needed
+    ablation.run_ablation(params, "history", root=tmp_path / "side", log=lambda *_: None)
+    params["ablations"]["workers"] = 1
+    ablation.run_ablation(params, "history", root=tmp_path / "one", log=lambda *_: None)
+    for cell in ("ease-zo-sgd-synthetic-history0-0", "ease-zo-sgd-synthetic-history0.5-0"):
+        side = json.loads((tmp_path / "side" / "history" / cell / "metrics.json").read_text())
+        one = json.loads((tmp_path / "one" / "history" / cell / "metrics.json").read_text())
+        assert side["acc_matrix"] == one["acc_matrix"] and side["loss_curves"] == one["loss_curves"], cell
+    assert side["loss_curves"] != json.loads((tmp_path / "one" / "history" / "ease-zo-sgd-synthetic-history0-0"
+                                             / "metrics.json").read_text())["loss_curves"]  # h starts at the first z: p changes the third step on

@@ -7,11 +7,14 @@ runs/ablation/<name>/<cell>/. One process per ablation, not one stage per cell, 
 cells are seconds of work and a process start-up (torch, timm) would cost as much as the run.
 The folder persists between `dvc repro`s: a cell whose config.yaml equals its configuration and has
 its metrics.json is not run again, an interrupted cell resumes from its task checkpoint, and cells
-no longer in params.yaml are removed, so the folder always matches the parameters.
+no longer in params.yaml are removed, so the folder always matches the parameters. `workers` cells
+run at a time, in separate processes.
 """
 from __future__ import annotations
 
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import yaml
@@ -25,7 +28,7 @@ SWEEPS = {
     "history": ("history", float, "table_3"),
     "sparsity": ("sparsity", float, "table_4"),
 }
-COMMON_KEYS = {"method": str, "dataset": str, "seeds": list}
+COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "workers": int}
 SWEEP_KEYS = {"optimizers": list, "values": list}
 
 
@@ -42,6 +45,8 @@ def check_ablations(section, where: str = "params.yaml") -> None:
             raise ConfigError(f"{where}: 'ablations.{key}' must be a {kind.__name__}, got {section.get(key)!r}")
     if not section["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in section["seeds"]):
         raise ConfigError(f"{where}: 'ablations.seeds' must be a non-empty list of integers")
+    if isinstance(section["workers"], bool) or section["workers"] < 1:
+        raise ConfigError(f"{where}: 'ablations.workers' must be an integer >= 1, got {section['workers']!r}")
     for name, (hyper, kind, _) in SWEEPS.items():
         sweep = section.get(name)
         if not isinstance(sweep, dict):
@@ -71,12 +76,14 @@ def cells(params: dict, name: str):
         raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(SWEEPS)}")
     section = params["ablations"]
     hyper, kind, _ = SWEEPS[name]
-    method, dataset = section["method"], section["dataset"]
+    method, dataset, workers = section["method"], section["dataset"], section["workers"]
     for optimizer in section[name]["optimizers"]:
         for value in section[name]["values"]:
             for seed in section["seeds"]:
                 config = run_config(params, method, optimizer, dataset, seed)
                 config["optimizer_hyper"][hyper] = kind(value)
+                if config["threads"]:  # cells run `workers` at a time: share the threads, do not oversubscribe
+                    config["threads"] = max(1, config["threads"] // workers)
                 try:
                     validate(config)
                 except ConfigError as error:
@@ -86,23 +93,44 @@ def cells(params: dict, name: str):
 
 def run_ablation(params: dict, name: str, root: Path = ABLATIONS_DIR, log=print) -> Path:
     """Run every cell of one ablation not already finished with the same configuration."""
-    from zeroflow_core.train import train
-
     folder = Path(root) / name
     folder.mkdir(parents=True, exist_ok=True)
     todo = dict(cells(params, name))
     for stale in sorted(p for p in folder.iterdir() if p.name not in todo):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    for index, (cell, config) in enumerate(todo.items(), 1):
+    pending = []
+    for cell, config in todo.items():
         out = folder / cell
         if _finished_with(out, config):
-            log(f"[{index}/{len(todo)}] {cell}: done before, kept")
+            log(f"{cell}: done before, kept")
             continue
         if (out / "config.yaml").exists() and _saved_config(out) != config:
             shutil.rmtree(out)  # made by an earlier version of params.yaml
-        result = train(config, out, progress=False)
-        log(f"[{index}/{len(todo)}] {cell}: avg_acc {result['avg_acc']:.2f}  forgetting {result['forgetting']:.2f}")
+        pending.append((cell, config, out))
+    workers = params["ablations"]["workers"]
+    if workers == 1 or len(pending) <= 1:
+        results = ((cell, _run_cell(config, out)) for cell, config, out in pending)
+        for index, (cell, result) in enumerate(results, 1):
+            _log_cell(log, index, len(pending), cell, result)
+        return folder
+    # The smoke cells are seconds of single-threaded work each: `workers` processes (spawned, so no
+    # torch state is forked) run them side by side, each with its share of the threads.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_run_cell, config, out): cell for cell, config, out in pending}
+        for index, future in enumerate(as_completed(futures), 1):
+            _log_cell(log, index, len(pending), futures[future], future.result())
     return folder
+
+
+def _run_cell(config: dict, out: Path) -> dict:
+    from zeroflow_core.train import train
+
+    return train(config, out, progress=False)
+
+
+def _log_cell(log, index: int, total: int, cell: str, result: dict) -> None:
+    log(f"[{index}/{total}] {cell}: avg_acc {result['avg_acc']:.2f}  forgetting {result['forgetting']:.2f}")
 
 
 def _saved_config(out: Path):
