@@ -86,6 +86,8 @@ def test_ablation_cells_set_only_their_hyper_parameter():
     assert len(cells) == len(section["history"]["values"]) * len(section["seeds"])
     config = cells["ease-zo-sgd-digits-history0.4-1"]
     assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
+    for key, value in section["train"].items():  # the sweeps' own run settings win over `train`
+        assert config[key] == value
     q_cells = dict(ablation.cells(params, "query_budget"))
     assert q_cells["ease-zo-adam-digits-q32-0"]["optimizer_hyper"]["q"] == 32
 
@@ -96,6 +98,8 @@ def test_ablation_cells_set_only_their_hyper_parameter():
     (lambda p: p["ablations"]["query_budget"].update(values=[1, 2.5]), "'ablations.query_budget.values'"),
     (lambda p: p["ablations"]["sparsity"].update(values=[0.5, 1.0]), "sparsity"),  # r must be < 1
     (lambda p: p["ablations"].update(dataset="synthetic"), "must be one of grid.datasets"),
+    (lambda p: p["ablations"]["train"].update(optimizer="zo-adam"), "'ablations.train.optimizer'"),
+    (lambda p: p["ablations"]["train"].update(max_steps_per_epoch="six"), "'max_steps_per_epoch' must be int"),
     (lambda p: p["efficiency"].update(optimizers=["zo-sdg"]), "'efficiency.optimizers'.*zo-sdg"),
     (lambda p: p["efficiency"]["models"].update({"vit-huge": {"batch_size": 2, "steps": 1, "warmup": 0}}),
      "'efficiency.models.vit-huge'"),
@@ -238,7 +242,8 @@ def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(monkey
 def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
     """Two real (tiny) runs in two spawned workers end exactly as the same runs in this process."""
     params = _params()
-    params["train"].update(max_steps_per_epoch=3, threads=1, heldout_every=0)
+    params["train"].update(threads=1)
+    params["ablations"]["train"] = {"max_steps_per_epoch": 3, "heldout_every": 0}
     params["datasets"]["synthetic"] = {"n_tasks": 2, "dataset_options": {"n_classes": 4, "n_train": 48, "n_test": 4}}
     params["grid"]["datasets"] = ["digits", "synthetic"]
     params["ablations"].update(dataset="synthetic", seeds=[0], workers=2)

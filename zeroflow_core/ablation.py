@@ -28,7 +28,9 @@ SWEEPS = {
     "history": ("history", float, "table_3"),
     "sparsity": ("sparsity", float, "table_4"),
 }
-COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "workers": int}
+COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "workers": int, "train": dict}
+# keys of a run that the grid and the sweep choose; `ablations.train` may set any other run setting
+CHOSEN_KEYS = ("method", "optimizer", "dataset", "seed", "profile", "optimizer_hyper")
 SWEEP_KEYS = {"optimizers": list, "values": list}
 
 
@@ -47,6 +49,12 @@ def check_ablations(section, where: str = "params.yaml") -> None:
         raise ConfigError(f"{where}: 'ablations.seeds' must be a non-empty list of integers")
     if isinstance(section["workers"], bool) or section["workers"] < 1:
         raise ConfigError(f"{where}: 'ablations.workers' must be an integer >= 1, got {section['workers']!r}")
+    from zeroflow_core.config import RUN_KEYS
+
+    settable = [k for k in RUN_KEYS if k not in CHOSEN_KEYS]
+    for key in section["train"]:
+        if key not in settable:
+            raise ConfigError(f"{where}: unknown key 'ablations.train.{key}'; run settings are: {', '.join(settable)}")
     for name, (hyper, kind, _) in SWEEPS.items():
         sweep = section.get(name)
         if not isinstance(sweep, dict):
@@ -81,6 +89,7 @@ def cells(params: dict, name: str):
         for value in section[name]["values"]:
             for seed in section["seeds"]:
                 config = run_config(params, method, optimizer, dataset, seed)
+                config.update(section["train"])
                 config["optimizer_hyper"][hyper] = kind(value)
                 if config["threads"]:  # cells run `workers` at a time: share the threads, do not oversubscribe
                     config["threads"] = max(1, config["threads"] // workers)

@@ -150,7 +150,6 @@ def _check_section(section: dict, name: str, keys: dict, where: str) -> None:
 def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     from zeroflow_core.bench import ATTENTION
     from zeroflow_core.models import BACKBONES
-    from zeroflow_core.optim import OPTIMIZERS
 
     _check_section(section, "efficiency", EFFICIENCY_KEYS, where)
     if section["threads"] < 1:
@@ -254,7 +253,8 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
         section = params["ablations"]
         parameters.update(ablation_dir=str(ABLATIONS_DIR / kind), method=section["method"], dataset=section["dataset"],
                           seeds=section["seeds"], optimizers=section[kind]["optimizers"],
-                          values=section[kind]["values"], hyper=SWEEPS[kind][0], reference_dir="reference")
+                          values=section[kind]["values"], hyper=SWEEPS[kind][0], run_settings=section["train"],
+                          reference_dir="reference")
     elif kind == "landscape":
         parameters.update(steps=params["landscape"]["steps"], seeds=params["landscape"]["seeds"])
     return parameters
