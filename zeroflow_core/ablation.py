@@ -19,18 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from zeroflow_core.config import ConfigError, validate
+from zeroflow_core.config import (GRID_CHOSEN_KEYS, ConfigError, check_run_settings, check_section, check_seeds,
+                                  validate)
 
 ABLATIONS_DIR = Path("runs/ablation")
-# ablation name → (the optimizer hyper-parameter it varies, its value type, the paper's table/figure)
-SWEEPS = {
-    "query_budget": ("q", int, "figure_5"),
-    "history": ("history", float, "table_3"),
-    "sparsity": ("sparsity", float, "table_4"),
-}
+# ablation name → (the optimizer hyper-parameter it varies, its value type)
+SWEEPS = {"query_budget": ("q", int), "history": ("history", float), "sparsity": ("sparsity", float)}
 COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "workers": int, "train": dict}
-# keys of a run that the grid and the sweep choose; `ablations.train` may set any other run setting
-CHOSEN_KEYS = ("method", "optimizer", "dataset", "seed", "profile", "optimizer_hyper")
 SWEEP_KEYS = {"optimizers": list, "values": list}
 
 
@@ -38,32 +33,17 @@ def check_ablations(section, where: str = "params.yaml") -> None:
     """Shape and types of the `ablations` section (run settings are checked per cell by run_config)."""
     if not isinstance(section, dict):
         raise ConfigError(f"{where}: 'ablations' must be a mapping, got {section!r}")
-    known = list(COMMON_KEYS) + list(SWEEPS)
-    for key in section:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key 'ablations.{key}'; known: {', '.join(known)}")
-    for key, kind in COMMON_KEYS.items():
-        if not isinstance(section.get(key), kind):
-            raise ConfigError(f"{where}: 'ablations.{key}' must be a {kind.__name__}, got {section.get(key)!r}")
-    if not section["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in section["seeds"]):
-        raise ConfigError(f"{where}: 'ablations.seeds' must be a non-empty list of integers")
-    if isinstance(section["workers"], bool) or section["workers"] < 1:
+    check_section(section, "ablations", {**COMMON_KEYS, **{name: dict for name in SWEEPS}}, where)
+    check_seeds(section["seeds"], "ablations.seeds", where)
+    if section["workers"] < 1:
         raise ConfigError(f"{where}: 'ablations.workers' must be an integer >= 1, got {section['workers']!r}")
-    from zeroflow_core.config import RUN_KEYS
-
-    settable = [k for k in RUN_KEYS if k not in CHOSEN_KEYS]
-    for key in section["train"]:
-        if key not in settable:
-            raise ConfigError(f"{where}: unknown key 'ablations.train.{key}'; run settings are: {', '.join(settable)}")
-    for name, (hyper, kind, _) in SWEEPS.items():
-        sweep = section.get(name)
-        if not isinstance(sweep, dict):
-            raise ConfigError(f"{where}: 'ablations.{name}' must be a mapping with {', '.join(SWEEP_KEYS)}")
-        for key in sweep:
-            if key not in SWEEP_KEYS:
-                raise ConfigError(f"{where}: unknown key 'ablations.{name}.{key}'; known: {', '.join(SWEEP_KEYS)}")
+    # the sweep chooses the optimizer's hyper-parameters too
+    check_run_settings(section["train"], "ablations.train", where, chosen=GRID_CHOSEN_KEYS + ("optimizer_hyper",))
+    for name, (hyper, kind) in SWEEPS.items():
+        sweep = section[name]
+        check_section(sweep, f"ablations.{name}", SWEEP_KEYS, where)
         for key in SWEEP_KEYS:
-            if not isinstance(sweep.get(key), list) or not sweep[key]:
+            if not sweep[key]:
                 raise ConfigError(f"{where}: 'ablations.{name}.{key}' must be a non-empty list")
         for value in sweep["values"]:
             ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
@@ -83,7 +63,7 @@ def cells(params: dict, name: str):
     if name not in SWEEPS:
         raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(SWEEPS)}")
     section = params["ablations"]
-    hyper, kind, _ = SWEEPS[name]
+    hyper, kind = SWEEPS[name]
     method, dataset, workers = section["method"], section["dataset"], section["workers"]
     for optimizer in section[name]["optimizers"]:
         for value in section[name]["values"]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from zeroflow_core.ablation import cell_name
-from zeroflow_core.report import TABLE_METRICS, aggregate, optimizer_label
+from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, optimizer_label
 
 # A CIFAR-100 task of the paper: 50,000 training images / 10 tasks (Table 2's per-epoch projection).
 CIFAR100_TASK_IMAGES = 5000
@@ -135,7 +135,7 @@ def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
 
 def against_baseline(summary: pd.DataFrame, baseline_value, metric: str = "avg_acc") -> pd.DataFrame:
     """Each value's mean minus the baseline value's (same optimizer), and whether that exceeds the spread."""
-    lower = metric == "forgetting"
+    lower = metric in LOWER_IS_BETTER
     rows = []
     for optimizer, part in summary.groupby("optimizer", sort=False):
         base = part[part.value == baseline_value]
@@ -157,7 +157,7 @@ def trend(summary: pd.DataFrame, optimizer: str, metric: str = "avg_acc") -> tup
     slope = float(np.polyfit(np.log2(part.value.astype(float)), part[f"{metric}_mean"], 1)[0])
     first, last = part.iloc[0], part.iloc[-1]
     return slope, verdict(last[f"{metric}_mean"], last[f"{metric}_std"], first[f"{metric}_mean"],
-                          first[f"{metric}_std"], lower_is_better=metric == "forgetting")
+                          first[f"{metric}_std"], lower_is_better=metric in LOWER_IS_BETTER)
 
 
 # ------------------------------------------------------------------------------------------ Figure 7

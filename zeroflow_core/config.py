@@ -74,6 +74,34 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key."""
 
 
+# The grid and `profile` choose these per run; the sections of params.yaml hold only the others.
+GRID_CHOSEN_KEYS = ("method", "optimizer", "dataset", "seed", "profile")
+
+
+def check_section(section: dict, name: str, keys: dict, where: str) -> None:
+    """Every key of `keys` present with its type, and no other key (params.yaml section `name`)."""
+    for key in section:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'; known: {', '.join(keys)}")
+    for key, kind in keys.items():
+        value = section.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ConfigError(f"{where}: '{name}.{key}' must be a {kind.__name__}, got {value!r}")
+
+
+def check_run_settings(settings: dict, name: str, where: str, chosen=GRID_CHOSEN_KEYS) -> None:
+    """Only run keys that the pipeline does not choose itself (`chosen`)."""
+    settable = [k for k in RUN_KEYS if k not in chosen]
+    for key in settings:
+        if key not in settable:
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: {', '.join(settable)}")
+
+
+def check_seeds(seeds, name: str, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"{where}: '{name}' must be a non-empty list of integers, got {seeds!r}")
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """`["epochs=2", "optimizer_hyper.lr=1e-3"]` → nested dict, values parsed as YAML scalars."""
     result: dict = {}

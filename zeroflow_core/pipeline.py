@@ -9,7 +9,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from zeroflow_core.config import ConfigError, resolve_config
+from zeroflow_core.config import ConfigError, check_run_settings, check_section, check_seeds, resolve_config
 from zeroflow_core.io import load_yaml
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
@@ -84,14 +84,8 @@ def check_params(params, where: str = "params.yaml") -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{section}.{name}' must be a mapping, got {value!r}")
     # every section entry is checked, used by the grid or not, so a typo never waits for a later edit
-    from zeroflow_core.config import RUN_KEYS
-
-    # the grid and `profile` choose these per run; sections hold only the other run settings
-    settable = [k for k in RUN_KEYS if k not in ("method", "optimizer", "dataset", "seed", "profile")]
     for name, settings in [("train", params["train"])] + [(f"datasets.{d}", s) for d, s in params["datasets"].items()]:
-        for key in settings:
-            if key not in settable:
-                raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: {', '.join(settable)}")
+        check_run_settings(settings, name, where)
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import resolve_hyper
 
@@ -118,9 +112,7 @@ def check_params(params, where: str = "params.yaml") -> None:
             run_config(params, method, optimizer, dataset, grid["seeds"][0])
         except ConfigError as error:
             raise ConfigError(f"{where}: {error} (in the run {run_name(method, optimizer, dataset, grid['seeds'][0])})") from None
-    for seed in grid["seeds"]:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise ConfigError(f"{where}: 'grid.seeds' must hold integers, got {seed!r}")
+    check_seeds(grid["seeds"], "grid.seeds", where)
     check_efficiency(params["efficiency"], where)
     from zeroflow_core.ablation import SWEEPS, cells, check_ablations
 
@@ -131,27 +123,17 @@ def check_params(params, where: str = "params.yaml") -> None:
     for name in SWEEPS:
         for _ in cells(params, name):
             pass
-    _check_section(params["landscape"], "landscape", LANDSCAPE_KEYS, where)
-    if params["landscape"]["steps"] < 1 or not params["landscape"]["seeds"] or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in params["landscape"]["seeds"]):
-        raise ConfigError(f"{where}: 'landscape' needs steps >= 1 and a non-empty list of integer seeds")
-
-
-def _check_section(section: dict, name: str, keys: dict, where: str) -> None:
-    for key in section:
-        if key not in keys:
-            raise ConfigError(f"{where}: unknown key '{name}.{key}'; known: {', '.join(keys)}")
-    for key, kind in keys.items():
-        value = section.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ConfigError(f"{where}: '{name}.{key}' must be a {kind.__name__}, got {value!r}")
+    check_section(params["landscape"], "landscape", LANDSCAPE_KEYS, where)
+    if params["landscape"]["steps"] < 1:
+        raise ConfigError(f"{where}: 'landscape.steps' must be >= 1")
+    check_seeds(params["landscape"]["seeds"], "landscape.seeds", where)
 
 
 def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     from zeroflow_core.bench import ATTENTION
     from zeroflow_core.models import BACKBONES
 
-    _check_section(section, "efficiency", EFFICIENCY_KEYS, where)
+    check_section(section, "efficiency", EFFICIENCY_KEYS, where)
     if section["threads"] < 1:
         raise ConfigError(f"{where}: 'efficiency.threads' must be >= 1")
     if section["attention"] not in ATTENTION:
