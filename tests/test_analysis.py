@@ -81,15 +81,16 @@ def _params():
 
 def test_ablation_cells_set_only_their_hyper_parameter():
     params = _params()
-    cells = dict(ablation.cells(params, "history"))
+    cells = {cell.name: cell.config for cell in ablation.cells(params, "history")}
     section = params["ablations"]
     assert len(cells) == len(section["history"]["values"]) * len(section["seeds"])
-    config = cells["ease-zo-sgd-digits-history0.4-1"]
+    config = cells["ease-zo-sgd-hues-history0.4-1"]
     assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
     for key, value in section["train"].items():  # the sweeps' own run settings win over `train`
         assert config[key] == value
-    q_cells = dict(ablation.cells(params, "query_budget"))
-    assert q_cells["ease-zo-adam-digits-q32-0"]["optimizer_hyper"]["q"] == 32
+    q_cells = {cell.name: cell.config for cell in ablation.cells(params, "query_budget")}
+    largest = max(section["query_budget"]["values"])
+    assert q_cells[f"ease-zo-adam-hues-q{largest}-0"]["optimizer_hyper"]["q"] == largest
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -131,18 +132,26 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
 
     monkeypatch.setattr(train_module, "train", fake_train)
     params = _params()
-    params["ablations"].update(seeds=[0], workers=1)  # in-process, where the recorder is
+    params["ablations"].update(seeds=[0])
+    params["execution"]["workers"] = 1  # in-process, where the recorder is
     params["ablations"]["history"]["values"] = [0.0, 0.4]
     ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
-    assert sorted(trained) == ["ease-zo-sgd-digits-history0-0", "ease-zo-sgd-digits-history0.4-0"]
+    assert sorted(trained) == ["ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
 
     trained.clear()
     params["ablations"]["history"]["values"] = [0.0, 0.6]
     params["optimizers"]["zo-sgd"] = {}
     ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
-    assert trained == ["ease-zo-sgd-digits-history0.6-0"]  # 0.0 kept, 0.6 new
+    assert trained == ["ease-zo-sgd-hues-history0.6-0"]  # 0.0 kept, 0.6 new
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
-        "ease-zo-sgd-digits-history0-0", "ease-zo-sgd-digits-history0.6-0"]  # 0.4 removed
+        "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0"]  # 0.4 removed
+
+    trained.clear()
+    params["execution"]["workers"] = 2  # where and how fast cells run is no part of what they compute
+    params["train"]["threads"] = 1
+    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    assert trained == []
+    params["execution"]["workers"] = 1
 
     trained.clear()
     params["optimizers"]["zo-sgd"] = {"lr": 0.002}  # every cell's configuration changes
@@ -245,13 +254,14 @@ def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
     params["train"].update(threads=1)
     params["ablations"]["train"] = {"max_steps_per_epoch": 3, "heldout_every": 0}
     params["datasets"]["synthetic"] = {"n_tasks": 2, "dataset_options": {"n_classes": 4, "n_train": 48, "n_test": 4}}
-    params["grid"]["datasets"] = ["digits", "synthetic"]
-    params["ablations"].update(dataset="synthetic", seeds=[0], workers=2)
+    params["grid"]["datasets"] = ["hues", "synthetic"]
+    params["ablations"].update(dataset="synthetic", seeds=[0])
+    params["execution"]["workers"] = 2
     params["ablations"]["history"]["values"] = [0.0, 0.5]
     params["profile"] = "smoke"
     params["train"]["backbone_weights"] = ""  # random init: no pretrained file needed
     ablation.run_ablation(params, "history", root=tmp_path / "side", log=lambda *_: None)
-    params["ablations"]["workers"] = 1
+    params["execution"]["workers"] = 1
     ablation.run_ablation(params, "history", root=tmp_path / "one", log=lambda *_: None)
     for cell in ("ease-zo-sgd-synthetic-history0-0", "ease-zo-sgd-synthetic-history0.5-0"):
         side = json.loads((tmp_path / "side" / "history" / cell / "metrics.json").read_text())

@@ -18,6 +18,7 @@ from zeroflow_core.data import (
     available_datasets,
     build_transforms,
     class_parameters,
+    generate_images,
     load_dataset,
     sample_crop_box,
     stratified_split,
@@ -288,6 +289,29 @@ def test_generated_deterministic_and_sized():
     np.testing.assert_array_equal(te.images, te2.images)
     p = load_dataset("pretext", split="train", seed=3, **SMALL)
     assert p.images.shape == a.images.shape
+
+
+def test_hues_are_shapes_in_colours_a_grey_eye_cannot_tell_apart():
+    from zeroflow_core.data.generated import hue_rotation
+    from zeroflow_core.pretrain import to_grayscale
+
+    options = dict(n_shapes=3, n_hues=4, n_train=5, n_test=2, image_size=16)
+    hues = load_dataset("hues", split="train", seed=1, **options)
+    assert hues.n_classes == 12 and len(hues) == 60 and hues.class_names[5] == "syn-001-hue1"
+    np.testing.assert_array_equal(hues.labels, np.repeat(np.arange(12), 5))
+    assert load_dataset("hues", split="train", seed=1, **options).images.tobytes() == hues.images.tobytes()
+    # rotating about the grey axis keeps every pixel's grey level and is a true rotation
+    rotation = hue_rotation(2.0)
+    np.testing.assert_allclose(rotation @ np.ones(3), np.ones(3), atol=1e-12)
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+    # hue 0 of each shape is the synthetic family's own rendering; another hue of the same rendering has the
+    # same grey image up to clipping and rounding, and a different colour image
+    shapes, _ = generate_images(SYNTHETIC, "train", seed=1, n_classes=3, n_per_class=20, image_size=16)
+    np.testing.assert_array_equal(hues.images[hues.labels == 0], shapes[:5])
+    colour = shapes[:5].astype(np.float64)
+    rotated = np.clip(colour @ rotation.T, 0, 255)
+    assert np.abs(rotated - colour).mean() > 10
+    assert np.abs(rotated.mean(-1) - colour.mean(-1)).mean() < 2
 
 
 def test_pretext_disjoint_from_synthetic():

@@ -262,6 +262,36 @@ def test_aper_checkpoint_round_trip():
         assert torch.equal(fresh.logits(x), m.logits(x))
 
 
+# -- SimpleCIL -----------------------------------------------------------------------------------
+def test_simplecil_trains_nothing_and_scores_frozen_prototypes():
+    m = make_method("simplecil").eval()
+    assert not m.trains and not any(m.trains_on(t) for t in range(3)) and m.trainable_parameters() == []
+    data = run_tasks(m, 2)
+    assert len(m.vit.adapter_sets) == 0 and m.prototypes.shape == (2 * PER_TASK, m.vit.embed_dim)
+    with torch.no_grad():
+        for x, y in data:
+            f = m.vit.features(x, None)
+            for c in y.unique().tolist():
+                torch.testing.assert_close(m.prototypes[c], f[y == c].mean(0))
+        x, _ = task_data(1, seed=3)
+        cos = F.cosine_similarity(m.vit.features(x, None)[:, None], m.prototypes[None], dim=2)
+        torch.testing.assert_close(m.logits(x), m.prototype_scale * cos)
+    fresh = restored(m, "simplecil", 2)
+    with torch.no_grad():
+        assert torch.equal(fresh.logits(x), m.logits(x))
+
+
+def test_ease_with_untrained_adapters_scores_like_simplecil_on_its_own_task():
+    """Fresh adapters add zero (up-projection at 0): EASE's first task is SimpleCIL's, so what EASE gains
+    over the no-training row can come only from training."""
+    ease, simple = make_method("ease").eval(), make_method("simplecil").eval()
+    for m in (ease, simple):
+        run_tasks(m, 1, train=lambda method, seed: None)
+    x, _ = task_data(0, seed=5)
+    with torch.no_grad():
+        torch.testing.assert_close(ease.logits(x), simple.logits(x))
+
+
 # -- Replay --------------------------------------------------------------------------------------
 def stream(method, task, n_batches=12, size=4):
     for b in range(n_batches):

@@ -52,10 +52,49 @@ def test_run_config_merges_sections_in_order():
 
 
 def test_dvc_train_stage_depends_on_exactly_its_sections():
-    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]
-    assert stage["params"] == ["profile", "train", "optimizers.${item.optimizer}", "methods.${item.method}",
-                               "datasets.${item.dataset}"]
-    assert set(stage["matrix"]) == {"method", "optimizer", "dataset", "seed"}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["train"]["params"] == ["profile", "train", "grid.optimizers", "grid.seeds", "optimizers",
+                                         "methods.${item.method}", "datasets.${item.dataset}", "execution"]
+    assert set(stages["train"]["matrix"]) == {"method", "dataset"}
+    assert "optimizers" not in stages["baseline"]["do"]["params"]  # no optimizer edit reruns the baseline
+
+
+def test_the_grid_has_one_baseline_cell_per_dataset_and_seed():
+    params = _params()
+    cells = list(grid_cells(params))
+    baseline = [cell for cell in cells if cell[0] == "simplecil"]
+    assert baseline == [("simplecil", "none", d, s) for d in params["grid"]["datasets"] for s in params["grid"]["seeds"]]
+    assert len(cells) == len(baseline) + len(params["grid"]["methods"]) * len(params["grid"]["optimizers"]) * len(
+        params["grid"]["datasets"]) * len(params["grid"]["seeds"])
+    config = run_config(params, "simplecil", "none", "hues", 0)
+    assert config["optimizer"] == "none" and config["optimizer_hyper"] == {}
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda p: p["grid"].update(baseline="ease"), "'grid.baseline' must name a method that trains nothing"),
+    (lambda p: p["grid"].update(methods=["simplecil", "ease"]), "belongs in 'grid.baseline'"),
+    (lambda p: p["execution"].update(workers=0), "'execution.workers'"),
+    (lambda p: p["pretrain"].update(grayscale="yes"), "'pretrain.grayscale' must be bool"),
+])
+def test_baseline_and_execution_settings_are_checked(edit, message):
+    params = _params()
+    edit(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+
+
+def test_train_cells_share_the_threads_and_keep_their_identity():
+    from zeroflow_core.executor import identity
+    from zeroflow_core.pipeline import train_cells
+
+    params = _params()
+    params["train"]["threads"] = 2
+    cells = train_cells(params, "ease", "hues")
+    assert len(cells) == len(params["grid"]["optimizers"]) * len(params["grid"]["seeds"])
+    assert {cell.config["threads"] for cell in cells} == {1}
+    params["execution"]["workers"] = 1
+    alone = train_cells(params, "ease", "hues")
+    assert alone[0].config["threads"] == 2 and identity(alone[0].config) == identity(cells[0].config)
 
 
 def test_dataset_manifest_fingerprints_the_data():

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from zeroflow_core import report
-from zeroflow_core.pipeline import params_hash
+from zeroflow_core.pipeline import params_hash, run_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,11 +21,14 @@ VALUES = {
     ("aper", "fo-sgd", 0): (80.0, 75.0, 5.0), ("aper", "fo-sgd", 1): (82.0, 77.0, 3.0),
     ("aper", "zo-sgd", 0): (81.0, 76.0, 4.0), ("aper", "zo-sgd", 1): (79.0, 70.0, 8.0),
 }
-GRID = {"methods": ["ease", "aper"], "optimizers": ["fo-sgd", "zo-sgd"], "datasets": ["digits"], "seeds": [0, 1]}
+# the no-training row: the same numbers for both seeds (prototypes of a frozen backbone: no seed moves them)
+BASELINE = {("simplecil", "none", 0): (58.0, 46.0, 11.0), ("simplecil", "none", 1): (58.0, 46.0, 11.0)}
+GRID = {"baseline": "simplecil", "methods": ["ease", "aper"], "optimizers": ["fo-sgd", "zo-sgd"],
+        "datasets": ["digits"], "seeds": [0, 1]}
 
 
 def write_run(runs_dir: Path, method, optimizer, dataset, seed, avg, last, fgt, profile="smoke"):
-    folder = runs_dir / f"{method}-{optimizer}-{dataset}-{seed}"
+    folder = run_folder(method, optimizer, dataset, seed, runs_dir)
     folder.mkdir(parents=True, exist_ok=True)
     first = 2 * avg - last  # two stages whose mean is avg and whose last is last
     metrics = {"avg_acc": avg, "last_acc": last, "forgetting": fgt, "bwt": -fgt,
@@ -41,12 +44,12 @@ def write_run(runs_dir: Path, method, optimizer, dataset, seed, avg, last, fgt, 
 
 
 def fake_grid(runs_dir: Path):
-    for (method, optimizer, seed), (avg, last, fgt) in VALUES.items():
+    for (method, optimizer, seed), (avg, last, fgt) in {**BASELINE, **VALUES}.items():
         write_run(runs_dir, method, optimizer, "digits", seed, avg, last, fgt)
 
 
-def load(runs_dir):
-    return report.load_runs(runs_dir, GRID["methods"], GRID["optimizers"], GRID["datasets"], GRID["seeds"])
+def load(runs_dir, methods=GRID["methods"]):
+    return report.load_runs(runs_dir, methods, GRID["optimizers"], GRID["datasets"], GRID["seeds"])
 
 
 def test_load_runs_one_row_per_run_in_grid_order(tmp_path):
@@ -82,17 +85,17 @@ def test_one_seed_has_no_std_and_formatting():
 
 def test_missing_run_names_folder_and_stage(tmp_path):
     fake_grid(tmp_path)
-    shutil.rmtree(tmp_path / "ease-zo-sgd-digits-1")
+    shutil.rmtree(tmp_path / "ease-digits" / "ease-zo-sgd-digits-1")
     with pytest.raises(report.MissingRunError) as error:
         load(tmp_path)
     message = str(error.value)
-    assert "ease-zo-sgd-digits-1" in message and "train@ease-zo-sgd-digits-1" in message
+    assert "ease-digits/ease-zo-sgd-digits-1" in message and "dvc repro train@ease-digits" in message
     assert "1 of 8 runs" in message and "dvc repro" in message
 
 
 def test_run_in_the_wrong_folder_or_profile_is_refused(tmp_path):
     fake_grid(tmp_path)
-    path = tmp_path / "ease-fo-sgd-digits-0" / "metrics.json"
+    path = tmp_path / "ease-digits" / "ease-fo-sgd-digits-0" / "metrics.json"
     metrics = json.loads(path.read_text())
     path.write_text(json.dumps({**metrics, "optimizer": "zo-adam"}))
     with pytest.raises(ValueError, match="zo-adam"):
@@ -106,7 +109,8 @@ def test_optimizer_and_method_names_match_the_paper():
     assert report.PAPER_ROWS == {
         "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
         "zo-sgd-conserve": ("SGD", "Conserve"), "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"),
-        "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward")}
+        "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward"),
+        "none": ("—", "No training")}
     assert report.method_label("ease") == "EASE" and report.method_label("aper") == "APER"
     reference = report.load_reference(REPO / "reference")
     # every row of the paper's Table 1 maps to one of our optimizers, and the datasets are the paper's
@@ -115,6 +119,34 @@ def test_optimizer_and_method_names_match_the_paper():
     assert set(reference.method_name) == {"ease", "aper"}
     paper = report.paper_values(reference, ["ease"], ["zo-sgd"], ["cifar100"])
     assert paper.iloc[0][["avg_acc_mean", "last_acc_mean", "forgetting_mean"]].tolist() == [78.62, 68.40, 15.64]
+
+
+def test_the_baseline_has_one_row_per_dataset_and_seed(tmp_path):
+    fake_grid(tmp_path)
+    runs = load(tmp_path, ["simplecil", "ease"])
+    assert list(runs.run[:2]) == ["simplecil-digits-0", "simplecil-digits-1"]
+    assert list(runs[runs.method == "simplecil"].strategy) == ["No training"] * 2
+
+
+def test_every_row_is_read_against_no_training(tmp_path):
+    from zeroflow_core import analysis
+
+    fake_grid(tmp_path)
+    runs = load(tmp_path, ["simplecil", *GRID["methods"]])
+    comparison = analysis.versus_no_training(runs, "simplecil").set_index(["method", "optimizer", "metric"])
+    # EASE + FO-SGD: 65 ± 7.07 against 58 ± 0: +7 within a spread of 7.07
+    row = comparison.loc[("ease", "fo-sgd", "avg_acc")]
+    assert row.difference == pytest.approx(7.0) and row.spread == pytest.approx(math.sqrt(50))
+    assert row.verdict == "within the spread"
+    # APER + FO-SGD: 81 ± 1.41 against 58: better; EASE + ZO-SGD: 56 ± 1.41: worse
+    assert comparison.loc[("aper", "fo-sgd", "avg_acc")].verdict == "better"
+    assert comparison.loc[("ease", "zo-sgd", "avg_acc")].verdict == "worse"
+    # forgetting: lower is better; EASE + ZO-SGD 18 ± 2.83 against 11 is worse
+    assert comparison.loc[("ease", "zo-sgd", "forgetting")].verdict == "worse"
+    statements = analysis.no_training_statements(runs, comparison.reset_index(), "simplecil")
+    assert statements[0].startswith("On Digits, the no-training row (SimpleCIL") and "58.00 ± 0.00" in statements[0]
+    assert "EASE: 0 of 2 optimizers are better than no training beyond the spread, 1 within it and 1 worse" in statements[1]
+    assert "best ZO row of EASE (ZO-SGD, 56.00) against the best FO row (FO-SGD, 65.00) is worse" in statements[2]
 
 
 def test_banner_says_which_profile():
@@ -159,9 +191,10 @@ def fake_ablations(root: Path, params: dict):
     from zeroflow_core.ablation import SWEEPS, cells
 
     for name in SWEEPS:
-        for index, (cell, config) in enumerate(cells(params, name)):
-            folder = root / "runs" / "ablation" / name / cell
+        for cell in cells(params, name):
+            folder = root / "runs" / "ablation" / name / cell.name
             folder.mkdir(parents=True)
+            config = cell.config
             value = config["optimizer_hyper"][SWEEPS[name][0]]
             (folder / "metrics.json").write_text(json.dumps({
                 "avg_acc": 50.0 + 10 * value + config["seed"], "last_acc": 40.0 + value, "forgetting": 10.0 - value,
@@ -208,6 +241,14 @@ def test_notebooks_write_their_tables_and_figures(executed):
     assert ours.loc[("aper", "fo-sgd"), "n_seeds"] == 2
     paper = table[table.source == "paper"].set_index(["method", "optimizer", "dataset"])
     assert paper.loc[("ease", "zo-sgd", "cifar100"), "avg_acc_mean"] == pytest.approx(78.62)
+    # the no-training rows: ours per dataset, and the published SimpleCIL numbers in the paper block
+    assert ours.loc[("simplecil", "none"), "avg_acc_mean"] == pytest.approx(58.0)
+    assert paper.loc[("simplecil", "none", "cifar100"), "avg_acc_mean"] == pytest.approx(87.6)
+    versus = pd.read_csv(root / "results" / "table_1" / "table_1_vs_no_training.csv")
+    assert set(versus.method) == {"ease", "aper"} and len(versus) == 4 * 3
+    statements = (root / "results" / "table_1" / "statements.md").read_text()
+    assert ("In the paper on CIFAR-100, 1 of 2 EASE rows have a lower average accuracy than the published "
+            "SimpleCIL (87.6, no training, other splits): ZO-SGD") in statements
     html = (root / "results" / "table_1" / "table_1.html").read_text()
     assert "<b>65.00 ± 7.07</b>" in html  # best Avg of EASE
     assert "<b>12.00 ± 2.83</b>" in html  # lowest Fgt of EASE
@@ -276,7 +317,7 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     table_page = (second.parent / "table_1.html").read_text()
     assert "65.00 ± 7.07" in table_page and "SMOKE profile" in table_page
     assert list((second.parent / "_images").glob("*.png")), "figures are in the book"
-    assert "ease-fo-sgd-digits-0/metrics.json" in (second.parent / "reproducibility.html").read_text()
+    assert "ease-digits/ease-fo-sgd-digits-0/metrics.json" in (second.parent / "reproducibility.html").read_text()
     # latest is a copy of the newest, its stamp link one folder shallower
     latest = (site / "latest" / "table_1.html").read_text()
     assert second.parent.name in latest and 'href="../index.html"' in latest

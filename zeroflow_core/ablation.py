@@ -1,31 +1,23 @@
 """The paper's section 4–6 sweeps: one hyper-parameter of a ZO optimizer varied over values × seeds.
 
-Each ablation of params.yaml (`ablations.<name>`) is one DVC stage that runs all its cells in one
-process (`zeroflow stage-ablation NAME`): a cell is an ordinary run (zeroflow_core.train) of the
-ablation's method and dataset with one optimizer hyper-parameter set, written to
-runs/ablation/<name>/<cell>/. One process per ablation, not one stage per cell, because the smoke
-cells are seconds of work and a process start-up (torch, timm) would cost as much as the run.
-The folder persists between `dvc repro`s: a cell whose config.yaml equals its configuration and has
-its metrics.json is not run again, an interrupted cell resumes from its task checkpoint, and cells
-no longer in params.yaml are removed, so the folder always matches the parameters. `workers` cells
-run at a time, in separate processes.
+Each ablation of params.yaml (`ablations.<name>`) is one DVC stage (`zeroflow stage-ablation NAME`)
+whose cells are ordinary runs (zeroflow_core.train) of the ablation's method and dataset with one
+optimizer hyper-parameter set, written to runs/ablation/<name>/<cell>/ and run by the executor's
+warm workers (zeroflow_core.executor): finished cells with the same configuration are kept, an
+interrupted cell resumes, and cells no longer in params.yaml are removed.
 """
 from __future__ import annotations
 
-import multiprocessing
-import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-
-import yaml
 
 from zeroflow_core.config import (GRID_CHOSEN_KEYS, ConfigError, check_run_settings, check_section, check_seeds,
                                   validate)
+from zeroflow_core.executor import Cell, run_cells
 
 ABLATIONS_DIR = Path("runs/ablation")
 # ablation name → (the optimizer hyper-parameter it varies, its value type)
 SWEEPS = {"query_budget": ("q", int), "history": ("history", float), "sparsity": ("sparsity", float)}
-COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "workers": int, "train": dict}
+COMMON_KEYS = {"method": str, "dataset": str, "seeds": list, "train": dict, "optimizers": dict}
 SWEEP_KEYS = {"optimizers": list, "values": list}
 
 
@@ -35,10 +27,17 @@ def check_ablations(section, where: str = "params.yaml") -> None:
         raise ConfigError(f"{where}: 'ablations' must be a mapping, got {section!r}")
     check_section(section, "ablations", {**COMMON_KEYS, **{name: dict for name in SWEEPS}}, where)
     check_seeds(section["seeds"], "ablations.seeds", where)
-    if section["workers"] < 1:
-        raise ConfigError(f"{where}: 'ablations.workers' must be an integer >= 1, got {section['workers']!r}")
     # the sweep chooses the optimizer's hyper-parameters too
     check_run_settings(section["train"], "ablations.train", where, chosen=GRID_CHOSEN_KEYS + ("optimizer_hyper",))
+    from zeroflow_core.optim import resolve_hyper
+
+    for optimizer, hyper in section["optimizers"].items():
+        if not isinstance(hyper, dict):
+            raise ConfigError(f"{where}: 'ablations.optimizers.{optimizer}' must be a mapping, got {hyper!r}")
+        try:
+            resolve_hyper(optimizer, **hyper)
+        except ValueError as error:
+            raise ConfigError(f"{where}: 'ablations.optimizers.{optimizer}': {error}") from None
     for name, (hyper, kind) in SWEEPS.items():
         sweep = section[name]
         check_section(sweep, f"ablations.{name}", SWEEP_KEYS, where)
@@ -56,75 +55,35 @@ def cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed
     return f"{method}-{optimizer}-{dataset}-{hyper}{value:g}-{seed}"
 
 
-def cells(params: dict, name: str):
-    """(cell name, run configuration) for every optimizer × value × seed of ablation `name`."""
-    from zeroflow_core.pipeline import run_config
+def cells(params: dict, name: str) -> list[Cell]:
+    """Every optimizer × value × seed of ablation `name`, in that order."""
+    from zeroflow_core.pipeline import placed, run_config
 
     if name not in SWEEPS:
         raise ConfigError(f"unknown ablation {name!r}; known: {', '.join(SWEEPS)}")
     section = params["ablations"]
     hyper, kind = SWEEPS[name]
-    method, dataset, workers = section["method"], section["dataset"], section["workers"]
+    method, dataset = section["method"], section["dataset"]
+    result = []
     for optimizer in section[name]["optimizers"]:
         for value in section[name]["values"]:
             for seed in section["seeds"]:
                 config = run_config(params, method, optimizer, dataset, seed)
                 config.update(section["train"])
+                config["optimizer_hyper"].update(section["optimizers"].get(optimizer, {}))
                 config["optimizer_hyper"][hyper] = kind(value)
-                if config["threads"]:  # cells run `workers` at a time: share the threads, do not oversubscribe
-                    config["threads"] = max(1, config["threads"] // workers)
                 try:
                     validate(config)
                 except ConfigError as error:
                     raise ConfigError(f"'ablations.{name}': {optimizer} with {hyper}={value}: {error}") from None
-                yield cell_name(method, optimizer, dataset, hyper, value, seed), config
+                cell = cell_name(method, optimizer, dataset, hyper, value, seed)
+                result.append(Cell(cell, placed(config, params["execution"]["workers"]), ABLATIONS_DIR / name / cell))
+    return result
 
 
 def run_ablation(params: dict, name: str, root: Path = ABLATIONS_DIR, log=print) -> Path:
     """Run every cell of one ablation not already finished with the same configuration."""
     folder = Path(root) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    todo = dict(cells(params, name))
-    for stale in sorted(p for p in folder.iterdir() if p.name not in todo):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    pending = []
-    for cell, config in todo.items():
-        out = folder / cell
-        if _finished_with(out, config):
-            log(f"{cell}: done before, kept")
-            continue
-        if (out / "config.yaml").exists() and _saved_config(out) != config:
-            shutil.rmtree(out)  # made by an earlier version of params.yaml
-        pending.append((cell, config, out))
-    workers = params["ablations"]["workers"]
-    if workers == 1 or len(pending) <= 1:
-        results = ((cell, _run_cell(config, out)) for cell, config, out in pending)
-        for index, (cell, result) in enumerate(results, 1):
-            _log_cell(log, index, len(pending), cell, result)
-        return folder
-    # The smoke cells are seconds of single-threaded work each: `workers` processes (spawned, so no
-    # torch state is forked) run them side by side, each with its share of the threads.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_run_cell, config, out): cell for cell, config, out in pending}
-        for index, future in enumerate(as_completed(futures), 1):
-            _log_cell(log, index, len(pending), futures[future], future.result())
+    todo = [Cell(cell.name, cell.config, folder / cell.name) for cell in cells(params, name)]
+    run_cells(folder, todo, params["execution"]["workers"], log=log)
     return folder
-
-
-def _run_cell(config: dict, out: Path) -> dict:
-    from zeroflow_core.train import train
-
-    return train(config, out, progress=False)
-
-
-def _log_cell(log, index: int, total: int, cell: str, result: dict) -> None:
-    log(f"[{index}/{total}] {cell}: avg_acc {result['avg_acc']:.2f}  forgetting {result['forgetting']:.2f}")
-
-
-def _saved_config(out: Path):
-    return yaml.safe_load((out / "config.yaml").read_text())
-
-
-def _finished_with(out: Path, config: dict) -> bool:
-    return (out / "metrics.json").exists() and (out / "config.yaml").exists() and _saved_config(out) == config

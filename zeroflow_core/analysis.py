@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from zeroflow_core.ablation import cell_name
-from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, optimizer_label
+from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, dataset_label, format_mean_std,
+                                  method_label, optimizer_label)
 
 # A CIFAR-100 task of the paper: 50,000 training images / 10 tasks (Table 2's per-epoch projection).
 CIFAR100_TASK_IMAGES = 5000
@@ -34,6 +35,115 @@ def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_i
         return "within the spread"
     better = difference < 0 if lower_is_better else difference > 0
     return "better" if better else "worse"
+
+
+# ------------------------------------------------------------------ Table 1, Figure 2: against no training
+def versus_no_training(runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Every method × optimizer × dataset against the no-training row (`baseline`) of its dataset.
+
+    One row per (method, optimizer, dataset, metric): the difference of the means, the spread it must
+    exceed (the two standard deviations together) and the verdict (`better` / `worse` / `within the
+    spread`, better meaning higher accuracy or lower forgetting).
+    """
+    summary = aggregate(runs)
+    anchors = summary[summary.method == baseline].set_index("dataset")
+    if anchors.empty:
+        raise ValueError(f"no runs of the no-training baseline {baseline!r} to compare with")
+    rows = []
+    for row in summary[summary.method != baseline].itertuples():
+        if row.dataset not in anchors.index:
+            raise ValueError(f"no {baseline} runs on {row.dataset} to compare with")
+        anchor = anchors.loc[row.dataset]
+        for metric in TABLE_METRICS:
+            mean, std = getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std")
+            base_mean, base_std = anchor[f"{metric}_mean"], anchor[f"{metric}_std"]
+            rows.append({"method": row.method, "optimizer": row.optimizer, "dataset": row.dataset, "metric": metric,
+                         "difference": mean - base_mean, "spread": std + base_std,
+                         "verdict": verdict(mean, std, base_mean, base_std, lower_is_better=metric in LOWER_IS_BETTER)})
+    return pd.DataFrame(rows, columns=["method", "optimizer", "dataset", "metric", "difference", "spread", "verdict"])
+
+
+def versus_no_training_table(comparison: pd.DataFrame, metric: str = "avg_acc") -> pd.DataFrame:
+    """One metric of `versus_no_training`, one row per method × optimizer, one column per dataset:
+    'Δ ± spread (verdict)'."""
+    part = comparison[comparison.metric == metric].copy()
+    part["text"] = [f"{d:+.2f} ± {s:.2f} ({v})" for d, s, v in zip(part.difference, part.spread, part.verdict)]
+    part["Method"] = part.method.map(method_label)
+    part["Optimizer"] = part.optimizer.map(optimizer_label)
+    part["Dataset"] = part.dataset.map(dataset_label)
+    return part.pivot_table(index=["Method", "Optimizer"], columns="Dataset", values="text", aggfunc="first",
+                            sort=False)
+
+
+def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baseline: str) -> list[str]:
+    """The sentences that describe Table 1, each computed from the numbers it describes."""
+    summary = aggregate(runs)
+    lines = []
+    for dataset in summary.dataset.unique():
+        anchor = summary[(summary.method == baseline) & (summary.dataset == dataset)].iloc[0]
+        lines.append(f"On {dataset_label(dataset)}, the no-training row ({method_label(baseline)}: prototypes of the "
+                     f"frozen backbone) reaches {format_mean_std(anchor.avg_acc_mean, anchor.avg_acc_std)} average "
+                     "accuracy.")
+        for method in [m for m in summary.method.unique() if m != baseline]:
+            part = comparison[(comparison.method == method) & (comparison.dataset == dataset)
+                              & (comparison.metric == "avg_acc")]
+            counts = part.verdict.value_counts()
+            best = part.loc[part.difference.idxmax()]
+            worst = part.loc[part.difference.idxmin()]
+            families = {family: part[[optimizer_family(o) == family for o in part.optimizer]]
+                        for family in ("first-order", "zeroth-order", "forward-gradient")}
+            family_text = "; ".join(f"{name} rows {frame.difference.mean():+.2f} on average"
+                                    for name, frame in families.items() if len(frame))
+            lines.append(
+                f"{method_label(method)}: {counts.get('better', 0)} of {len(part)} optimizers are better than no "
+                f"training beyond the spread, {counts.get('within the spread', 0)} within it and "
+                f"{counts.get('worse', 0)} worse. The best is {optimizer_label(best.optimizer)} "
+                f"({best.difference:+.2f} ± {best.spread:.2f} points of average accuracy), the lowest "
+                f"{optimizer_label(worst.optimizer)} ({worst.difference:+.2f} ± {worst.spread:.2f}); {family_text}.")
+            fo = summary[(summary.method == method) & (summary.dataset == dataset)
+                         & [optimizer_family(o) == "first-order" for o in summary.optimizer]]
+            zo = summary[(summary.method == method) & (summary.dataset == dataset)
+                         & [optimizer_family(o) == "zeroth-order" for o in summary.optimizer]]
+            if len(fo) and len(zo):
+                best_fo = fo.loc[fo.avg_acc_mean.idxmax()]
+                best_zo = zo.loc[zo.avg_acc_mean.idxmax()]
+                call = verdict(best_zo.avg_acc_mean, best_zo.avg_acc_std, best_fo.avg_acc_mean, best_fo.avg_acc_std)
+                claim = ("so, here, zeroth-order training does come close to first-order" if call != "worse" else
+                         "so, here, zeroth-order training does not come close to first-order")
+                lines.append(f"The paper's claim that ZO rows come close to FO rows: the best ZO row of "
+                             f"{method_label(method)} ({optimizer_label(best_zo.optimizer)}, "
+                             f"{best_zo.avg_acc_mean:.2f}) against the best FO row ({optimizer_label(best_fo.optimizer)}, "
+                             f"{best_fo.avg_acc_mean:.2f}) is {call} ({best_zo.avg_acc_mean - best_fo.avg_acc_mean:+.2f}), "
+                             f"{claim}.")
+    return lines
+
+
+def paper_no_training_statements(tidy: pd.DataFrame, baseline: str) -> list[str]:
+    """How the paper's rows stand against the published no-training numbers (Table 1's paper block)."""
+    paper = tidy[tidy.source == "paper"]
+    anchors = paper[paper.method == baseline].set_index("dataset")
+    lines = []
+    for dataset, anchor in anchors.iterrows():
+        for method in [m for m in paper.method.unique() if m != baseline]:
+            rows = paper[(paper.method == method) & (paper.dataset == dataset)]
+            if rows.empty:
+                continue
+            below = rows[rows.avg_acc_mean < anchor.avg_acc_mean]
+            names = ", ".join(optimizer_label(o) for o in below.optimizer) or "none"
+            lines.append(f"In the paper on {dataset_label(dataset)}, {len(below)} of {len(rows)} "
+                         f"{method_label(method)} rows have a lower average accuracy than the published "
+                         f"{method_label(baseline)} ({anchor.avg_acc_mean:.1f}, no training, other splits): {names}.")
+    return lines
+
+
+def optimizer_family(optimizer: str) -> str:
+    """first-order, zeroth-order or forward-gradient: from the registry (backprop or forward passes)."""
+    from zeroflow_core.optim import OPTIMIZERS
+
+    spec = OPTIMIZERS[optimizer]
+    if not spec.forward_pass_only:
+        return "first-order"
+    return "forward-gradient" if optimizer.startswith("forward") else "zeroth-order"
 
 
 # ------------------------------------------------------------------------------------------ Table 2

@@ -23,7 +23,7 @@ import nbformat
 
 from zeroflow_core import __version__
 from zeroflow_core.io import write_atomically
-from zeroflow_core.pipeline import EFFICIENCY_DIR, RESULTS_DIR, RUNS_DIR, grid_cells, params_hash, run_name
+from zeroflow_core.pipeline import EFFICIENCY_DIR, RESULTS_DIR, grid_cells, params_hash, run_folder
 from zeroflow_core.report import NOTEBOOKS, REPO_ROOT
 
 STAMP_FILE = "zeroflow-version.json"
@@ -198,8 +198,8 @@ def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, re
                      notebooks: dict) -> dict:
     from zeroflow_core.ablation import ABLATIONS_DIR, SWEEPS, cells
 
-    files = [RUNS_DIR / run_name(*cell) / "metrics.json" for cell in grid_cells(params)]
-    files += [ABLATIONS_DIR / name / cell / "metrics.json" for name in SWEEPS for cell, _ in cells(params, name)]
+    files = [run_folder(*cell) / "metrics.json" for cell in grid_cells(params)]
+    files += [ABLATIONS_DIR / name / cell.name / "metrics.json" for name in SWEEPS for cell in cells(params, name)]
     files += [EFFICIENCY_DIR / f"{model}.json" for model in params["efficiency"]["models"]]
     runs = []
     for relative in files:

@@ -47,7 +47,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from zeroflow_core.pretrain import pretrain
 
     result = pretrain(args.out, backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, n_classes=args.classes, threads=args.threads)
+                      seed=args.seed, n_classes=args.classes, threads=args.threads, grayscale=args.grayscale)
     print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
     return 0
 
@@ -64,13 +64,14 @@ def _check_params(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from zeroflow_core.config import NO_OPTIMIZER
     from zeroflow_core.data.manifest import dataset_manifest
     from zeroflow_core.io import write_json
     from zeroflow_core.pipeline import load_params, run_config
 
     params = load_params(args.params)
     grid = params["grid"]
-    config = run_config(params, grid["methods"][0], grid["optimizers"][0], args.dataset, grid["seeds"][0])
+    config = run_config(params, grid["baseline"], NO_OPTIMIZER, args.dataset, grid["seeds"][0])
     manifest = dataset_manifest(args.dataset, config["data_root"], **config["dataset_options"])
     write_json(args.out, manifest)
     counts = ", ".join(f"{s} {v['images']} images" for s, v in manifest["splits"].items())
@@ -79,14 +80,36 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _stage_train(args: argparse.Namespace) -> int:
-    from zeroflow_core.pipeline import RUNS_DIR, load_params, run_config, run_name
-    from zeroflow_core.train import train
+    from zeroflow_core.executor import run_cells
+    from zeroflow_core.pipeline import load_params, stage_folder, train_cells
 
     params = load_params(args.params)
-    config = run_config(params, args.method, args.optimizer, args.dataset, args.seed)
-    out = RUNS_DIR / run_name(args.method, args.optimizer, args.dataset, args.seed)
-    result = train(config, out)
-    print(f"{out}: avg_acc {result['avg_acc']:.2f}  last_acc {result['last_acc']:.2f}  forgetting {result['forgetting']:.2f}")
+    grid = params["grid"]
+    if args.method not in [grid["baseline"], *grid["methods"]] or args.dataset not in grid["datasets"]:
+        raise ValueError(f"train@{args.method}-{args.dataset} is not a stage of the grid in {args.params}")
+    folder = stage_folder(args.method, args.dataset)
+    ran = run_cells(folder, train_cells(params, args.method, args.dataset), params["execution"]["workers"])
+    print(f"{folder}/: {len(ran)} cells run")
+    return 0
+
+
+def _search_lr(args: argparse.Namespace) -> int:
+    from zeroflow_core.io import write_atomically
+    from zeroflow_core.lr_search import TOLERANCE, search
+    from zeroflow_core.pipeline import load_params
+
+    params = load_params(args.params)
+    optimizers = args.optimizers.split(",") if args.optimizers else params["grid"]["optimizers"]
+    table = search(params, args.method, args.dataset, optimizers, [float(v) for v in args.lrs.split(",")], args.seed)
+    wide = table.pivot(index="optimizer", columns="lr", values="avg_acc").loc[optimizers].round(2)
+    wide.columns = [f"{lr:g}" for lr in wide.columns]
+    wide["best"] = [f"{lr:g}" for lr in table[table.best].groupby("optimizer").lr.first().loc[optimizers]]
+    wide["chosen"] = [f"{lr:g}" for lr in table[table.chosen].groupby("optimizer").lr.first().loc[optimizers]]
+    print(f"average accuracy of {args.method} on {args.dataset}, seed {args.seed}, per optimizer and learning rate;")
+    print(f"chosen: the largest lr within {TOLERANCE:g} point of the optimizer's best")
+    print(wide.to_string())
+    if args.out:
+        write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
     return 0
 
 
@@ -96,7 +119,8 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
 
     settings = load_params(args.params)["pretrain"]
     result = pretrain(args.out, epochs=settings.get("epochs", 10), n_classes=settings.get("classes", 64),
-                      seed=settings.get("seed", 0), threads=settings.get("threads", 0))
+                      seed=settings.get("seed", 0), threads=settings.get("threads", 0),
+                      grayscale=settings.get("grayscale", False))
     print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
     return 0
 
@@ -164,12 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     pre = commands.add_parser("pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
     pre.add_argument("--out", required=True)
     pre.add_argument("--backbone", default="vit-smoke")
-    pre.add_argument("--epochs", type=int, default=20)
+    pre.add_argument("--epochs", type=int, default=10)
     pre.add_argument("--batch-size", type=int, default=64)
     pre.add_argument("--lr", type=float, default=1e-3)
     pre.add_argument("--classes", type=int, default=64)
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--threads", type=int, default=0)
+    pre.add_argument("--grayscale", action="store_true", help="pretrain on grey images (the smoke book's backbone)")
     pre.set_defaults(run=_pretrain)
 
     # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.pipeline.
@@ -182,12 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--params", default="params.yaml")
     prepare.add_argument("--out", required=True)
     prepare.set_defaults(run=_prepare)
-    stage = commands.add_parser("stage-train", help="one cell of the params.yaml grid into runs/train/")
-    for name in ("method", "optimizer", "dataset"):
+    stage = commands.add_parser("stage-train", help="every optimizer × seed of one method and dataset of the "
+                                "params.yaml grid into runs/train/<method>-<dataset>/")
+    for name in ("method", "dataset"):
         stage.add_argument(name)
-    stage.add_argument("seed", type=int)
     stage.add_argument("--params", default="params.yaml")
     stage.set_defaults(run=_stage_train)
+    lr = commands.add_parser("search-lr", help="the smoke profile's learning-rate search: one method, one dataset, "
+                             "seed 0, every optimizer × learning rate")
+    lr.add_argument("--method", default="ease")
+    lr.add_argument("--dataset", default="hues")
+    lr.add_argument("--seed", type=int, default=0)
+    lr.add_argument("--optimizers", help="comma-separated (default: grid.optimizers of params.yaml)")
+    lr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3")
+    lr.add_argument("--out", help="also write the table as CSV")
+    lr.add_argument("--params", default="params.yaml")
+    lr.set_defaults(run=_search_lr)
     stage_pre = commands.add_parser("stage-pretrain", help="pretrain with the settings of params.yaml")
     stage_pre.add_argument("--params", default="params.yaml")
     stage_pre.add_argument("--out", default="runs/pretrain")

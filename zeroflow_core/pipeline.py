@@ -9,13 +9,16 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from zeroflow_core.config import ConfigError, check_run_settings, check_section, check_seeds, resolve_config
+from zeroflow_core.config import (NO_OPTIMIZER, ConfigError, check_run_settings, check_section, check_seeds,
+                                  resolve_config)
+from zeroflow_core.executor import Cell
 from zeroflow_core.io import load_yaml
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
-            "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
+            "execution": dict, "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 GRID_KEYS = ("methods", "optimizers", "datasets", "seeds")
-PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int}
+EXECUTION_KEYS = {"workers": int}
+PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int, "grayscale": bool}
 EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
 EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
 EFFICIENCY_MODEL_LISTS = ("optimizers", "extra_q")  # a model may measure its own subset
@@ -35,16 +38,51 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def run_name(method: str, optimizer: str, dataset: str, seed: int) -> str:
+    if optimizer == NO_OPTIMIZER:
+        return f"{method}-{dataset}-{seed}"
     return f"{method}-{optimizer}-{dataset}-{seed}"
 
 
+def stage_folder(method: str, dataset: str, runs_dir: Path = RUNS_DIR) -> Path:
+    """The folder of the `train@<method>-<dataset>` stage: one sub-folder per cell (run_name)."""
+    return Path(runs_dir) / f"{method}-{dataset}"
+
+
+def run_folder(method: str, optimizer: str, dataset: str, seed: int, runs_dir: Path = RUNS_DIR) -> Path:
+    return stage_folder(method, dataset, runs_dir) / run_name(method, optimizer, dataset, seed)
+
+
+def method_optimizers(params: dict, method: str) -> list[str]:
+    """The grid's optimizers for a method that trains; the single `none` for one that does not."""
+    from zeroflow_core.methods import METHODS
+
+    return params["grid"]["optimizers"] if METHODS[method].trains else [NO_OPTIMIZER]
+
+
 def grid_cells(params: dict):
+    """(method, optimizer, dataset, seed) of every run of the grid, the no-training baseline first."""
     grid = params["grid"]
-    for method in grid["methods"]:
-        for optimizer in grid["optimizers"]:
+    for method in [grid["baseline"], *grid["methods"]]:
+        for optimizer in method_optimizers(params, method):
             for dataset in grid["datasets"]:
                 for seed in grid["seeds"]:
                     yield method, optimizer, dataset, seed
+
+
+def placed(config: dict, workers: int) -> dict:
+    """`workers` cells run side by side: each gets its share of the threads instead of oversubscribing."""
+    if config["threads"] and workers > 1:
+        config = {**config, "threads": max(1, config["threads"] // workers)}
+    return config
+
+
+def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
+    """The cells of the stage `train@<method>-<dataset>`: its optimizers × seeds."""
+    workers = params["execution"]["workers"]
+    return [Cell(run_name(method, optimizer, dataset, seed),
+                 placed(run_config(params, method, optimizer, dataset, seed), workers),
+                 run_folder(method, optimizer, dataset, seed))
+            for optimizer in method_optimizers(params, method) for seed in params["grid"]["seeds"]]
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -69,16 +107,21 @@ def check_params(params, where: str = "params.yaml") -> None:
         if not isinstance(params[section], kind):
             raise ConfigError(f"{where}: {section!r} must be a {kind.__name__}, got {params[section]!r}")
     grid = params["grid"]
-    for key in sorted(set(grid) - set(GRID_KEYS)):
-        raise ConfigError(f"{where}: unknown key 'grid.{key}'; known: {', '.join(GRID_KEYS)}")
+    for key in sorted(set(grid) - {*GRID_KEYS, "baseline"}):
+        raise ConfigError(f"{where}: unknown key 'grid.{key}'; known: {', '.join(GRID_KEYS)}, baseline")
     for key in GRID_KEYS:
         if not isinstance(grid.get(key), list) or not grid[key]:
             raise ConfigError(f"{where}: 'grid.{key}' must be a non-empty list")
+    _check_grid_methods(grid, where)
+    check_section(params["execution"], "execution", EXECUTION_KEYS, where)
+    if params["execution"]["workers"] < 1:
+        raise ConfigError(f"{where}: 'execution.workers' must be an integer >= 1")
     for key, value in params["pretrain"].items():
         if key not in PRETRAIN_KEYS:
             raise ConfigError(f"{where}: unknown key 'pretrain.{key}'; known: {', '.join(PRETRAIN_KEYS)}")
-        if not isinstance(value, PRETRAIN_KEYS[key]) or isinstance(value, bool):
-            raise ConfigError(f"{where}: 'pretrain.{key}' must be {PRETRAIN_KEYS[key].__name__}, got {value!r}")
+        kind = PRETRAIN_KEYS[key]
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{where}: 'pretrain.{key}' must be {kind.__name__}, got {value!r}")
     for section in ("optimizers", "methods", "datasets"):
         for name, value in params[section].items():
             if not isinstance(value, dict):
@@ -104,7 +147,7 @@ def check_params(params, where: str = "params.yaml") -> None:
     cells = list(grid_cells(params))
     checked = {(m, o, d) for m, o, d, _ in cells}
     for method in params["methods"]:
-        checked.add((method, grid["optimizers"][0], grid["datasets"][0]))
+        checked.add((method, method_optimizers(params, method)[0], grid["datasets"][0]))
     for optimizer in params["optimizers"]:
         checked.add((grid["methods"][0], optimizer, grid["datasets"][0]))
     for method, optimizer, dataset in sorted(checked):
@@ -127,6 +170,22 @@ def check_params(params, where: str = "params.yaml") -> None:
     if params["landscape"]["steps"] < 1:
         raise ConfigError(f"{where}: 'landscape.steps' must be >= 1")
     check_seeds(params["landscape"]["seeds"], "landscape.seeds", where)
+
+
+def _check_grid_methods(grid: dict, where: str) -> None:
+    from zeroflow_core.methods import METHODS
+
+    baseline = grid.get("baseline")
+    if baseline not in METHODS or METHODS[baseline].trains:
+        untrained = [name for name, method in METHODS.items() if not method.trains]
+        raise ConfigError(f"{where}: 'grid.baseline' must name a method that trains nothing "
+                          f"({', '.join(untrained)}), got {baseline!r}")
+    for method in grid["methods"]:
+        if method not in METHODS:
+            raise ConfigError(f"{where}: 'grid.methods': unknown method {method!r}; known: {', '.join(METHODS)}")
+        if not METHODS[method].trains:
+            raise ConfigError(f"{where}: 'grid.methods' lists {method!r}, which trains nothing and so has no "
+                              f"optimizer axis: it belongs in 'grid.baseline'")
 
 
 def check_efficiency(section: dict, where: str = "params.yaml") -> None:
@@ -225,8 +284,9 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
     parameters = {"profile": params["profile"], "out_dir": str(RESULTS_DIR / name), "code_version": code_version(),
                   "params_hash": params_hash(params_path)}
     if kind in ("grid", "efficiency"):
-        parameters.update(methods=grid["methods"], optimizers=grid["optimizers"], datasets=grid["datasets"],
-                          seeds=grid["seeds"], runs_dir=str(RUNS_DIR), reference_dir="reference")
+        parameters.update(baseline=grid["baseline"], methods=grid["methods"], optimizers=grid["optimizers"],
+                          datasets=grid["datasets"], seeds=grid["seeds"], runs_dir=str(RUNS_DIR),
+                          reference_dir="reference")
     if kind == "efficiency":
         section = params["efficiency"]
         parameters.update(efficiency_dir=str(EFFICIENCY_DIR), models=list(section["models"]),

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, run_name
+from zeroflow_core.config import NO_OPTIMIZER
+from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, run_folder, run_name
 
 # The notebook stages of dvc.yaml, in the book's order; a name outside this list is refused before a kernel starts.
 NOTEBOOKS = tuple(NOTEBOOK_INPUTS)
@@ -25,17 +26,19 @@ PAPER_ROWS = {
     "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"), "zo-adam-sign": ("Adam", "Sign"),
     "zo-adam-conserve": ("Adam", "Conserve"),
     "forward-grad": ("-", "Forward"),
+    NO_OPTIMIZER: ("—", "No training"),
 }
 OPTIMIZER_LABELS = {
     "fo-sgd": "FO-SGD", "zo-sgd": "ZO-SGD", "zo-sgd-sign": "ZO-SGD-Sign", "zo-sgd-conserve": "ZO-SGD-Conserve",
     "fo-adam": "FO-Adam", "zo-adam": "ZO-Adam", "zo-adam-sign": "ZO-Adam-Sign",
-    "zo-adam-conserve": "ZO-Adam-Conserve", "forward-grad": "Forward-Grad",
+    "zo-adam-conserve": "ZO-Adam-Conserve", "forward-grad": "Forward-Grad", NO_OPTIMIZER: "No training",
 }
-METHOD_LABELS = {"ease": "EASE", "aper": "APER", "finetune": "Fine-tune", "replay": "Replay", "lwf": "LwF"}
+METHOD_LABELS = {"simplecil": "SimpleCIL", "ease": "EASE", "aper": "APER", "finetune": "Fine-tune", "replay": "Replay",
+                 "lwf": "LwF"}
 PAPER_METHODS = ("ease", "aper")
 PAPER_DATASETS = ("cifar100", "cub", "imagenet_a", "omnibenchmark")
 DATASET_LABELS = {"cifar100": "CIFAR-100", "cub": "CUB", "imagenet_a": "ImageNet-A",
-                  "omnibenchmark": "OmniBenchmark", "digits": "Digits", "synthetic": "Synthetic-100"}
+                  "omnibenchmark": "OmniBenchmark", "digits": "Digits", "synthetic": "Synthetic-100", "hues": "Hues"}
 PAPER_SETUP = "ViT-B/16-IN21K"
 # One colour per optimizer in every figure, so a line in figure 4 and a bar in figure 2 read the same.
 OPTIMIZER_COLORS = dict(zip(OPTIMIZER_LABELS, ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -72,26 +75,35 @@ def paper_row(optimizer: str) -> tuple[str, str]:
     return PAPER_ROWS.get(optimizer, ("-", optimizer))
 
 
-def stage_name(method: str, optimizer: str, dataset: str, seed: int) -> str:
-    return f"train@{run_name(method, optimizer, dataset, seed)}"
+def stage_name(method: str, dataset: str) -> str:
+    """The dvc stage that runs every cell of one method on one dataset."""
+    return f"train@{method}-{dataset}"
+
+
+def optimizers_of(method: str, optimizers) -> list[str]:
+    """The optimizer axis of a method: the given optimizers, or `none` for one that trains nothing."""
+    from zeroflow_core.methods import METHODS
+
+    return list(optimizers) if METHODS[method].trains else [NO_OPTIMIZER]
 
 
 # ----------------------------------------------------------------------------------------------- runs
 def load_runs(runs_dir, methods, optimizers, datasets, seeds, profile: str | None = None) -> pd.DataFrame:
-    """One row per grid cell, read from runs_dir/<method>-<optimizer>-<dataset>-<seed>/metrics.json.
+    """One row per grid cell, read from runs_dir/<method>-<dataset>/<run name>/metrics.json.
 
-    Row order is the grid's order (method, optimizer, dataset, seed), which the tables and legends keep.
-    With `profile`, a run written under another profile is refused: it would silently mix scales.
+    A method that trains nothing (the no-training baseline) has the single optimizer `none`. Row order is
+    the grid's order (method, optimizer, dataset, seed), which the tables and legends keep. With
+    `profile`, a run written under another profile is refused: it would silently mix scales.
     """
     runs_dir = Path(runs_dir)
     rows, missing = [], []
     for method in methods:
-        for optimizer in optimizers:
+        for optimizer in optimizers_of(method, optimizers):
             for dataset in datasets:
                 for seed in seeds:
-                    path = runs_dir / run_name(method, optimizer, dataset, seed) / "metrics.json"
+                    path = run_folder(method, optimizer, dataset, seed, runs_dir) / "metrics.json"
                     if not path.is_file():
-                        missing.append((path, stage_name(method, optimizer, dataset, seed)))
+                        missing.append((path, stage_name(method, dataset)))
                         continue
                     rows.append(_run_row(path, method, optimizer, dataset, seed, profile))
     if missing:
@@ -107,8 +119,8 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
     try:
         metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a readable metrics file ({error}); rerun "
-                         f"`dvc repro -f {stage_name(method, optimizer, dataset, seed)}`") from None
+        raise ValueError(f"{path}: not a readable metrics file ({error}); remove {path.parent} and run "
+                         f"`dvc repro {stage_name(method, dataset)}`") from None
     # a folder renamed by hand would otherwise put one run's numbers under another's name
     expected = {"method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
     for key, value in expected.items():
@@ -116,7 +128,7 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
             raise ValueError(f"{path}: holds {key}={metrics[key]!r}, but its folder says {value!r}")
     if profile is not None and metrics.get("profile", profile) != profile:
         raise ValueError(f"{path}: written by the {metrics['profile']!r} profile, but params.yaml says "
-                         f"{profile!r}; rerun `dvc repro {stage_name(method, optimizer, dataset, seed)}`")
+                         f"{profile!r}; rerun `dvc repro {stage_name(method, dataset)}`")
     for key in ("avg_acc", "last_acc", "forgetting", "acc_seen"):
         if key not in metrics:
             raise ValueError(f"{path}: no {key!r} in metrics.json")
@@ -178,6 +190,18 @@ def load_reference(reference_dir) -> pd.DataFrame:
     return table
 
 
+def load_paper_baseline(reference_dir) -> pd.DataFrame:
+    """Published SimpleCIL numbers (the APER paper; the ZeroFlow paper has no no-training row), in the
+    columns paper_values() gives, plus their source, splits and whether they were checked."""
+    path = Path(reference_dir) / "simplecil_aper.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the published SimpleCIL numbers are missing (they ship in reference/)")
+    table = pd.read_csv(path)
+    return pd.DataFrame({"method": table.method.str.lower(), "optimizer": NO_OPTIMIZER, "dataset": table.dataset,
+                         "avg_acc_mean": table.avg, "last_acc_mean": table["last"], "forgetting_mean": float("nan"),
+                         "source": table.source, "splits": table.splits, "verified": table.verified})
+
+
 def paper_values(reference: pd.DataFrame, methods, optimizers, datasets) -> pd.DataFrame:
     """Paper rows for our method × optimizer names, in our grid's order; columns as aggregate() gives."""
     keep = reference[reference.method_name.isin(methods) & reference.optimizer_name.isin(optimizers)
@@ -209,16 +233,22 @@ class Table:
     markdown: str
 
 
-def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, datasets, profile: str) -> Table:
+def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, datasets, profile: str,
+            paper_baseline: pd.DataFrame | None = None) -> Table:
     """Table 1's layout: rows method / optimizer family / strategy, column groups per dataset (Avg, Last, Fgt).
 
-    Our block first, then the paper's block for the same rows; the best of each column within a method is
-    bold (highest Avg and Last, lowest Fgt), in each block separately since the two are different setups.
+    `methods` may start with the no-training baseline (optimizer `none`, one row). Our block first, then
+    the paper's block for the same rows (the baseline's published numbers from `paper_baseline`); the best
+    of each column within a method is bold (highest Avg and Last, lowest Fgt), in each block separately
+    since the two are different setups.
     """
     ours = aggregate(runs)
     ours.insert(0, "source", "ours")
     paper_sets = paper_datasets_for(datasets)
     paper = paper_values(reference, methods, optimizers, paper_sets)
+    if paper_baseline is not None:
+        published = paper_baseline[paper_baseline.method.isin(methods) & paper_baseline.dataset.isin(paper_sets)]
+        paper = pd.concat([published[paper.columns], paper], ignore_index=True)
     paper.insert(0, "source", "paper")
     tidy = pd.concat([ours, paper], ignore_index=True)
     tidy.insert(2, "family", [paper_row(o)[0] for o in tidy.optimizer])
@@ -231,7 +261,8 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
     blocks = [(ours_label, "ours", list(datasets)), (paper_label, "paper", paper_sets)]
     columns = pd.MultiIndex.from_tuples([(label, dataset_label(d), name) for label, _, sets in blocks
                                          for d in sets for name in TABLE_METRICS.values()])
-    index = pd.MultiIndex.from_tuples([(method_label(m), *paper_row(o)) for m in methods for o in optimizers],
+    index = pd.MultiIndex.from_tuples([(method_label(m), *paper_row(o)) for m in methods
+                                       for o in optimizers_of(m, optimizers)],
                                       names=["Method", "Optimizer", "Strategy"])
     cells = {"html": pd.DataFrame("—", index=index, columns=columns),
              "md": pd.DataFrame("—", index=index, columns=columns)}
@@ -260,7 +291,8 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
 
 def paper_last_table(reference: pd.DataFrame, methods, optimizers, datasets) -> pd.DataFrame:
     """The paper's last-task accuracy (its Figure 4) for our methods × optimizers: rows optimizer, columns."""
-    values = paper_values(reference, methods, optimizers, paper_datasets_for(datasets))
+    values = paper_values(reference, [m for m in methods if m in PAPER_METHODS], optimizers,
+                          paper_datasets_for(datasets))
     if values.empty:
         return pd.DataFrame()
     values["Method"] = values.method.map(method_label)
@@ -345,21 +377,22 @@ def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None
 
     kind = NOTEBOOK_INPUTS[name]
     if kind in ("grid", "efficiency"):
-        load_runs(root / parameters["runs_dir"], parameters["methods"], parameters["optimizers"],
-                  parameters["datasets"], parameters["seeds"])
+        load_runs(root / parameters["runs_dir"], [parameters["baseline"], *parameters["methods"]],
+                  parameters["optimizers"], parameters["datasets"], parameters["seeds"])
     if kind == "efficiency":
         for model in parameters["models"]:
             path = root / parameters["efficiency_dir"] / f"{model}.json"
             if not path.is_file():
                 raise MissingRunError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
     elif kind in SWEEPS:
-        for cell, _ in cells(params, kind):
-            path = root / parameters["ablation_dir"] / cell / "metrics.json"
+        for cell in cells(params, kind):
+            path = root / parameters["ablation_dir"] / cell.name / "metrics.json"
             if not path.is_file():
                 raise MissingRunError(f"{path}: missing; run `dvc repro ablation@{kind}`")
 
 
 __all__ = ["NOTEBOOKS", "PAPER_ROWS", "MissingRunError", "NotebookError", "load_runs", "aggregate",
-           "format_mean_std", "seen_curves", "curve_summary", "load_reference", "paper_values", "table_1",
+           "format_mean_std", "seen_curves", "curve_summary", "load_reference", "load_paper_baseline", "paper_values",
+           "table_1", "optimizers_of",
            "paper_last_table", "banner", "execute_notebook", "optimizer_label", "method_label", "dataset_label",
            "paper_row", "stage_name", "setup_plotting", "RUNS_DIR", "RESULTS_DIR", "REPO_ROOT"]

@@ -11,6 +11,8 @@ uninterrupted run.
 """
 from __future__ import annotations
 
+import functools
+import json
 import shutil
 import sys
 import time
@@ -25,6 +27,7 @@ from tqdm import tqdm
 from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
+from zeroflow_core.executor import identity
 from zeroflow_core.io import save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
@@ -37,11 +40,17 @@ CHECKPOINT = "checkpoint.pt"
 SMALL_IMAGES = 64  # at or below this side, test-transformed images are cached as tensors
 
 
+@functools.lru_cache(maxsize=4)
+def _load_split(name: str, root: str, split: str, options_json: str):
+    # A warm worker runs many cells of one dataset: generate or read each split once. Loaders return
+    # sets that nothing downstream modifies, so sharing one between cells is safe.
+    return load_dataset(name, root, split, **json.loads(options_json))
+
+
 def build_scenario(config: dict) -> ClassIncrementalScenario:
-    options = dict(config["dataset_options"])
-    root = config["data_root"]
-    train = load_dataset(config["dataset"], root, "train", **options)
-    test = load_dataset(config["dataset"], root, "test", **options)
+    options = json.dumps(config["dataset_options"], sort_keys=True)
+    train = _load_split(config["dataset"], config["data_root"], "train", options)
+    test = _load_split(config["dataset"], config["data_root"], "test", options)
     return ClassIncrementalScenario(train, test, config["n_tasks"], seed=config["class_order_seed"])
 
 
@@ -50,7 +59,7 @@ def build_vit(config: dict) -> AdapterViT:
     if config["backbone_weights"]:
         hub = IN21K_HUB_NAME if config["backbone"] == "vit-b16" else None
         load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
-    return AdapterViT(backbone)
+    return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"])
 
 
 def _optimizer_hyper(config: dict, task: int) -> dict:
@@ -268,8 +277,8 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> di
     out = Path(out_dir)
     saved = out / "config.yaml"
     if saved.exists() and (out / CHECKPOINT).exists():
-        previous = yaml.safe_load(saved.read_text())
-        changed = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+        previous, current = identity(yaml.safe_load(saved.read_text())), identity(config)
+        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
         if changed:
             raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
                               f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "

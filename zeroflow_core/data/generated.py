@@ -2,7 +2,9 @@
 
 `synthetic` stands in for the paper's continual-learning datasets (100 classes, so a 10-task
 split like the paper's exists); `pretext` stands in for ImageNet-21K: a disjoint family of
-classes on which the pipeline pretrains its small backbone.
+classes on which the pipeline pretrains its small backbone. `hues` is the smoke book's
+continual set: shapes of the synthetic family, each drawn in several hues, so that a backbone
+pretrained on grey images sees a shape but not its hue (see `load_hues`).
 
 A class is a set of parameters (a few coloured Gaussian blobs plus oriented colour gratings).
 A sample re-renders its class with a random shift and scale of the whole pattern, small
@@ -151,3 +153,42 @@ def load_pretext(root, split: str, seed: int = 0, n_classes: int = 64, n_train: 
     """Generated pretraining data; its classes are disjoint from `synthetic`'s."""
     return _generated_set(PRETEXT, "pretext", split, seed, n_classes, n_train, n_test,
                           image_size)
+
+
+def hue_rotation(angle: float) -> np.ndarray:
+    """3 x 3 rotation of RGB about the grey axis (1, 1, 1): keeps every pixel's mean of R, G, B."""
+    c, s = np.cos(angle), np.sin(angle)
+    cross = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) / np.sqrt(3.0)
+    return c * np.eye(3) + (1.0 - c) / 3.0 * np.ones((3, 3)) + s * cross
+
+
+@register_dataset("hues", "nothing on disk (generated from a seed)", needs_root=False)
+def load_hues(root, split: str, seed: int = 0, n_shapes: int = 10, n_hues: int = 5, n_train: int = 40,
+              n_test: int = 20, image_size: int = 32) -> ImageSet:
+    """Generated shapes in several hues: class = (shape, hue), n_shapes x n_hues classes.
+
+    A shape is a class of the synthetic family; hue h rotates its colours by 2*pi*h/n_hues about
+    the grey axis, which leaves every pixel's grey level (the mean of R, G and B) unchanged up to
+    clipping. The smoke backbone is pretrained on grey images (`pretrain(grayscale=True)`), so its
+    frozen features separate the shapes but hardly the hues: class prototypes of the frozen model
+    (SimpleCIL) confuse the hues of a shape, and only training the adapters can tell them apart.
+    This is the smoke book's stand-in for a domain shift between pretraining and the continual
+    tasks, a factor the pretrained features do not separate.
+    """
+    if n_hues < 1:
+        raise ValueError(f"need n_hues >= 1, got {n_hues}")
+    n_per_class = n_train if split == "train" else n_test
+    images, shapes = generate_images(SYNTHETIC, split, seed=seed, n_classes=n_shapes,
+                                     n_per_class=n_per_class * n_hues, image_size=image_size)
+    labels = np.empty_like(shapes)
+    for shape in range(n_shapes):
+        rows = np.flatnonzero(shapes == shape)
+        for hue in range(n_hues):
+            part = rows[hue * n_per_class:(hue + 1) * n_per_class]
+            rotated = images[part].astype(np.float32) @ hue_rotation(2 * np.pi * hue / n_hues).T.astype(np.float32)
+            images[part] = np.round(np.clip(rotated, 0.0, 255.0)).astype(np.uint8)
+            labels[part] = shape * n_hues + hue
+    names = [f"{SYNTHETIC.prefix}-{shape:03d}-hue{hue}" for shape in range(n_shapes) for hue in range(n_hues)]
+    return ImageSet(labels=labels, class_names=names, images=images, name="hues", split=split,
+                    info={"seed": seed, "n_shapes": n_shapes, "n_hues": n_hues, "n_train": n_train,
+                          "n_test": n_test, "image_size": image_size})

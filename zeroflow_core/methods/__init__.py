@@ -5,8 +5,9 @@ from zeroflow_core.methods.ease import Ease
 from zeroflow_core.methods.finetune import Finetune
 from zeroflow_core.methods.lwf import LwF
 from zeroflow_core.methods.replay import Replay
+from zeroflow_core.methods.simplecil import SimpleCIL
 
-METHODS: dict[str, type[ContinualMethod]] = {m.name: m for m in (Ease, Aper, Finetune, Replay, LwF)}
+METHODS: dict[str, type[ContinualMethod]] = {m.name: m for m in (SimpleCIL, Ease, Aper, Finetune, Replay, LwF)}
 
 
 def create_method(name: str, vit, n_classes: int, classes_per_task: int, **config) -> ContinualMethod:

@@ -35,6 +35,8 @@ class ContinualMethod(nn.Module):
     name = "base"
     #: hyper-parameters the method accepts, with their defaults (validated by the run config)
     defaults: dict = {}
+    #: False for a method that never steps an optimizer (its runs have no optimizer axis)
+    trains: bool = True
 
     def __init__(self, vit: AdapterViT, n_classes: int, classes_per_task: int, **config):
         super().__init__()

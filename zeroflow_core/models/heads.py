@@ -7,9 +7,14 @@ from torch import nn
 
 
 class CosineClassifier(nn.Module):
-    """Logits σ · cos(f, w_c) with a learnable scale σ, as in PILOT's CosineLinear."""
+    """Logits σ · cos(f, w_c) with a learnable scale σ, as in PILOT's CosineLinear.
 
-    def __init__(self, in_features: int, n_classes: int, scale: float = 16.0):
+    σ starts at 1, as PILOT's CosineLinear (which EASE and APER use for their training heads): the
+    loss then stays high until σ grows, so the gradient keeps reaching the adapters instead of being
+    absorbed by a head that already separates the task at σ = 16.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, scale: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_classes, in_features))
         nn.init.normal_(self.weight, std=1.0 / in_features**0.5)

@@ -1,0 +1,60 @@
+"""The smoke profile's per-optimizer learning rates: one small, documented search, not a per-seed tune.
+
+`zeroflow search-lr` runs one method on one dataset with seed 0 for every optimizer × learning rate
+(the rest of each run as params.yaml sets it), in the executor's warm workers, and prints the average
+accuracy of each with the best learning rate per optimizer. The chosen values are
+`config.SMOKE_LEARNING_RATES`; the other seeds of the grid then test them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from zeroflow_core.executor import Cell, run_cells
+
+SEARCH_DIR = Path("runs/lr-search")
+# rates within this many points of an optimizer's best cannot be told apart on one seed
+TOLERANCE = 1.0
+
+
+def search_cells(params: dict, method: str, dataset: str, optimizers, learning_rates, seed: int = 0) -> list[Cell]:
+    from zeroflow_core.pipeline import placed, run_config
+
+    cells = []
+    for optimizer in optimizers:
+        for lr in learning_rates:
+            config = run_config(params, method, optimizer, dataset, seed)
+            config["optimizer_hyper"]["lr"] = float(lr)
+            config["heldout_every"] = 0
+            name = f"{method}-{optimizer}-{dataset}-lr{lr:g}-{seed}"
+            cells.append(Cell(name, placed(config, params["execution"]["workers"]), SEARCH_DIR / name))
+    return cells
+
+
+def search(params: dict, method: str, dataset: str, optimizers, learning_rates, seed: int = 0,
+           log=print) -> pd.DataFrame:
+    """One row per optimizer × lr: avg_acc, last_acc, forgetting, and whether it is the optimizer's best."""
+    cells = search_cells(params, method, dataset, optimizers, learning_rates, seed)
+    run_cells(SEARCH_DIR, cells, params["execution"]["workers"], log=log)
+    rows = []
+    for cell in cells:
+        result = json.loads((cell.out / "metrics.json").read_text())
+        rows.append({"optimizer": cell.config["optimizer"], "lr": cell.config["optimizer_hyper"]["lr"],
+                     "avg_acc": result["avg_acc"], "last_acc": result["last_acc"],
+                     "forgetting": result["forgetting"]})
+    table = pd.DataFrame(rows)
+    table["best"] = table.avg_acc == table.groupby("optimizer").avg_acc.transform("max")
+    chosen = chosen_learning_rates(table)
+    table["chosen"] = [chosen[o] == lr for o, lr in zip(table.optimizer, table.lr)]
+    return table
+
+
+def chosen_learning_rates(table: pd.DataFrame, tolerance: float = TOLERANCE) -> dict:
+    """Per optimizer, the largest lr whose avg_acc is within `tolerance` points of its best."""
+    chosen = {}
+    for optimizer, part in table.groupby("optimizer", sort=False):
+        close = part[part.avg_acc >= part.avg_acc.max() - tolerance]
+        chosen[optimizer] = float(close.lr.max())
+    return chosen
