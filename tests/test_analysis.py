@@ -154,7 +154,7 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     params["execution"]["workers"] = 1
 
     trained.clear()
-    params["optimizers"]["zo-sgd"] = {"lr": 0.002}  # every cell's configuration changes
+    params["optimizers"]["zo-sgd"] = {"zo_eps": 0.002}  # every cell's configuration changes
     ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
     assert len(trained) == 2
 

@@ -114,3 +114,42 @@ def test_prepare_names_a_missing_dataset(tmp_path):
 
     with pytest.raises(DatasetError, match=f"cub: expected .*{tmp_path}"):
         dataset_manifest("cub", tmp_path)
+
+
+def test_stages_that_run_cells_depend_on_the_code_of_a_cell():
+    """A cell is kept only when its configuration and the fingerprint of RUN_CODE are unchanged; DVC must
+    rerun the stage whenever any of that code changes, so every part is a dependency of the stage."""
+    from zeroflow_core.executor import RUN_CODE
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name in ("train", "baseline", "ablation"):
+        stage = stages[name].get("do", stages[name])
+        missing = [part for part in RUN_CODE if f"zeroflow_core/{part}" not in stage["deps"]]
+        assert not missing, (name, missing)
+
+
+def test_a_cell_made_by_other_code_is_run_again(tmp_path, monkeypatch):
+    import json
+
+    from zeroflow_core import executor
+
+    ran = []
+    monkeypatch.setattr(executor, "run_cell", lambda cell: ran.append(cell.name) or _finish(cell))
+    cells = [executor.Cell("a", {"seed": 0, "threads": 1}, tmp_path / "a"),
+             executor.Cell("b", {"seed": 1, "threads": 1}, tmp_path / "b")]
+
+    def _finish(cell):
+        (cell.out / "config.yaml").write_text(yaml.safe_dump(cell.config))
+        (cell.out / "metrics.json").write_text(json.dumps({"avg_acc": 1.0, "forgetting": 0.0}))
+        return {"avg_acc": 1.0, "forgetting": 0.0}
+
+    executor.run_cells(tmp_path, cells, log=lambda *_: None)
+    assert ran == ["a", "b"]
+    ran.clear()
+    executor.run_cells(tmp_path, cells, log=lambda *_: None)
+    assert ran == []  # same configuration, same code: kept
+    (tmp_path / "b" / executor.CODE_FILE).write_text("an older fingerprint\n")
+    executor.run_cells(tmp_path, cells, log=lambda *_: None)
+    assert ran == ["b"]
+    assert executor.code_fingerprint() == executor.code_fingerprint()
+    assert executor.code_fingerprint(("train.py",)) != executor.code_fingerprint(("config.py",))

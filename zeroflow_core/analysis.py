@@ -90,7 +90,7 @@ def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baselin
             counts = part.verdict.value_counts()
             best = part.loc[part.difference.idxmax()]
             worst = part.loc[part.difference.idxmin()]
-            families = {family: part[[optimizer_family(o) == family for o in part.optimizer]]
+            families = {family: part[part.optimizer.map(optimizer_family) == family]
                         for family in ("first-order", "zeroth-order", "forward-gradient")}
             family_text = "; ".join(f"{name} rows {frame.difference.mean():+.2f} on average"
                                     for name, frame in families.items() if len(frame))
@@ -100,10 +100,10 @@ def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baselin
                 f"{counts.get('worse', 0)} worse. The best is {optimizer_label(best.optimizer)} "
                 f"({best.difference:+.2f} ± {best.spread:.2f} points of average accuracy), the lowest "
                 f"{optimizer_label(worst.optimizer)} ({worst.difference:+.2f} ± {worst.spread:.2f}); {family_text}.")
-            fo = summary[(summary.method == method) & (summary.dataset == dataset)
-                         & [optimizer_family(o) == "first-order" for o in summary.optimizer]]
-            zo = summary[(summary.method == method) & (summary.dataset == dataset)
-                         & [optimizer_family(o) == "zeroth-order" for o in summary.optimizer]]
+            family = summary.optimizer.map(optimizer_family)
+            rows = summary[(summary.method == method) & (summary.dataset == dataset)]
+            fo = rows[family[rows.index] == "first-order"]
+            zo = rows[family[rows.index] == "zeroth-order"]
             if len(fo) and len(zo):
                 best_fo = fo.loc[fo.avg_acc_mean.idxmax()]
                 best_zo = zo.loc[zo.avg_acc_mean.idxmax()]
@@ -140,6 +140,8 @@ def optimizer_family(optimizer: str) -> str:
     """first-order, zeroth-order or forward-gradient: from the registry (backprop or forward passes)."""
     from zeroflow_core.optim import OPTIMIZERS
 
+    if optimizer not in OPTIMIZERS:
+        return "none"  # the no-training row
     spec = OPTIMIZERS[optimizer]
     if not spec.forward_pass_only:
         return "first-order"
@@ -238,6 +240,25 @@ def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, s
     return pd.DataFrame(rows)
 
 
+def no_training_summary(runs_dir, baseline: str, dataset: str, seeds) -> pd.Series:
+    """The no-training row of one dataset (mean and std over seeds), for the sweeps' pages."""
+    from zeroflow_core.report import load_runs
+
+    return aggregate(load_runs(runs_dir, [baseline], [], [dataset], seeds)).iloc[0]
+
+
+def sweep_against_no_training(summary: pd.DataFrame, anchor: pd.Series, hyper: str) -> list[str]:
+    """Per optimizer of a sweep: its best and worst value against the no-training row."""
+    lines = []
+    for optimizer, part in summary.groupby("optimizer", sort=False):
+        for label, row in (("best", part.loc[part.avg_acc_mean.idxmax()]), ("worst", part.loc[part.avg_acc_mean.idxmin()])):
+            call = verdict(row.avg_acc_mean, row.avg_acc_std, anchor.avg_acc_mean, anchor.avg_acc_std)
+            lines.append(f"{optimizer_label(optimizer)}, {label} {hyper} = {row.value:g}: "
+                         f"{row.avg_acc_mean - anchor.avg_acc_mean:+.2f} points of average accuracy against no "
+                         f"training ({method_label(anchor.method)}, {anchor.avg_acc_mean:.2f}): {call}.")
+    return lines
+
+
 def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (optimizer, value)."""
     return aggregate(cells, by=("optimizer", "value"))
@@ -298,3 +319,26 @@ def volatility(curves: pd.DataFrame) -> pd.DataFrame:
                      "volatility": float(np.mean(changes))})
     frame = pd.DataFrame(rows)
     return aggregate(frame, metrics=("volatility",), by=("method", "optimizer", "which"))
+
+
+def movement(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per run and curve: how far the held-out loss moves within a task (last record minus first, mean over
+    tasks); then mean and std over seeds. A run whose new-task loss does not fall has not trained."""
+    rows = []
+    for (method, optimizer, seed, which), part in curves.groupby(["method", "optimizer", "seed", "which"], sort=False):
+        changes = [task_part.sort_values("step").loss.iloc[-1] - task_part.sort_values("step").loss.iloc[0]
+                   for _, task_part in part.groupby("task") if len(task_part) > 1]
+        rows.append({"method": method, "optimizer": optimizer, "seed": seed, "which": which,
+                     "change": float(np.mean(changes)) if changes else np.nan})
+    return aggregate(pd.DataFrame(rows), metrics=("change",), by=("method", "optimizer", "which"))
+
+
+def movement_statements(moves: pd.DataFrame) -> list[str]:
+    """Whether each optimizer's new-task held-out loss falls within a task beyond its spread over seeds."""
+    lines = []
+    for row in moves[moves.which == "new"].itertuples():
+        call = verdict(row.change_mean, row.change_std, 0.0, 0.0, lower_is_better=True)
+        said = {"better": "falls", "worse": "rises", "within the spread": "does not move beyond its spread"}[call]
+        lines.append(f"{optimizer_label(row.optimizer)}: the new task's held-out loss {said} within a task "
+                     f"({row.change_mean:+.3f} ± {row.change_std:.3f} from the first record to the last).")
+    return lines

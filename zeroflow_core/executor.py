@@ -10,9 +10,15 @@ not starting Python. A stage's folder always matches its cells:
 - folders of cells no longer in the stage are removed.
 A worker that dies mid-cell (killed, out of memory) breaks the pool: the finished cells are on disk,
 so the pool is started again for the cells that are not, up to `retries` times.
+
+A cell is its configuration *and* the code that computes it: each cell folder records a fingerprint
+of the package files a run imports (`RUN_CODE`), and a cell made by other code is started afresh.
+So when DVC reruns a stage because its code changed, every cell reruns; when it reruns because one
+value of params.yaml changed, only the cells with that value do.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,6 +31,26 @@ import yaml
 # Keys that decide where and how fast a cell runs, not what it computes: a cell finished with other
 # values of these is the same cell (CPU threads and loader workers do not change our results).
 PLACEMENT_KEYS = ("threads", "workers")
+
+
+# The parts of zeroflow_core that decide a run's results (also the deps of the train, baseline and
+# ablation stages in dvc.yaml; tests/test_pipeline.py checks that they agree).
+RUN_CODE = ("optim", "methods", "models", "data", "train.py", "executor.py", "config.py", "metrics.py", "_timm.py",
+            "io.py", "runtime.py")
+PACKAGE = Path(__file__).resolve().parent
+CODE_FILE = "code.txt"
+
+
+def code_fingerprint(parts=RUN_CODE, root: Path = PACKAGE) -> str:
+    """sha256 over the Python files of `parts` (paths relative to the package), in a fixed order."""
+    digest = hashlib.sha256()
+    for part in parts:
+        path = root / part
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -44,12 +70,18 @@ def saved_config(out: Path) -> dict | None:
     return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
-def is_finished(cell: Cell) -> bool:
+def made_by_this_code(out: Path, code: str) -> bool:
+    path = Path(out) / CODE_FILE
+    return path.is_file() and path.read_text().strip() == code
+
+
+def is_finished(cell: Cell, code: str) -> bool:
     saved = saved_config(cell.out)
-    return (cell.out / "metrics.json").is_file() and saved is not None and identity(saved) == identity(cell.config)
+    return ((cell.out / "metrics.json").is_file() and saved is not None and identity(saved) == identity(cell.config)
+            and made_by_this_code(cell.out, code))
 
 
-def prepare_folder(folder: Path, cells: list[Cell]) -> list[Cell]:
+def prepare_folder(folder: Path, cells: list[Cell], code: str) -> list[Cell]:
     """Remove what no cell owns any more; return the cells still to run, in order."""
     folder.mkdir(parents=True, exist_ok=True)
     names = {cell.out.name for cell in cells}
@@ -57,18 +89,22 @@ def prepare_folder(folder: Path, cells: list[Cell]) -> list[Cell]:
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     pending = []
     for cell in cells:
-        if is_finished(cell):
+        if is_finished(cell, code):
             continue
         saved = saved_config(cell.out)
-        if saved is not None and identity(saved) != identity(cell.config):
-            shutil.rmtree(cell.out)  # made by an earlier version of params.yaml
+        if cell.out.exists() and (saved is None or identity(saved) != identity(cell.config)
+                                  or not made_by_this_code(cell.out, code)):
+            shutil.rmtree(cell.out)  # made by an earlier params.yaml or earlier code: nothing to resume
+        cell.out.mkdir(parents=True, exist_ok=True)
+        (cell.out / CODE_FILE).write_text(code + "\n")
         pending.append(cell)
     return pending
 
 
 def run_cells(folder: Path, cells: list[Cell], workers: int = 1, log=print, retries: int = 2) -> list[Cell]:
-    """Run every cell not finished before; returns the cells that ran."""
-    pending = prepare_folder(Path(folder), cells)
+    """Run every cell not finished before (with this configuration and this code); returns those that ran."""
+    code = code_fingerprint()
+    pending = prepare_folder(Path(folder), cells, code)
     kept = len(cells) - len(pending)
     if kept:
         log(f"{folder}: {kept} of {len(cells)} cells finished before, kept")
@@ -82,7 +118,7 @@ def run_cells(folder: Path, cells: list[Cell], workers: int = 1, log=print, retr
                     f"forgetting {result['forgetting']:.2f}")
             return ran
         except BrokenProcessPool:
-            pending = [cell for cell in pending if not is_finished(cell)]
+            pending = [cell for cell in pending if not is_finished(cell, code)]
             if attempt == retries:
                 raise RuntimeError(f"{folder}: a worker died {retries + 1} times; {len(pending)} cells unfinished "
                                    f"(first: {pending[0].name}); rerun the stage to resume them") from None

@@ -296,6 +296,7 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
         parameters.update(ablation_dir=str(ABLATIONS_DIR / kind), method=section["method"], dataset=section["dataset"],
                           seeds=section["seeds"], optimizers=section[kind]["optimizers"],
                           values=section[kind]["values"], hyper=SWEEPS[kind][0], run_settings=section["train"],
+                          sweep_optimizers=section["optimizers"], baseline=grid["baseline"], runs_dir=str(RUNS_DIR),
                           reference_dir="reference")
     elif kind == "landscape":
         parameters.update(steps=params["landscape"]["steps"], seeds=params["landscape"]["seeds"])

@@ -11,6 +11,7 @@ from zeroflow_core.models.heads import CosineClassifier
 class Finetune(ContinualMethod):
     name = "finetune"
     defaults = {}
+    head_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)
@@ -18,7 +19,9 @@ class Finetune(ContinualMethod):
             vit.add_adapter_set()
         # One head over every class; logits of unseen classes are masked out, so the head's
         # rows of old classes are pushed down by new-task data: the forgetting we want to show.
-        self.head = CosineClassifier(vit.embed_dim, n_classes)
+        # PILOT's fine-tuning baselines train a plain linear head, not EASE's CosineLinear with σ = 1:
+        # σ starts at 16, where a cosine head over many classes learns within a task's few steps.
+        self.head = CosineClassifier(vit.embed_dim, n_classes, scale=self.head_scale)
 
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.vit.features(x, 0))[:, : self.n_seen]

@@ -1,6 +1,7 @@
 """Frozen timm ViT backbones with sets of AdaptFormer adapters."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,8 @@ class AdapterViT(nn.Module):
         self.embed_dim = backbone.embed_dim
         self.adapter_config = dict(bottleneck=bottleneck, scale=scale, dropout=dropout)
         self.adapter_sets = nn.ModuleList()
+        self._cache_key = None
+        self._feature_cache: dict = {}
 
     @property
     def image_size(self) -> int:
@@ -62,7 +65,35 @@ class AdapterViT(nn.Module):
     def freeze_adapter_set(self, index: int) -> None:
         self.adapter_sets[index].requires_grad_(False)
 
+    @contextlib.contextmanager
+    def cached_features(self, key):
+        """Within this block, features of a frozen adapter set (or the plain backbone) in eval mode are
+        computed once per (key, set) and then reused: the caller promises that `key` names the same
+        images every time (e.g. one fixed batch of the test set). EASE scores every test image under
+        every adapter set after every task; the sets of finished tasks never change, so this computes
+        each (image, set) once instead of once per task."""
+        self._cache_key = key
+        try:
+            yield
+        finally:
+            self._cache_key = None
+
+    def _frozen(self, adapter_set: int | None) -> bool:
+        if adapter_set is None:
+            return True
+        return not any(p.requires_grad for p in self.adapter_sets[adapter_set].parameters())
+
     def features(self, x: torch.Tensor, adapter_set: int | None = -1) -> torch.Tensor:
+        if self._cache_key is not None and not self.training:
+            index = adapter_set if adapter_set is None or adapter_set >= 0 else len(self.adapter_sets) + adapter_set
+            if self._frozen(index):
+                key = (self._cache_key, index)
+                if key not in self._feature_cache:
+                    self._feature_cache[key] = self._features(x, index)
+                return self._feature_cache[key]
+        return self._features(x, adapter_set)
+
+    def _features(self, x: torch.Tensor, adapter_set: int | None) -> torch.Tensor:
         vit = self.backbone
         adapters = [None] * len(vit.blocks) if adapter_set is None else self.adapter_sets[adapter_set]
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
