@@ -61,7 +61,11 @@ class TaskDataset(Dataset):
     def __getitem__(self, j: int):
         i = int(self.indices[j])
         g = torch.Generator().manual_seed(item_seed(self.seed, self.epoch, i))
-        x = self.transform(self.imageset.get_pil(i), generator=g)
+        if self.imageset.in_memory and hasattr(self.transform, "from_array"):
+            # in-memory images skip the PIL round trip when the transform can (same result)
+            x = self.transform.from_array(self.imageset.images[i], generator=g)
+        else:
+            x = self.transform(self.imageset.get_pil(i), generator=g)
         return x, int(self.labels[i])
 
 

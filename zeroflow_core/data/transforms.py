@@ -20,8 +20,12 @@ TRANSFORM_KINDS = ("reference", "light")
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float32 C x H x W tensor in [0, 1]."""
-    arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+    return array_to_tensor(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 H x W x 3 array -> float32 C x H x W tensor in [0, 1]."""
+    return torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
 
 
 def _uniform(generator: torch.Generator | None, low: float, high: float) -> float:
@@ -146,7 +150,15 @@ class LightTrain:
         self.size, self.padding, self.flip = size, padding, flip
 
     def __call__(self, img: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = pil_to_tensor(_resize_square(img, self.size))
+        return self._augment(pil_to_tensor(_resize_square(img, self.size)), generator)
+
+    def from_array(self, array: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The same as calling it on Image.fromarray(array), without PIL when no resize is needed."""
+        if array.shape[:2] != (self.size, self.size):
+            return self(Image.fromarray(array), generator)
+        return self._augment(array_to_tensor(array), generator)
+
+    def _augment(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if self.padding:
             p = self.padding
             x = F.pad(x, (p, p, p, p))
@@ -168,6 +180,11 @@ class LightTest:
 
     def __call__(self, img: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         return pil_to_tensor(_resize_square(img, self.size))
+
+    def from_array(self, array: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+        if array.shape[:2] != (self.size, self.size):
+            return self(Image.fromarray(array), generator)
+        return array_to_tensor(array)
 
     def __repr__(self) -> str:
         return f"LightTest(size={self.size})"
