@@ -314,6 +314,20 @@ def test_hues_are_shapes_in_colours_a_grey_eye_cannot_tell_apart():
     assert np.abs(rotated.mean(-1) - colour.mean(-1)).mean() < 2
 
 
+def test_light_transforms_from_an_array_equal_the_pil_path():
+    from PIL import Image
+
+    from zeroflow_core.data.transforms import LightTest, LightTrain
+
+    rng = np.random.default_rng(0)
+    for shape, transform in (((32, 32, 3), LightTrain(32)), ((32, 32, 3), LightTest(32)), ((8, 8, 3), LightTrain(32))):
+        array = rng.integers(0, 256, shape, dtype=np.uint8)
+        for seed in range(5):
+            via_pil = transform(Image.fromarray(array), generator=torch.Generator().manual_seed(seed))
+            direct = transform.from_array(array, generator=torch.Generator().manual_seed(seed))
+            assert torch.equal(via_pil, direct), (shape, transform, seed)
+
+
 def test_pretext_disjoint_from_synthetic():
     syn = load_dataset("synthetic", split="train", seed=0, **SMALL)
     pre = load_dataset("pretext", split="train", seed=0, **SMALL)
