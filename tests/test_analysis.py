@@ -238,6 +238,10 @@ def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(monkey
     monkeypatch.setattr(bench, "run_benchmark", lambda model, pairs, *a, **k: asked.setdefault(model, (pairs, k)))
     params = _params()
     section = params["efficiency"]
+    # the line params.yaml ships commented out, as a user adds it
+    section["models"]["vit-b16"] = {"batch_size": 48, "steps": 1, "warmup": 0, "optimizers": ["fo-sgd", "zo-sgd"],
+                                    "extra_q": []}
+    check_params(params)
     efficiency_rows(params, "vit-smoke")
     efficiency_rows(params, "vit-b16")
     assert asked["vit-smoke"][0] == [(o, None) for o in section["optimizers"]] + [("zo-sgd", 4)]
