@@ -293,7 +293,6 @@ def test_generated_deterministic_and_sized():
 
 def test_hues_are_shapes_in_colours_a_grey_eye_cannot_tell_apart():
     from zeroflow_core.data.generated import hue_rotation
-    from zeroflow_core.pretrain import to_grayscale
 
     options = dict(n_shapes=3, n_hues=4, n_train=5, n_test=2, image_size=16)
     hues = load_dataset("hues", split="train", seed=1, **options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy
 from zeroflow_core.methods.ease import task_prototypes
 from zeroflow_core.models.heads import CosineClassifier, cosine_matrix
 
@@ -83,12 +83,7 @@ class Aper(ContinualMethod):
         the prototype logits, on the images whose class already has a prototype (NaN if none)."""
         if self.task == 0:
             return float(F.cross_entropy(self.training_logits(x), y))
-        if self.prototypes is None:
-            return float("nan")
-        known = y < self.prototypes.shape[0]
-        if not known.any():
-            return float("nan")
-        return float(F.cross_entropy(self.prototype_logits(x[known]), y[known]))
+        return prototype_cross_entropy(self, x, y)
 
     # -- checkpointed state ------------------------------------------------------------------
     def get_extra_state(self) -> dict:

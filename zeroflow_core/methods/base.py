@@ -99,3 +99,14 @@ class ContinualMethod(nn.Module):
 
     def set_extra_state(self, state: dict) -> None:
         self.task = state["task"]
+
+
+def prototype_cross_entropy(method, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy of a prototype classifier (`method.prototypes`, `method.prototype_logits`) on the images
+    whose class already has a prototype; NaN when none has."""
+    if method.prototypes is None:
+        return float("nan")
+    known = y < method.prototypes.shape[0]
+    if not known.any():
+        return float("nan")
+    return float(F.cross_entropy(method.prototype_logits(x[known]), y[known]))

@@ -8,9 +8,8 @@ optimizer's row means something only by how far it is from this one.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy
 from zeroflow_core.methods.ease import task_prototypes
 from zeroflow_core.models.heads import cosine_matrix
 
@@ -52,13 +51,7 @@ class SimpleCIL(ContinualMethod):
 
     @torch.no_grad()
     def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Cross-entropy of the prototype logits on the images whose class has a prototype (NaN if none)."""
-        if self.prototypes is None:
-            return float("nan")
-        known = y < self.prototypes.shape[0]
-        if not known.any():
-            return float("nan")
-        return float(F.cross_entropy(self.prototype_logits(x[known]), y[known]))
+        return prototype_cross_entropy(self, x, y)
 
     def get_extra_state(self) -> dict:
         return {**super().get_extra_state(), "prototypes": self.prototypes}
