@@ -78,6 +78,7 @@ def versus_no_training_table(comparison: pd.DataFrame, metric: str = "avg_acc") 
 def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baseline: str) -> list[str]:
     """The sentences that describe Table 1, each computed from the numbers it describes."""
     summary = aggregate(runs)
+    summary["family"] = summary.optimizer.map(optimizer_family)
     lines = []
     for dataset in summary.dataset.unique():
         anchor = summary[(summary.method == baseline) & (summary.dataset == dataset)].iloc[0]
@@ -100,10 +101,8 @@ def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baselin
                 f"{counts.get('worse', 0)} worse. The best is {optimizer_label(best.optimizer)} "
                 f"({best.difference:+.2f} ± {best.spread:.2f} points of average accuracy), the lowest "
                 f"{optimizer_label(worst.optimizer)} ({worst.difference:+.2f} ± {worst.spread:.2f}); {family_text}.")
-            family = summary.optimizer.map(optimizer_family)
             rows = summary[(summary.method == method) & (summary.dataset == dataset)]
-            fo = rows[family[rows.index] == "first-order"]
-            zo = rows[family[rows.index] == "zeroth-order"]
+            fo, zo = rows[rows.family == "first-order"], rows[rows.family == "zeroth-order"]
             if len(fo) and len(zo):
                 best_fo = fo.loc[fo.avg_acc_mean.idxmax()]
                 best_zo = zo.loc[zo.avg_acc_mean.idxmax()]
@@ -329,8 +328,8 @@ def movement(curves: pd.DataFrame) -> pd.DataFrame:
     tasks); then mean and std over seeds. A run whose new-task loss does not fall has not trained."""
     rows = []
     for (method, optimizer, seed, which), part in curves.groupby(["method", "optimizer", "seed", "which"], sort=False):
-        changes = [task_part.sort_values("step").loss.iloc[-1] - task_part.sort_values("step").loss.iloc[0]
-                   for _, task_part in part.groupby("task") if len(task_part) > 1]
+        ordered = (task_part.sort_values("step").loss for _, task_part in part.groupby("task"))
+        changes = [loss.iloc[-1] - loss.iloc[0] for loss in ordered if len(loss) > 1]
         rows.append({"method": method, "optimizer": optimizer, "seed": seed, "which": which,
                      "change": float(np.mean(changes)) if changes else np.nan})
     return aggregate(pd.DataFrame(rows), metrics=("change",), by=("method", "optimizer", "which"))

@@ -52,18 +52,18 @@ def run_folder(method: str, optimizer: str, dataset: str, seed: int, runs_dir: P
     return stage_folder(method, dataset, runs_dir) / run_name(method, optimizer, dataset, seed)
 
 
-def method_optimizers(params: dict, method: str) -> list[str]:
-    """The grid's optimizers for a method that trains; the single `none` for one that does not."""
+def optimizers_of(method: str, optimizers) -> list[str]:
+    """The optimizer axis of a method: the given optimizers, or the single `none` for one that trains nothing."""
     from zeroflow_core.methods import METHODS
 
-    return params["grid"]["optimizers"] if METHODS[method].trains else [NO_OPTIMIZER]
+    return list(optimizers) if METHODS[method].trains else [NO_OPTIMIZER]
 
 
 def grid_cells(params: dict):
     """(method, optimizer, dataset, seed) of every run of the grid, the no-training baseline first."""
     grid = params["grid"]
     for method in [grid["baseline"], *grid["methods"]]:
-        for optimizer in method_optimizers(params, method):
+        for optimizer in optimizers_of(method, params["grid"]["optimizers"]):
             for dataset in grid["datasets"]:
                 for seed in grid["seeds"]:
                     yield method, optimizer, dataset, seed
@@ -82,7 +82,7 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
     return [Cell(run_name(method, optimizer, dataset, seed),
                  placed(run_config(params, method, optimizer, dataset, seed), workers),
                  run_folder(method, optimizer, dataset, seed))
-            for optimizer in method_optimizers(params, method) for seed in params["grid"]["seeds"]]
+            for optimizer in optimizers_of(method, params["grid"]["optimizers"]) for seed in params["grid"]["seeds"]]
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -147,7 +147,7 @@ def check_params(params, where: str = "params.yaml") -> None:
     cells = list(grid_cells(params))
     checked = {(m, o, d) for m, o, d, _ in cells}
     for method in params["methods"]:
-        checked.add((method, method_optimizers(params, method)[0], grid["datasets"][0]))
+        checked.add((method, optimizers_of(method, params["grid"]["optimizers"])[0], grid["datasets"][0]))
     for optimizer in params["optimizers"]:
         checked.add((grid["methods"][0], optimizer, grid["datasets"][0]))
     for method, optimizer, dataset in sorted(checked):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from zeroflow_core.config import NO_OPTIMIZER
-from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, run_folder, run_name
+from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, optimizers_of, run_folder, run_name
 
 # The notebook stages of dvc.yaml, in the book's order; a name outside this list is refused before a kernel starts.
 NOTEBOOKS = tuple(NOTEBOOK_INPUTS)
@@ -78,13 +78,6 @@ def paper_row(optimizer: str) -> tuple[str, str]:
 def stage_name(method: str, dataset: str) -> str:
     """The dvc stage that runs every cell of one method on one dataset."""
     return f"train@{method}-{dataset}"
-
-
-def optimizers_of(method: str, optimizers) -> list[str]:
-    """The optimizer axis of a method: the given optimizers, or `none` for one that trains nothing."""
-    from zeroflow_core.methods import METHODS
-
-    return list(optimizers) if METHODS[method].trains else [NO_OPTIMIZER]
 
 
 # ----------------------------------------------------------------------------------------------- runs

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy, seen_prototype_logits
 from zeroflow_core.methods.ease import task_prototypes
 from zeroflow_core.models.heads import CosineClassifier, cosine_matrix
 
@@ -72,10 +72,7 @@ class Aper(ContinualMethod):
         return self.prototype_scale * cosine_matrix(f, self.prototypes.to(f))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.prototype_logits(x)
-        if scores.shape[1] != self.n_seen:
-            raise RuntimeError(f"aper: task {self.task} has no prototypes yet: call end_task({self.task}) first")
-        return scores
+        return seen_prototype_logits(self, x)
 
     @torch.no_grad()
     def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:

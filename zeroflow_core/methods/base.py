@@ -101,6 +101,14 @@ class ContinualMethod(nn.Module):
         self.task = state["task"]
 
 
+def seen_prototype_logits(method, x: torch.Tensor) -> torch.Tensor:
+    """`method.prototype_logits(x)`, refused until end_task has given every seen class a prototype."""
+    scores = method.prototype_logits(x)
+    if scores.shape[1] != method.n_seen:
+        raise RuntimeError(f"{method.name}: task {method.task} has no prototypes yet: call end_task({method.task}) first")
+    return scores
+
+
 def prototype_cross_entropy(method, x: torch.Tensor, y: torch.Tensor) -> float:
     """Cross-entropy of a prototype classifier (`method.prototypes`, `method.prototype_logits`) on the images
     whose class already has a prototype; NaN when none has."""

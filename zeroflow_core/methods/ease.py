@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn, seen_prototype_logits
 from zeroflow_core.models.heads import CosineClassifier, class_means, cosine_matrix
 from zeroflow_core.optim.directions import derive_seed
 
@@ -144,10 +144,7 @@ class Ease(ContinualMethod):
         return self.prototype_scale * scores
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.prototype_logits(x)
-        if scores.shape[1] != self.n_seen:
-            raise RuntimeError(f"ease: task {self.task} has no prototypes yet: call end_task({self.task}) first")
-        return scores
+        return seen_prototype_logits(self, x)
 
     @torch.no_grad()
     def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:

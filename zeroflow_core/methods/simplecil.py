@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy
+from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy, seen_prototype_logits
 from zeroflow_core.methods.ease import task_prototypes
 from zeroflow_core.models.heads import cosine_matrix
 
@@ -44,10 +44,7 @@ class SimpleCIL(ContinualMethod):
         return self.prototype_scale * cosine_matrix(f, self.prototypes.to(f))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.prototype_logits(x)
-        if scores.shape[1] != self.n_seen:
-            raise RuntimeError(f"simplecil: task {self.task} has no prototypes yet: call end_task({self.task}) first")
-        return scores
+        return seen_prototype_logits(self, x)
 
     @torch.no_grad()
     def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
