@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from zeroflow_core import ablation, analysis
+from zeroflow_core import analysis, stages
 from zeroflow_core.config import ConfigError
 from zeroflow_core.io import load_yaml
-from zeroflow_core.pipeline import check_params, notebook_parameters
+from zeroflow_core.params import check_params, notebook_parameters, sweep_cell_name, sweep_cells
 
 ROOT = Path(__file__).parents[1]
 
@@ -66,7 +66,7 @@ def _write_cell(folder: Path, name: str, avg: float, fgt: float, config: dict | 
 def test_load_ablation_reads_every_cell_and_names_a_missing_one(tmp_path):
     for value, avgs in ((1, (50.0, 52.0)), (4, (55.0, 57.0))):
         for seed, avg in enumerate(avgs):
-            _write_cell(tmp_path, ablation.cell_name("ease", "zo-sgd", "digits", "q", value, seed), avg, 10.0)
+            _write_cell(tmp_path, sweep_cell_name("ease", "zo-sgd", "digits", "q", value, seed), avg, 10.0)
     cells = analysis.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
     summary = analysis.ablation_summary(cells).set_index("value")
     assert summary.loc[4, "avg_acc_mean"] == pytest.approx(56.0)
@@ -81,23 +81,26 @@ def _params():
 
 def test_ablation_cells_set_only_their_hyper_parameter():
     params = _params()
-    cells = {cell.name: cell.config for cell in ablation.cells(params, "history")}
+    cells = {cell.name: cell.config for cell in sweep_cells(params, "history")}
     section = params["ablations"]
-    assert len(cells) == len(section["history"]["values"]) * len(section["seeds"])
+    assert len(cells) == len(section["sweeps"]["history"]["values"]) * len(section["seeds"])
     config = cells["ease-zo-sgd-hues-history0.4-1"]
     assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
     for key, value in section["train"].items():  # the sweeps' own run settings win over `train`
         assert config[key] == value
-    q_cells = {cell.name: cell.config for cell in ablation.cells(params, "query_budget")}
-    largest = max(section["query_budget"]["values"])
+    q_cells = {cell.name: cell.config for cell in sweep_cells(params, "query_budget")}
+    largest = max(section["sweeps"]["query_budget"]["values"])
     assert q_cells[f"ease-zo-adam-hues-q{largest}-0"]["optimizer_hyper"]["q"] == largest
 
 
 @pytest.mark.parametrize("edit,message", [
     (lambda p: p["ablations"].update(methd="ease"), "'ablations.methd'"),
-    (lambda p: p["ablations"]["history"].update(values=[0.2, "lots"]), "'ablations.history.values'"),
-    (lambda p: p["ablations"]["query_budget"].update(values=[1, 2.5]), "'ablations.query_budget.values'"),
-    (lambda p: p["ablations"]["sparsity"].update(values=[0.5, 1.0]), "sparsity"),  # r must be < 1
+    (lambda p: p["ablations"]["sweeps"]["history"].update(values=[0.2, "lots"]), "'ablations.sweeps.history.values'"),
+    (lambda p: p["ablations"]["sweeps"]["query_budget"].update(values=[1, 2.5]),
+     "'ablations.sweeps.query_budget.values'"),
+    (lambda p: p["ablations"]["sweeps"]["sparsity"].update(values=[0.5, 1.0]), "sparsity"),  # r must be < 1
+    (lambda p: p["ablations"]["sweeps"]["history"].update(hyper="histroy"), "no hyper-parameter 'histroy'"),
+    (lambda p: p["ablations"]["sweeps"].pop("history"), "table_3 draws the sweep 'history'"),
     (lambda p: p["ablations"].update(dataset="synthetic"), "must be one of grid.datasets"),
     (lambda p: p["ablations"]["train"].update(optimizer="zo-adam"), "'ablations.train.optimizer'"),
     (lambda p: p["ablations"]["train"].update(max_steps_per_epoch="six"), "'max_steps_per_epoch' must be int"),
@@ -134,14 +137,14 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     params = _params()
     params["ablations"].update(seeds=[0])
     params["execution"]["workers"] = 1  # in-process, where the recorder is
-    params["ablations"]["history"]["values"] = [0.0, 0.4]
-    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.4]
+    stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert sorted(trained) == ["ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
 
     trained.clear()
-    params["ablations"]["history"]["values"] = [0.0, 0.6]
+    params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.6]
     params["optimizers"]["zo-sgd"] = {}
-    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert trained == ["ease-zo-sgd-hues-history0.6-0"]  # 0.0 kept, 0.6 new
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
         "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0"]  # 0.4 removed
@@ -149,13 +152,13 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     trained.clear()
     params["execution"]["workers"] = 2  # where and how fast cells run is no part of what they compute
     params["train"]["threads"] = 1
-    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert trained == []
     params["execution"]["workers"] = 1
 
     trained.clear()
     params["optimizers"]["zo-sgd"] = {"zo_eps": 0.002}  # every cell's configuration changes
-    ablation.run_ablation(params, "history", root=tmp_path, log=lambda *_: None)
+    stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert len(trained) == 2
 
 
@@ -230,20 +233,24 @@ def test_every_notebook_declares_exactly_the_parameters_it_is_given():
                 assert defaults[key] == value, (name, key)  # the defaults are the shipped params.yaml
 
 
-def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(monkeypatch):
+def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(tmp_path, monkeypatch):
     import zeroflow_core.bench as bench
-    from zeroflow_core.pipeline import efficiency_rows
+    from zeroflow_core import cli
 
     asked = {}
-    monkeypatch.setattr(bench, "run_benchmark", lambda model, pairs, *a, **k: asked.setdefault(model, (pairs, k)))
+    monkeypatch.setattr(bench, "run_benchmark", lambda model, pairs, *a, **k: asked.setdefault(model, (pairs, k)) and [])
     params = _params()
     section = params["efficiency"]
     # the line params.yaml ships commented out, as a user adds it
     section["models"]["vit-b16"] = {"batch_size": 48, "steps": 1, "warmup": 0, "optimizers": ["fo-sgd", "zo-sgd"],
                                     "extra_q": []}
     check_params(params)
-    efficiency_rows(params, "vit-smoke")
-    efficiency_rows(params, "vit-b16")
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for model in ("vit-smoke", "vit-b16"):
+        assert cli.main(["stage-efficiency", model, "--params", str(path)]) == 0
+        assert json.loads((tmp_path / "runs" / "efficiency" / f"{model}.json").read_text()) == []
     assert asked["vit-smoke"][0] == [(o, None) for o in section["optimizers"]] + [("zo-sgd", 4)]
     assert asked["vit-b16"][0] == [(o, None) for o in section["models"]["vit-b16"]["optimizers"]]
     assert asked["vit-b16"][1]["attention"] == section["attention"]
@@ -261,12 +268,12 @@ def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
     params["grid"]["datasets"] = ["hues", "synthetic"]
     params["ablations"].update(dataset="synthetic", seeds=[0])
     params["execution"]["workers"] = 2
-    params["ablations"]["history"]["values"] = [0.0, 0.5]
+    params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.5]
     params["profile"] = "smoke"
     params["train"]["backbone_weights"] = ""  # random init: no pretrained file needed
-    ablation.run_ablation(params, "history", root=tmp_path / "side", log=lambda *_: None)
+    stages.sweep(params, "history", root=tmp_path / "side", log=lambda *_: None)
     params["execution"]["workers"] = 1
-    ablation.run_ablation(params, "history", root=tmp_path / "one", log=lambda *_: None)
+    stages.sweep(params, "history", root=tmp_path / "one", log=lambda *_: None)
     for cell in ("ease-zo-sgd-synthetic-history0-0", "ease-zo-sgd-synthetic-history0.5-0"):
         side = json.loads((tmp_path / "side" / "history" / cell / "metrics.json").read_text())
         one = json.loads((tmp_path / "one" / "history" / cell / "metrics.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from zeroflow_core import report
-from zeroflow_core.pipeline import params_hash, run_folder
+from zeroflow_core.params import params_hash, run_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -188,14 +188,14 @@ def fake_efficiency(folder: Path):
 
 
 def fake_ablations(root: Path, params: dict):
-    from zeroflow_core.ablation import SWEEPS, cells
+    from zeroflow_core.params import sweep_cells
 
-    for name in SWEEPS:
-        for cell in cells(params, name):
+    for name, sweep in params["ablations"]["sweeps"].items():
+        for cell in sweep_cells(params, name):
             folder = root / "runs" / "ablation" / name / cell.name
             folder.mkdir(parents=True)
             config = cell.config
-            value = config["optimizer_hyper"][SWEEPS[name][0]]
+            value = config["optimizer_hyper"][sweep["hyper"]]
             (folder / "metrics.json").write_text(json.dumps({
                 "avg_acc": 50.0 + 10 * value + config["seed"], "last_acc": 40.0 + value, "forgetting": 10.0 - value,
                 "forward_passes": 10}))
@@ -215,7 +215,7 @@ def executed(tmp_path_factory):
     params["efficiency"]["models"] = {"vit-b16": {"batch_size": 48, "steps": 1, "warmup": 0}}
     params["ablations"].update(seeds=[0, 1], dataset="digits")
     for name, values in (("query_budget", [1, 4]), ("history", [0.0, 0.4]), ("sparsity", [0.0, 0.5])):
-        params["ablations"][name] = {"optimizers": ["zo-sgd"], "values": values}
+        params["ablations"]["sweeps"][name].update(optimizers=["zo-sgd"], values=values)
     params["landscape"] = {"steps": 20, "seeds": [0, 1]}
     fake_ablations(root, params)
     (root / "params.yaml").write_text(yaml.safe_dump(params))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.ablation import cell_name
+from zeroflow_core.params import sweep_cell_name
 from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, dataset_label, format_mean_std,
                                   method_label, optimizer_label)
 
@@ -228,7 +228,7 @@ def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, s
     for optimizer in optimizers:
         for value in values:
             for seed in seeds:
-                path = Path(ablation_dir) / cell_name(method, optimizer, dataset, hyper, value, seed) / "metrics.json"
+                path = Path(ablation_dir) / sweep_cell_name(method, optimizer, dataset, hyper, value, seed) / "metrics.json"
                 if not path.is_file():
                     missing.append(path)
                     continue

@@ -23,7 +23,7 @@ import nbformat
 
 from zeroflow_core import __version__
 from zeroflow_core.io import write_atomically
-from zeroflow_core.pipeline import EFFICIENCY_DIR, RESULTS_DIR, grid_cells, params_hash, run_folder
+from zeroflow_core.params import EFFICIENCY_DIR, RESULTS_DIR, grid_cells, params_hash, run_folder, sweep_cells
 from zeroflow_core.report import NOTEBOOKS, REPO_ROOT
 
 STAMP_FILE = "zeroflow-version.json"
@@ -196,10 +196,8 @@ def _md_table(header, rows) -> str:
 
 def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, results_dir: Path,
                      notebooks: dict) -> dict:
-    from zeroflow_core.ablation import ABLATIONS_DIR, SWEEPS, cells
-
     files = [run_folder(*cell) / "metrics.json" for cell in grid_cells(params)]
-    files += [ABLATIONS_DIR / name / cell.name / "metrics.json" for name in SWEEPS for cell in cells(params, name)]
+    files += [cell.out / "metrics.json" for name in params["ablations"]["sweeps"] for cell in sweep_cells(params, name)]
     files += [EFFICIENCY_DIR / f"{model}.json" for model in params["efficiency"]["models"]]
     runs = []
     for relative in files:

@@ -54,10 +54,10 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _check_params(args: argparse.Namespace) -> int:
     from zeroflow_core.io import write_atomically
-    from zeroflow_core.pipeline import grid_cells, load_params
+    from zeroflow_core.params import grid_cells, load_params
 
     params = load_params(args.params)
-    if args.out:  # constant content: a valid edit must not invalidate the stages that follow
+    if args.out:  # constant content: each later stage declares the sections it reads, not this marker
         write_atomically(args.out, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"{args.params}: ok ({len(list(grid_cells(params)))} runs in the grid)")
     return 0
@@ -67,7 +67,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from zeroflow_core.config import NO_OPTIMIZER
     from zeroflow_core.data.manifest import dataset_manifest
     from zeroflow_core.io import write_json
-    from zeroflow_core.pipeline import load_params, run_config
+    from zeroflow_core.params import load_params, run_config
 
     params = load_params(args.params)
     grid = params["grid"]
@@ -80,15 +80,10 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _stage_train(args: argparse.Namespace) -> int:
-    from zeroflow_core.executor import run_cells
-    from zeroflow_core.pipeline import load_params, stage_folder, train_cells
+    from zeroflow_core import stages
+    from zeroflow_core.params import load_params
 
-    params = load_params(args.params)
-    grid = params["grid"]
-    if args.method not in [grid["baseline"], *grid["methods"]] or args.dataset not in grid["datasets"]:
-        raise ValueError(f"train@{args.method}-{args.dataset} is not a stage of the grid in {args.params}")
-    folder = stage_folder(args.method, args.dataset)
-    ran = run_cells(folder, train_cells(params, args.method, args.dataset), params["execution"]["workers"])
+    folder, ran = stages.train(load_params(args.params), args.method, args.dataset)
     print(f"{folder}/: {len(ran)} cells run")
     return 0
 
@@ -96,7 +91,7 @@ def _stage_train(args: argparse.Namespace) -> int:
 def _search_lr(args: argparse.Namespace) -> int:
     from zeroflow_core.io import write_atomically
     from zeroflow_core.lr_search import TOLERANCE, search
-    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.params import load_params
 
     params = load_params(args.params)
     optimizers = args.optimizers.split(",") if args.optimizers else params["grid"]["optimizers"]
@@ -114,7 +109,7 @@ def _search_lr(args: argparse.Namespace) -> int:
 
 
 def _stage_pretrain(args: argparse.Namespace) -> int:
-    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.params import load_params
     from zeroflow_core.pretrain import pretrain
 
     settings = load_params(args.params)["pretrain"]
@@ -126,21 +121,25 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
 
 
 def _stage_ablation(args: argparse.Namespace) -> int:
-    from zeroflow_core.ablation import run_ablation
-    from zeroflow_core.pipeline import load_params
+    from zeroflow_core import stages
+    from zeroflow_core.params import load_params
 
-    folder = run_ablation(load_params(args.params), args.name)
-    print(f"ablation {args.name} -> {folder}/")
+    folder, ran = stages.sweep(load_params(args.params), args.name)
+    print(f"sweep {args.name} -> {folder}/: {len(ran)} cells run")
     return 0
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import BenchmarkError, format_table
+    from zeroflow_core.bench import BenchmarkError, format_table, run_benchmark
     from zeroflow_core.io import write_json
-    from zeroflow_core.pipeline import EFFICIENCY_DIR, efficiency_rows, load_params
+    from zeroflow_core.params import EFFICIENCY_DIR, efficiency_pairs, load_params
 
+    params = load_params(args.params)
+    pairs, settings = efficiency_pairs(params, args.model)
+    section = params["efficiency"]
     try:
-        rows = efficiency_rows(load_params(args.params), args.model)
+        rows = run_benchmark(args.model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
+                             warmup=settings["warmup"], attention=section["attention"])
     except BenchmarkError as error:
         print(f"zeroflow stage-efficiency: error: {error}", file=sys.stderr)
         return 1
@@ -152,7 +151,7 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.params import load_params
     from zeroflow_core.report import execute_notebook
 
     path = execute_notebook(args.name, load_params(args.params), args.params)
@@ -162,7 +161,7 @@ def _notebook(args: argparse.Namespace) -> int:
 
 def _book(args: argparse.Namespace) -> int:
     from zeroflow_core.book import build_book
-    from zeroflow_core.pipeline import load_params
+    from zeroflow_core.params import load_params
 
     index = build_book(load_params(args.params), args.params)
     print(f"book: {index.resolve()}")
@@ -197,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--grayscale", action="store_true", help="pretrain on grey images (the smoke book's backbone)")
     pre.set_defaults(run=_pretrain)
 
-    # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.pipeline.
+    # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.params (zeroflow_core.stages).
     check = commands.add_parser("check-params", help="validate params.yaml (first stage of the pipeline)")
     check.add_argument("--params", default="params.yaml")
     check.add_argument("--out", help="write a marker file when valid (the stage's output)")
@@ -227,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage_pre.add_argument("--params", default="params.yaml")
     stage_pre.add_argument("--out", default="runs/pretrain")
     stage_pre.set_defaults(run=_stage_pretrain)
-    ablation = commands.add_parser("stage-ablation", help="all runs of one ablation of params.yaml (figure 5, tables 3-4)")
-    ablation.add_argument("name", help="query_budget, history or sparsity")
+    ablation = commands.add_parser("stage-ablation", help="all runs of one sweep of params.yaml (figure 5, tables 3-4)")
+    ablation.add_argument("name", help="a sweep of ablations.sweeps: query_budget, history, sparsity, ...")
     ablation.add_argument("--params", default="params.yaml")
     ablation.set_defaults(run=_stage_ablation)
     efficiency = commands.add_parser("stage-efficiency", help="Table 2's bench measurements for one model of params.yaml")

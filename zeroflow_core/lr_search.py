@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.executor import Cell, run_cells
+from zeroflow_core.cells import Cell
+from zeroflow_core.executor import run_cells
 
 SEARCH_DIR = Path("runs/lr-search")
 # rates within this many points of an optimizer's best cannot be told apart on one seed
@@ -20,7 +21,7 @@ TOLERANCE = 1.0
 
 
 def search_cells(params: dict, method: str, dataset: str, optimizers, learning_rates, seed: int = 0) -> list[Cell]:
-    from zeroflow_core.pipeline import placed, run_config
+    from zeroflow_core.params import execution, placed, run_config
 
     cells = []
     for optimizer in optimizers:
@@ -29,7 +30,7 @@ def search_cells(params: dict, method: str, dataset: str, optimizers, learning_r
             config["optimizer_hyper"]["lr"] = float(lr)
             config["heldout_every"] = 0
             name = f"{method}-{optimizer}-{dataset}-lr{lr:g}-{seed}"
-            cells.append(Cell(name, placed(config, params["execution"]["workers"]), SEARCH_DIR / name))
+            cells.append(Cell(name, placed(config, execution(params)), SEARCH_DIR / name))
     return cells
 
 
@@ -37,7 +38,9 @@ def search(params: dict, method: str, dataset: str, optimizers, learning_rates, 
            log=print) -> pd.DataFrame:
     """One row per optimizer × lr: avg_acc, last_acc, forgetting, and whether it is the optimizer's best."""
     cells = search_cells(params, method, dataset, optimizers, learning_rates, seed)
-    run_cells(SEARCH_DIR, cells, params["execution"]["workers"], log=log)
+    from zeroflow_core.params import execution
+
+    run_cells(SEARCH_DIR, cells, execution(params), log=log)
     rows = []
     for cell in cells:
         result = json.loads((cell.out / "metrics.json").read_text())

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from zeroflow_core.config import NO_OPTIMIZER
-from zeroflow_core.pipeline import NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, optimizers_of, run_folder, run_name
+from zeroflow_core.params import (NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, optimizers_of, run_folder,
+                                  run_name, sweep_cells)
 
 # The notebook stages of dvc.yaml, in the book's order; a name outside this list is refused before a kernel starts.
 NOTEBOOKS = tuple(NOTEBOOK_INPUTS)
@@ -366,8 +367,6 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
 
 def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None:
     """Fail before a kernel starts when an input is missing, naming the stage that makes it."""
-    from zeroflow_core.ablation import SWEEPS, cells
-
     kind = NOTEBOOK_INPUTS[name]
     if kind in ("grid", "efficiency"):
         load_runs(root / parameters["runs_dir"], [parameters["baseline"], *parameters["methods"]],
@@ -377,8 +376,8 @@ def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None
             path = root / parameters["efficiency_dir"] / f"{model}.json"
             if not path.is_file():
                 raise MissingRunError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
-    elif kind in SWEEPS:
-        for cell in cells(params, kind):
+    elif kind in params["ablations"]["sweeps"]:
+        for cell in sweep_cells(params, kind):
             path = root / parameters["ablation_dir"] / cell.name / "metrics.json"
             if not path.is_file():
                 raise MissingRunError(f"{path}: missing; run `dvc repro ablation@{kind}`")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
-from zeroflow_core.executor import identity
+from zeroflow_core.cells import identity
 from zeroflow_core.io import save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights

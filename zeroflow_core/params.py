@@ -1,7 +1,8 @@
-"""params.yaml → run configurations and notebook parameters, checked before the pipeline runs.
+"""params.yaml: load it, check every section, and resolve it into the cells the stages run.
 
-The DVC stages call `zeroflow check-params`, `zeroflow stage-train ...` and `zeroflow notebook ...`,
-which all read params.yaml through this module, so the file has one reader and one validator.
+Every stage of dvc.yaml reads params.yaml through `load_params`, so the file has one reader and one
+validator. A cell (zeroflow_core.executor.Cell) is one fully resolved run: `train_cells` gives those
+of one `train@<method>-<dataset>` stage, `sweep_cells` those of one sweep (`ablation@<name>`).
 """
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from zeroflow_core.config import (NO_OPTIMIZER, ConfigError, check_run_settings, check_section, check_seeds,
-                                  resolve_config)
-from zeroflow_core.executor import Cell
+from zeroflow_core.config import (GRID_CHOSEN_KEYS, NO_OPTIMIZER, ConfigError, check_run_settings, check_section,
+                                  check_seeds, resolve_config, validate)
+from zeroflow_core.cells import Cell
 from zeroflow_core.io import load_yaml
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
             "execution": dict, "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 GRID_KEYS = ("methods", "optimizers", "datasets", "seeds")
-EXECUTION_KEYS = {"workers": int}
+# `execution`: how cells run, never what they compute. local: `workers` warm processes on this machine;
+# ray: one Ray task per cell on the cluster at `ray_address`, with these resources each.
+EXECUTION_DEFAULTS = {"backend": "local", "workers": 1, "ray_address": "auto", "cpus_per_cell": 1,
+                      "gpus_per_cell": 0}
+BACKENDS = ("local", "ray")
+ABLATION_KEYS = {"method": str, "dataset": str, "seeds": list, "train": dict, "optimizers": dict, "sweeps": dict}
+SWEEP_KEYS = {"hyper": str, "optimizers": list, "values": list}
 PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int, "grayscale": bool}
 EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
 EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
@@ -26,6 +33,7 @@ LANDSCAPE_KEYS = {"steps": int, "seeds": list}
 RUNS_DIR = Path("runs/train")
 EFFICIENCY_DIR = Path("runs/efficiency")
 RESULTS_DIR = Path("results")
+ABLATIONS_DIR = Path("runs/ablation")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -69,20 +77,66 @@ def grid_cells(params: dict):
                     yield method, optimizer, dataset, seed
 
 
-def placed(config: dict, workers: int) -> dict:
-    """`workers` cells run side by side: each gets its share of the threads instead of oversubscribing."""
-    if config["threads"] and workers > 1:
-        config = {**config, "threads": max(1, config["threads"] // workers)}
+def execution(params: dict) -> dict:
+    """The `execution` section with its defaults filled in."""
+    return {**EXECUTION_DEFAULTS, **params["execution"]}
+
+
+def placed(config: dict, settings: dict) -> dict:
+    """The cell's CPU threads where it runs: its share of `train.threads` among the local workers side by
+    side, or the CPUs a Ray task reserves (so cells never oversubscribe the cores they are given)."""
+    if settings["backend"] == "ray":
+        return {**config, "threads": max(1, int(settings["cpus_per_cell"]))}
+    if config["threads"] and settings["workers"] > 1:
+        return {**config, "threads": max(1, config["threads"] // settings["workers"])}
     return config
 
 
 def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
     """The cells of the stage `train@<method>-<dataset>`: its optimizers × seeds."""
-    workers = params["execution"]["workers"]
+    settings = execution(params)
     return [Cell(run_name(method, optimizer, dataset, seed),
-                 placed(run_config(params, method, optimizer, dataset, seed), workers),
+                 placed(run_config(params, method, optimizer, dataset, seed), settings),
                  run_folder(method, optimizer, dataset, seed))
             for optimizer in optimizers_of(method, params["grid"]["optimizers"]) for seed in params["grid"]["seeds"]]
+
+
+def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
+    return f"{method}-{optimizer}-{dataset}-{hyper}{value:g}-{seed}"
+
+
+def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
+    """Every optimizer × value × seed of the sweep `ablations.sweeps.<name>`, in that order: runs of the
+    ablations' method and dataset with `hyper` set, over the sweeps' own run and optimizer settings."""
+    section = params["ablations"]
+    if name not in section["sweeps"]:
+        raise ConfigError(f"unknown sweep {name!r}; ablations.sweeps has: {', '.join(section['sweeps'])}")
+    sweep = section["sweeps"][name]
+    hyper, method, dataset = sweep["hyper"], section["method"], section["dataset"]
+    settings = execution(params)
+    result = []
+    for optimizer in sweep["optimizers"]:
+        for value in sweep["values"]:
+            for seed in section["seeds"]:
+                config = run_config(params, method, optimizer, dataset, seed)
+                config.update(section["train"])
+                config["optimizer_hyper"].update(section["optimizers"].get(optimizer, {}))
+                config["optimizer_hyper"][hyper] = _sweep_value(optimizer, hyper, value)
+                try:
+                    validate(config)
+                except ConfigError as error:
+                    raise ConfigError(f"'ablations.sweeps.{name}': {optimizer} with {hyper}={value}: {error}") from None
+                cell = sweep_cell_name(method, optimizer, dataset, hyper, value, seed)
+                result.append(Cell(cell, placed(config, settings), Path(root) / name / cell))
+    return result
+
+
+def _sweep_value(optimizer: str, hyper: str, value):
+    # a float hyper-parameter written as 0 in params.yaml is still 0.0, so the cell's identity is stable
+    from zeroflow_core.optim import optimizer_spec
+
+    default = optimizer_spec(optimizer).defaults.get(hyper)
+    return float(value) if isinstance(default, float) and not isinstance(value, bool) else value
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -113,9 +167,7 @@ def check_params(params, where: str = "params.yaml") -> None:
         if not isinstance(grid.get(key), list) or not grid[key]:
             raise ConfigError(f"{where}: 'grid.{key}' must be a non-empty list")
     _check_grid_methods(grid, where)
-    check_section(params["execution"], "execution", EXECUTION_KEYS, where)
-    if params["execution"]["workers"] < 1:
-        raise ConfigError(f"{where}: 'execution.workers' must be an integer >= 1")
+    check_execution(params["execution"], where)
     for key, value in params["pretrain"].items():
         if key not in PRETRAIN_KEYS:
             raise ConfigError(f"{where}: unknown key 'pretrain.{key}'; known: {', '.join(PRETRAIN_KEYS)}")
@@ -157,15 +209,16 @@ def check_params(params, where: str = "params.yaml") -> None:
             raise ConfigError(f"{where}: {error} (in the run {run_name(method, optimizer, dataset, grid['seeds'][0])})") from None
     check_seeds(grid["seeds"], "grid.seeds", where)
     check_efficiency(params["efficiency"], where)
-    from zeroflow_core.ablation import SWEEPS, cells, check_ablations
-
     check_ablations(params["ablations"], where)
     if params["ablations"]["dataset"] not in grid["datasets"]:
         raise ConfigError(f"{where}: 'ablations.dataset' {params['ablations']['dataset']!r} must be one of "
                           f"grid.datasets ({', '.join(grid['datasets'])}), whose prepare stage checks it")
-    for name in SWEEPS:
-        for _ in cells(params, name):
-            pass
+    for name in params["ablations"]["sweeps"]:
+        sweep_cells(params, name)
+    for page, kind in NOTEBOOK_INPUTS.items():
+        if kind not in ("grid", "efficiency", "landscape") and kind not in params["ablations"]["sweeps"]:
+            raise ConfigError(f"{where}: the page {page} draws the sweep {kind!r}: declare it under "
+                              f"'ablations.sweeps'")
     check_section(params["landscape"], "landscape", LANDSCAPE_KEYS, where)
     if params["landscape"]["steps"] < 1:
         raise ConfigError(f"{where}: 'landscape.steps' must be >= 1")
@@ -186,6 +239,59 @@ def _check_grid_methods(grid: dict, where: str) -> None:
         if not METHODS[method].trains:
             raise ConfigError(f"{where}: 'grid.methods' lists {method!r}, which trains nothing and so has no "
                               f"optimizer axis: it belongs in 'grid.baseline'")
+
+
+def check_execution(section: dict, where: str = "params.yaml") -> None:
+    for key in section:
+        if key not in EXECUTION_DEFAULTS:
+            raise ConfigError(f"{where}: unknown key 'execution.{key}'; known: {', '.join(EXECUTION_DEFAULTS)}")
+    settings = {**EXECUTION_DEFAULTS, **section}
+    if settings["backend"] not in BACKENDS:
+        raise ConfigError(f"{where}: 'execution.backend' must be one of {', '.join(BACKENDS)}, "
+                          f"got {settings['backend']!r}")
+    workers = settings["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"{where}: 'execution.workers' must be an integer >= 1, got {workers!r}")
+    if not isinstance(settings["ray_address"], str) or not settings["ray_address"]:
+        raise ConfigError(f"{where}: 'execution.ray_address' must be a cluster address such as 'auto' or "
+                          f"'10.0.0.1:6379', got {settings['ray_address']!r}")
+    for key, low in (("cpus_per_cell", 1), ("gpus_per_cell", 0)):
+        value = settings[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{where}: 'execution.{key}' must be a number >= {low}, got {value!r}")
+
+
+def check_ablations(section, where: str = "params.yaml") -> None:
+    """Shape and types of the `ablations` section (each cell's run settings are checked by sweep_cells)."""
+    check_section(section, "ablations", ABLATION_KEYS, where)
+    check_seeds(section["seeds"], "ablations.seeds", where)
+    # the sweep chooses the optimizer's hyper-parameters too
+    check_run_settings(section["train"], "ablations.train", where, chosen=GRID_CHOSEN_KEYS + ("optimizer_hyper",))
+    from zeroflow_core.optim import resolve_hyper
+
+    for optimizer, hyper in section["optimizers"].items():
+        if not isinstance(hyper, dict):
+            raise ConfigError(f"{where}: 'ablations.optimizers.{optimizer}' must be a mapping, got {hyper!r}")
+        try:
+            resolve_hyper(optimizer, **hyper)
+        except ValueError as error:
+            raise ConfigError(f"{where}: 'ablations.optimizers.{optimizer}': {error}") from None
+    if not section["sweeps"]:
+        raise ConfigError(f"{where}: 'ablations.sweeps' must declare at least one sweep")
+    for name, sweep in section["sweeps"].items():
+        if not isinstance(sweep, dict):
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}' must be a mapping, got {sweep!r}")
+        check_section(sweep, f"ablations.sweeps.{name}", SWEEP_KEYS, where)
+        for key in ("optimizers", "values"):
+            if not sweep[key]:
+                raise ConfigError(f"{where}: 'ablations.sweeps.{name}.{key}' must be a non-empty list")
+        for optimizer in sweep["optimizers"]:
+            for value in sweep["values"]:
+                try:
+                    resolve_hyper(optimizer, **{sweep["hyper"]: _sweep_value(optimizer, sweep["hyper"], value)})
+                except (ValueError, KeyError) as error:
+                    raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values': {value!r} for {optimizer}: "
+                                      f"{error}") from None
 
 
 def check_efficiency(section: dict, where: str = "params.yaml") -> None:
@@ -233,19 +339,15 @@ def _check_efficiency_lists(section: dict, name: str, where: str) -> None:
             raise ConfigError(f"{where}: '{name}.extra_q' must hold integers >= 1, got {q!r}")
 
 
-def efficiency_rows(params: dict, model: str) -> list[dict]:
-    """Table 2's measurements for one model: its optimizers (the model's list, else the section's), then
-    ZO-SGD at each extra q."""
-    from zeroflow_core.bench import run_benchmark
-
+def efficiency_pairs(params: dict, model: str) -> tuple[list, dict]:
+    """Table 2's measurements for one model: (optimizer, q) pairs, its optimizers (the model's list, else
+    the section's) then ZO-SGD at each extra q, and the model's settings."""
     section = params["efficiency"]
     if model not in section["models"]:
         raise ConfigError(f"'efficiency.models' has no entry {model!r}; it has: {', '.join(section['models'])}")
     settings = section["models"][model]
     optimizers, extra_q = (settings.get(key, section[key]) for key in EFFICIENCY_MODEL_LISTS)
-    pairs = [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q]
-    return run_benchmark(model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
-                         warmup=settings["warmup"], attention=section["attention"])
+    return [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q], settings
 
 
 def params_hash(path: str | Path = "params.yaml") -> str:
@@ -268,7 +370,7 @@ def code_version() -> str:
 
 
 # Every notebook in the book's order, with the results it reads: the train grid, the efficiency
-# measurements, one ablation of params.yaml, or nothing (the toy problem is computed in the notebook).
+# measurements, one sweep of params.yaml (ablations.sweeps), or nothing (the toy problem is computed in the notebook).
 NOTEBOOK_INPUTS = {
     "table_1": "grid", "figure_2": "grid", "figure_4": "grid", "table_2": "efficiency", "figure_5": "query_budget",
     "figure_3": "landscape", "figure_6": "landscape", "figure_7": "grid", "table_3": "history", "table_4": "sparsity",
@@ -277,8 +379,6 @@ NOTEBOOK_INPUTS = {
 
 def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:
     """What papermill gives notebook `name`: where to read and write, and the settings it shows."""
-    from zeroflow_core.ablation import ABLATIONS_DIR, SWEEPS
-
     kind = NOTEBOOK_INPUTS[name]
     grid = params["grid"]
     parameters = {"profile": params["profile"], "out_dir": str(RESULTS_DIR / name), "code_version": code_version(),
@@ -291,11 +391,11 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
         section = params["efficiency"]
         parameters.update(efficiency_dir=str(EFFICIENCY_DIR), models=list(section["models"]),
                           attention=section["attention"])
-    elif kind in SWEEPS:
-        section = params["ablations"]
+    elif kind in params["ablations"]["sweeps"]:
+        section, sweep = params["ablations"], params["ablations"]["sweeps"][kind]
         parameters.update(ablation_dir=str(ABLATIONS_DIR / kind), method=section["method"], dataset=section["dataset"],
-                          seeds=section["seeds"], optimizers=section[kind]["optimizers"],
-                          values=section[kind]["values"], hyper=SWEEPS[kind][0], run_settings=section["train"],
+                          seeds=section["seeds"], optimizers=sweep["optimizers"], values=sweep["values"],
+                          hyper=sweep["hyper"], run_settings=section["train"],
                           sweep_optimizers=section["optimizers"], baseline=grid["baseline"], runs_dir=str(RUNS_DIR),
                           reference_dir="reference")
     elif kind == "landscape":

@@ -1,0 +1,103 @@
+"""Every stage of dvc.yaml depends on exactly the zeroflow_core files its command imports.
+
+A stage whose code is missing from its deps stays "up to date" in `dvc status` after an edit that
+changes its results; a file in its deps that it never imports reruns it for nothing. The imports are
+read from the source (zeroflow_core.imports): the sub-command's handler in cli.py, transitively, plus
+the code cells of the notebook that `zeroflow notebook NAME` executes.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from zeroflow_core.imports import PACKAGE, closure, function_closure, imports_in, run_code
+
+REPO = PACKAGE.parent
+
+
+def command_code(argv: list[str]) -> set[Path]:
+    """What the command line `zeroflow ...` imports."""
+    from zeroflow_core.cli import build_parser
+
+    assert argv[0] == "zeroflow", f"not a zeroflow command: {' '.join(argv)!r}"
+    args = build_parser().parse_args(argv[1:])
+    files = function_closure(PACKAGE / "cli.py", args.run.__name__)
+    if args.command == "notebook":
+        files |= notebook_code(REPO / "notebooks" / f"{args.name}.ipynb")
+    return files
+
+
+def notebook_code(path: Path) -> set[Path]:
+    """The package files that the code cells of a notebook import (IPython magics skipped)."""
+    found = set()
+    for cell in json.loads(Path(path).read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            lines = [line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!"))]
+            found |= imports_in(ast.parse("\n".join(lines)), PACKAGE / "notebook.py")
+    return closure(found)
+
+
+def stages():
+    """Every stage of dvc.yaml, resolved (foreach and matrix expanded) by DVC itself."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        return [(stage.addressing, stage.cmd, [str(dep.def_path) for dep in stage.deps]) for stage in repo.index.stages]
+
+
+def coverage_errors(command: str, deps: list[str]) -> list[str]:
+    """What is wrong with a stage's zeroflow_core deps: a file its command imports that no dep covers, or a
+    dep that covers nothing it imports."""
+    needed = {str(path.relative_to(REPO)) for path in command_code(shlex.split(command))}
+    declared = [dep for dep in deps if dep == PACKAGE.name or dep.startswith(PACKAGE.name + "/")]
+
+    def covers(dep: str, file: str) -> bool:
+        return file == dep or file.startswith(dep.rstrip("/") + "/")
+
+    errors = [f"imports {file}, which no dep covers" for file in sorted(needed)
+              if not any(covers(dep, file) for dep in declared)]
+    errors += [f"depends on {dep}, which it does not import" for dep in declared
+               if not any(covers(dep, file) for file in needed)]
+    return errors
+
+
+STAGES = stages()
+
+
+@pytest.mark.parametrize("name,command,deps", STAGES, ids=[name for name, _, _ in STAGES])
+def test_a_stage_depends_on_exactly_the_code_its_command_imports(name, command, deps):
+    assert coverage_errors(command, deps) == [], name
+
+
+def test_removing_any_code_dep_of_a_stage_is_caught():
+    name, command, deps = next(stage for stage in STAGES if stage[0].startswith("train@"))
+    code_deps = [dep for dep in deps if dep.startswith(PACKAGE.name + "/")]
+    assert len(code_deps) > 10
+    for dep in code_deps:
+        errors = coverage_errors(command, [d for d in deps if d != dep])
+        assert errors and all("no dep covers" in error for error in errors), dep
+
+
+def test_the_import_reader_follows_relative_imports_and_function_bodies(tmp_path):
+    package = tmp_path / "zeroflow_core"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("from .leaf import x\n")
+    (package / "sub" / "leaf.py").write_text("x = 1\n")
+    (package / "lazy.py").write_text("y = 2\n")
+    (package / "unused.py").write_text("z = 3\n")
+    (package / "main.py").write_text("import os\n\ndef run():\n    from zeroflow_core import lazy\n"
+                                     "    from zeroflow_core.sub import x\n\ndef other():\n"
+                                     "    from zeroflow_core import unused\n")
+    found = {path.relative_to(package).as_posix() for path in function_closure(package / "main.py", "run", package)}
+    assert found == {"__init__.py", "main.py", "lazy.py", "sub/__init__.py", "sub/leaf.py"}
+
+
+def test_a_cells_code_fingerprint_covers_what_its_run_imports():
+    files = {path.relative_to(PACKAGE).as_posix() for path in run_code()}
+    assert {"train.py", "methods/ease.py", "optim/zeroth_order.py", "data/generated.py", "models/vit.py"} <= files
+    assert not files & {"report.py", "analysis.py", "book.py", "cli.py", "landscape.py"}
