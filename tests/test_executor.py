@@ -1,0 +1,120 @@
+"""The executor's backends on the tiny CI grid: a local Ray cluster (127.0.0.1) gives the local backend's
+metrics, and a Ray worker killed mid-cell costs nothing but the rerun of that cell."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from zeroflow_core import stages
+from zeroflow_core.params import load_params
+
+ROOT = Path(__file__).parents[1]
+RAY = Path(sys.executable).with_name("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one test process owns the cluster
+
+
+def tiny_grid() -> dict:
+    params = load_params(ROOT / "tests" / "ci-params.yaml")
+    params["train"].update(backbone_weights="", threads=1)  # random init: no pretrained file needed
+    return params
+
+
+def run_grid(params: dict, where: Path, monkeypatch, stage_names=None) -> dict:
+    """Run the grid's train stages in `where`; the metrics of every cell by name."""
+    monkeypatch.chdir(where)
+    grid = params["grid"]
+    results = {}
+    for method in [grid["baseline"], *grid["methods"]]:
+        for dataset in grid["datasets"]:
+            if stage_names and f"{method}-{dataset}" not in stage_names:
+                continue
+            folder, _ = stages.train(params, method, dataset, log=lambda *_: None)
+            for cell in sorted(folder.iterdir()):
+                results[cell.name] = json.loads((cell / "metrics.json").read_text())
+    return results
+
+
+def same_metrics(a: dict, b: dict) -> bool:
+    keys = ("acc_matrix", "loss_curves", "avg_acc", "forgetting", "forward_passes")
+    return a.keys() == b.keys() and all(a[n][k] == b[n][k] for n in a for k in keys)
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """A Ray head on 127.0.0.1 with 2 CPUs, as `ray start --head` makes one; stopped afterwards."""
+    import ray
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = Path(f"/tmp/zf-ray-{os.getpid()}")  # Ray's socket paths must stay short
+    # a throw-away cluster on loopback: no token (Ray's default makes one per machine, README "Scale out")
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                   check=True, capture_output=True, env=env)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, env=env)
+        shutil.rmtree(temp, ignore_errors=True)
+        os.environ.pop("RAY_AUTH_MODE") if saved is None else os.environ.update(RAY_AUTH_MODE=saved)
+
+
+@pytest.fixture(scope="module")
+def local_results(tmp_path_factory):
+    monkeypatch = pytest.MonkeyPatch()
+    try:
+        params = tiny_grid()
+        params["execution"] = {"backend": "local", "workers": 1}
+        yield run_grid(params, tmp_path_factory.mktemp("local"), monkeypatch)
+    finally:
+        monkeypatch.undo()
+
+
+def on_ray(address: str) -> dict:
+    params = tiny_grid()
+    params["execution"] = {"backend": "ray", "ray_address": address, "cpus_per_cell": 1, "gpus_per_cell": 0}
+    return params
+
+
+def test_the_ray_backend_gives_the_local_backends_metrics(ray_address, local_results, tmp_path, monkeypatch):
+    assert len(local_results) == 10  # 2 baseline cells + 2 methods × 2 optimizers × 2 seeds
+    assert same_metrics(run_grid(on_ray(ray_address), tmp_path, monkeypatch), local_results)
+
+
+def test_a_ray_worker_killed_mid_cell_is_rerun_and_the_grid_ends_the_same(ray_address, local_results, tmp_path,
+                                                                          monkeypatch):
+    killed = []
+
+    def kill_the_first_running_cell():
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for process in psutil.process_iter(["pid", "cmdline"]):
+                if "ray::_run_on_ray" in " ".join(process.info["cmdline"] or []):
+                    os.kill(process.info["pid"], signal.SIGKILL)
+                    killed.append(process.info["pid"])
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_first_running_cell)
+    killer.start()
+    results = run_grid(on_ray(ray_address), tmp_path, monkeypatch, stage_names={"ease-hues"})
+    killer.join()
+    assert killed, "no Ray worker was seen running a cell"
+    assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4
