@@ -12,9 +12,11 @@ rm -rf "$build/pipeline-check" "$build/pipeline-pull" "$build/pipeline-remote"
 git clone --quiet "$repo" "$build/pipeline-check"
 cp tests/ci-params.yaml "$build/pipeline-check/params.yaml"
 git_commit() { git -c user.name=pipeline-check -c user.email=pipeline-check@localhost commit --quiet "$@"; }
-up_to_date() { dvc status | tee /dev/stderr | grep -q "Data and pipelines are up to date"; }
+up_to_date() { local status; status=$(dvc status); echo "$status"; grep -q "Data and pipelines are up to date" <<<"$status"; }
 
+# each clone runs its own zeroflow_core, not the editable install's (the checkout this script runs from)
 cd "$build/pipeline-check"
+export PYTHONPATH="$PWD"
 dvc repro
 test -s site/latest/index.html
 up_to_date
@@ -26,6 +28,7 @@ dvc push
 
 git clone --quiet "$build/pipeline-check" "$build/pipeline-pull"
 cd "$build/pipeline-pull"
+export PYTHONPATH="$PWD"
 dvc pull
 test -s site/latest/index.html
 up_to_date
@@ -39,6 +42,7 @@ PY
 stale=$(dvc status | grep -E '^[a-z_]+(@[a-z0-9_-]+)?:' | tr -d ':' | sort | tr '\n' ' ')
 echo "stale after the edit: $stale"
 test "$stale" = "ablation@history ablation@query_budget ablation@sparsity check_params train@ease-hues train@finetune-hues "
-out=$(dvc repro --single-item check_params train@ease-hues 2>&1 | tee /dev/stderr)
-echo "$out" | grep -q "runs/train/ease-hues/: 2 cells run"
+out=$(dvc repro --single-item check_params train@ease-hues 2>&1)
+echo "$out"
+grep -q "runs/train/ease-hues/: 2 cells run" <<<"$out"
 echo "pipeline-check: book built, status clean, push/pull round trip clean, one-value edit reran 2 of 4 cells"

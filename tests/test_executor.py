@@ -1,5 +1,5 @@
 """The executor's backends on the tiny CI grid: a local Ray cluster (127.0.0.1) gives the local backend's
-metrics, and a Ray worker killed mid-cell costs nothing but the rerun of that cell."""
+metrics, and a worker killed mid-cell, on Ray or local, costs nothing but the rerun of that cell."""
 from __future__ import annotations
 
 import json
@@ -100,21 +100,42 @@ def test_the_ray_backend_gives_the_local_backends_metrics(ray_address, local_res
 def test_a_ray_worker_killed_mid_cell_is_rerun_and_the_grid_ends_the_same(ray_address, local_results, tmp_path,
                                                                           monkeypatch):
     killed = []
-
-    def kill_the_first_running_cell():
-        deadline = time.monotonic() + 120
-        while not killed and time.monotonic() < deadline:
-            for process in psutil.process_iter(["pid", "cmdline"]):
-                if "ray::_run_on_ray" in " ".join(process.info["cmdline"] or []):
-                    os.kill(process.info["pid"], signal.SIGKILL)
-                    killed.append(process.info["pid"])
-                    return
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_the_first_running_cell)
+    killer = threading.Thread(target=kill_first, args=("ray::_run_on_ray", killed))  # Ray's title for a busy task
     killer.start()
     results = run_grid(on_ray(ray_address), tmp_path, monkeypatch, stage_names={"ease-hues"})
     killer.join()
     assert killed, "no Ray worker was seen running a cell"
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
+    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4
+
+
+def kill_first(match, killed: list, own_children: bool = False, timeout: float = 120) -> None:
+    """SIGKILL the first process whose command line contains `match` (polled every 20 ms); with
+    `own_children`, only among this test process's descendants (not another test's workers)."""
+    deadline = time.monotonic() + timeout
+    while not killed and time.monotonic() < deadline:
+        processes = psutil.Process().children(recursive=True) if own_children else psutil.process_iter()
+        for process in processes:
+            try:
+                command = " ".join(process.cmdline())
+            except psutil.Error:
+                continue
+            if match in command:
+                os.kill(process.pid, signal.SIGKILL)
+                killed.append(process.pid)
+                return
+        time.sleep(0.02)
+
+
+def test_a_local_worker_killed_mid_cell_is_replaced_and_the_grid_ends_the_same(local_results, tmp_path, monkeypatch):
+    params = tiny_grid()
+    params["execution"] = {"backend": "local", "workers": 2}
+    killed, logged = [], []
+    killer = threading.Thread(target=kill_first, args=("spawn_main(tracker_fd=", killed, True))
+    killer.start()
+    monkeypatch.chdir(tmp_path)
+    folder, _ = stages.train(params, "ease", "hues", log=logged.append)
+    killer.join()
+    assert killed and any("a local worker died" in line for line in logged), logged
+    results = {cell.name: json.loads((cell / "metrics.json").read_text()) for cell in sorted(folder.iterdir())}
     assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4

@@ -163,6 +163,23 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
     return row
 
 
+def stage_overhead(stage: str, folder: Path, workers: int) -> dict:
+    """The fixed cost per cell of one cell stage of dvc.yaml: its folder is emptied, so every cell runs;
+    `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks,
+    metrics.json's task_seconds) is taken from the wall time, and the rest shared among the cells."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    subprocess.run(["dvc", "repro", "--single-item", "--force", stage], check=True, capture_output=True)
+    wall = time.perf_counter() - started
+    cells = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*/metrics.json"))]
+    own = sum(sum(cell["task_seconds"]) for cell in cells)
+    return {"stage": stage, "cells": len(cells), "workers": workers, "wall_s": wall, "cells_own_s": own,
+            # side by side, `workers` cells share the wall time
+            "fixed_per_cell_s": (wall - own / workers) / len(cells)}
+
+
 def format_table(rows: list[dict]) -> str:
     """A readable table of the ratios; memory relative to the first fo-* row when there is one."""
     if not rows:

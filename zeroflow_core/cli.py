@@ -29,6 +29,18 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_stage(args: argparse.Namespace) -> int:
+    from zeroflow_core.bench import stage_overhead
+    from zeroflow_core.params import execution, load_params, stage_folder
+
+    settings = execution(load_params(args.params))
+    method, _, dataset = args.stage.partition("@")[2].partition("-")
+    row = stage_overhead(args.stage, stage_folder(method, dataset), settings["workers"])
+    print(f"{row['stage']}: {row['cells']} cells on {row['workers']} local workers: wall {row['wall_s']:.1f} s, "
+          f"the cells' own {row['cells_own_s']:.1f} s, fixed cost {row['fixed_per_cell_s']:.2f} s per cell")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from zeroflow_core.config import parse_overrides, resolve_config
     from zeroflow_core.train import train
@@ -254,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     bench.add_argument("--depth", type=int, default=None, help=argparse.SUPPRESS)  # tests: fewer blocks
     bench.set_defaults(run=_bench)
+    bench_stage = commands.add_parser("bench-stage", help="fixed cost per cell of a train stage: rerun all its "
+                                      "cells with `dvc repro` and take their own time from the wall time")
+    bench_stage.add_argument("stage", help="a train stage of dvc.yaml, e.g. train@ease-hues")
+    bench_stage.add_argument("--params", default="params.yaml")
+    bench_stage.set_defaults(run=_bench_stage)
     return parser
 
 

@@ -95,8 +95,8 @@ class Run:
         self.method = create_method(config["method"], build_vit(config), self.scenario.n_classes,
                                     self.scenario.classes_per_task, **config["method_config"]).to(self.device)
         self.history = {"acc_matrix": metrics.empty_acc_matrix(config["n_tasks"]).tolist(), "acc_seen": [],
-                        "loss_curves": [], "heldout": [], "epoch_seconds": [], "forward_passes": 0,
-                        "backward_passes": 0, "steps": 0, "forwards_per_step": None}
+                        "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
+                        "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None}
 
     # -- data --------------------------------------------------------------------------------
     def _maybe_cached(self, dataset):
@@ -223,12 +223,14 @@ class Run:
         for task in tqdm(tasks, desc="tasks", disable=not self.progress):
             # dropout and anything else on the global RNG restart from (seed, task): resumable
             torch.manual_seed(derive_seed(self.config["seed"], "task", task))
+            started = time.perf_counter()
             self.method.begin_task(task)
             self.method.to(self.device)
             self.train_task(task)
             self.method.eval()
             self.method.end_task(task, self._features_of(task))
             self.evaluate(task)
+            self.history.setdefault("task_seconds", []).append(time.perf_counter() - started)
             save_torch(self.out / CHECKPOINT, {"task": task, "method": self.method.state_dict(),
                                                "history": self.history})
         result = self.summary()
@@ -248,6 +250,8 @@ class Run:
             "peak_memory_mb": peak_memory_mb(self.device),
             "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
             "epoch_seconds": h["epoch_seconds"],
+            # training and evaluating each task: what a cell costs beyond its fixed set-up
+            "task_seconds": h.get("task_seconds", []),
             "forward_passes": h["forward_passes"],
             "backward_passes": h["backward_passes"],
             "forwards_per_step": h["forwards_per_step"],
