@@ -70,7 +70,8 @@ STAGES = stages()
 
 @pytest.mark.parametrize("name,command,deps", STAGES, ids=[name for name, _, _ in STAGES])
 def test_a_stage_depends_on_exactly_the_code_its_command_imports(name, command, deps):
-    assert coverage_errors(command, deps) == [], name
+    errors = coverage_errors(command, deps)
+    assert not errors, f"{name}: " + "; ".join(errors)
 
 
 def test_removing_any_code_dep_of_a_stage_is_caught():
