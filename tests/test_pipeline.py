@@ -21,7 +21,8 @@ def _params():
 
 
 @pytest.mark.parametrize("edit,message", [
-    (lambda p: p.update(trian={}), "unknown section 'trian'"),
+    (lambda p: p.update(trian={}), "unknown section 'trian' \\(did you mean 'train'\\?\\)"),
+    (lambda p: p.update(optimizer={"zo-sgd": {"lr": 0.002}}), "unknown section 'optimizer' \\(did you mean 'optimizers'"),
     (lambda p: p["train"].update(epochz=3), "'train.epochz'"),
     (lambda p: p["train"].update(epochs="3"), "'epochs' must be int"),
     (lambda p: p["grid"].update(methods=["ease", "eaze"]), "eaze"),
@@ -38,6 +39,24 @@ def test_a_wrong_key_or_type_is_named(edit, message):
     edit(params)
     with pytest.raises(ConfigError, match=message):
         check_params(params)
+
+
+def test_any_edit_of_params_yaml_reruns_the_check():
+    """Each stage tracks its own sections; only the check tracks the whole file, so a new misspelled
+    section (which no stage tracks) still stops `dvc repro` at the check."""
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["check_params"]
+    assert "params.yaml" in stage["deps"]
+
+
+def test_a_run_key_that_belongs_to_the_optimizer_or_method_is_pointed_there():
+    from zeroflow_core.config import resolve_config
+
+    with pytest.raises(ConfigError, match=r"'lr' \(did you mean 'optimizer_hyper.lr'\?\)"):
+        resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "lr": 0.1})
+    with pytest.raises(ConfigError, match=r"'alpha' \(did you mean 'method_config.alpha'\?\)"):
+        resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "alpha": 0.1})
+    with pytest.raises(ConfigError, match=r"'epoch' \(did you mean 'epochs'\?\)"):
+        resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "epoch": 2})
 
 
 def test_run_config_merges_sections_in_order():
@@ -158,3 +177,22 @@ def test_local_workers_get_their_own_gpus():
     assert gpu_slot(1, 2, ["4", "5", "6", "7"]) == ["6", "7"]
     with pytest.raises(RuntimeError, match="only 2 are visible"):
         gpu_slot(2, 1, ["0", "1"])
+
+
+def test_a_failed_cell_leaves_no_folder_and_the_finished_ones_stay(tmp_path, monkeypatch):
+    import json
+
+    from zeroflow_core import executor
+
+    def run(cell):
+        (cell.out / "config.yaml").write_text(yaml.safe_dump(cell.config))
+        if cell.name == "b":
+            raise FloatingPointError("the loss is nan")
+        (cell.out / "metrics.json").write_text(json.dumps({"avg_acc": 1.0, "forgetting": 0.0}))
+        return {"avg_acc": 1.0, "forgetting": 0.0}
+
+    monkeypatch.setattr(executor, "run_cell", run)
+    cells = [executor.Cell(name, {"seed": seed}, tmp_path / name) for seed, name in enumerate("ab")]
+    with pytest.raises(RuntimeError, match="the cell b failed \\(FloatingPointError: the loss is nan\\)"):
+        executor.run_cells(tmp_path, cells, log=lambda *_: None)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a"]

@@ -322,3 +322,12 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     latest = (site / "latest" / "table_1.html").read_text()
     assert second.parent.name in latest and 'href="../index.html"' in latest
     assert not list(site.glob(".latest*")) and not list((site / "versions").glob(".*"))
+
+
+def test_points_read_off_the_papers_figures_say_so_and_live_in_reference():
+    read_off = report.load_read_off(REPO / "reference", figure=5)
+    assert len(read_off) >= 1
+    assert all(source == "read off Figure 5, approximate" for source in read_off.source)
+    notebook = (REPO / "notebooks" / "figure_5.ipynb").read_text()
+    for value in read_off.avg:
+        assert f"{value:g}" not in notebook  # drawn from the file, not typed into the page

@@ -166,3 +166,30 @@ def test_smoke_profile_shows_forgetting_and_its_remedies(pretrained_smoke_backbo
         assert relative_forgetting(result[method, "fo-sgd"]) < finetune - 0.3
         assert result[method, "fo-sgd"]["last_acc"] > 2 * result["finetune", "fo-sgd"]["last_acc"]
         assert result[method, "zo-sgd"]["avg_acc"] > 12  # chance over the 10 to 50 seen classes is at most 10%
+
+
+def _tiny_finetune(**changes):
+    return resolve_config({**TINY, "method": "finetune", "optimizer": "fo-sgd", "n_tasks": 2, "dataset_options": {},
+                           "max_steps_per_epoch": 2, "epochs": 1, **changes})
+
+
+def test_a_truncated_checkpoint_is_named_and_the_run_starts_again_to_the_same_end(tmp_path, capsys):
+    config = _tiny_finetune()
+    whole = train(config, tmp_path / "whole")
+    out = tmp_path / "cut"
+    train(config, out)
+    (out / "metrics.json").unlink()  # as if killed after the last checkpoint, which a full disk cut short
+    checkpoint = out / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    again = train(config, out)
+    assert f"{checkpoint}: unreadable checkpoint" in capsys.readouterr().err
+    for key in ("acc_matrix", "loss_curves", "forward_passes"):
+        assert again[key] == whole[key], key
+
+
+def test_a_finished_run_run_again_changes_nothing(tmp_path):
+    config = _tiny_finetune()
+    train(config, tmp_path)
+    files = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.rglob("*") if path.is_file()}
+    train({**config, "threads": 2}, tmp_path)  # placement differs: still the same run
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.rglob("*") if path.is_file()} == files

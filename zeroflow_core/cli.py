@@ -1,18 +1,23 @@
 """`zeroflow` command line: one sub-command per entry point of the package."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
+DESCRIPTION = """ZeroFlow companion: forward-pass-only (zeroth-order) optimizers fine-tuning pretrained vision
+transformers in class-incremental continual learning. `train` runs one method × optimizer × dataset;
+`dvc repro` runs the whole benchmark through the stage-* and notebook sub-commands (README)."""
+
 
 def _optimizers(args: argparse.Namespace) -> int:
     from zeroflow_core.optim import OPTIMIZERS
 
-    width = max(map(len, OPTIMIZERS))
-    for spec in OPTIMIZERS.values():
-        kind = "forward passes" if spec.forward_pass_only else "backprop"
-        print(f"{spec.name:<{width}}  [{kind}]  {spec.summary}")
+    kinds = {name: "forward passes" if spec.forward_pass_only else "backprop" for name, spec in OPTIMIZERS.items()}
+    width, kind_width = max(map(len, OPTIMIZERS)), max(map(len, kinds.values()))
+    for name, spec in OPTIMIZERS.items():
+        print(f"{name:<{width}}  {kinds[name]:<{kind_width}}  {spec.summary}")
     return 0
 
 
@@ -43,8 +48,11 @@ def _bench_stage(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from zeroflow_core.config import parse_overrides, resolve_config
+    from zeroflow_core.methods import METHODS
     from zeroflow_core.train import train
 
+    if METHODS[args.method].trains and args.optimizer is None:
+        raise ValueError(f"--optimizer is required: {args.method} trains (see `zeroflow optimizers`)")
     overrides = parse_overrides(args.set)
     for key in ("profile", "method", "optimizer", "dataset", "seed"):
         if getattr(args, key) is not None:
@@ -124,10 +132,11 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
     from zeroflow_core.params import load_params
     from zeroflow_core.pretrain import pretrain
 
-    settings = load_params(args.params)["pretrain"]
-    result = pretrain(args.out, epochs=settings.get("epochs", 10), n_classes=settings.get("classes", 64),
-                      seed=settings.get("seed", 0), threads=settings.get("threads", 0),
-                      grayscale=settings.get("grayscale", False))
+    from zeroflow_core.config import PRETRAIN_DEFAULTS
+
+    settings = {**PRETRAIN_DEFAULTS, **load_params(args.params)["pretrain"]}
+    result = pretrain(args.out, epochs=settings["epochs"], n_classes=settings["classes"], seed=settings["seed"],
+                      threads=settings["threads"], grayscale=settings["grayscale"])
     print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
     return 0
 
@@ -180,83 +189,113 @@ def _book(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zeroflow", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("optimizers", help="list the optimizer registry").set_defaults(run=_optimizers)
+PARAMS_HELP = "the pipeline's parameters file"
 
-    train = commands.add_parser("train", help="one continual-learning run (resumes if interrupted)")
-    train.add_argument("--method")
-    train.add_argument("--optimizer")
-    train.add_argument("--dataset")
-    train.add_argument("--profile")
-    train.add_argument("--seed", type=int)
+
+class _Help(argparse.HelpFormatter):
+    """Each option's help ends with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        silent = action.default is None or action.default is False or action.default == [] \
+            or action.default == argparse.SUPPRESS
+        if not silent and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(commands, name: str, help: str):
+    return commands.add_parser(name, help=help, description=help, formatter_class=_Help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from zeroflow_core.config import PRETRAIN_DEFAULTS, PROFILES
+    from zeroflow_core.data import available_datasets
+    from zeroflow_core.methods import METHODS
+    from zeroflow_core.optim import OPTIMIZERS
+
+    parser = argparse.ArgumentParser(prog="zeroflow", description=DESCRIPTION, formatter_class=_Help)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _command(commands, "optimizers", help="list the nine optimizers: name, what a step costs, what it does"
+                        ).set_defaults(run=_optimizers)
+
+    train = _command(commands, "train", help="one continual-learning run (resumes if interrupted)")
+    train.add_argument("--method", required=True, choices=list(METHODS),
+                       help="continual-learning method (simplecil trains nothing: no --optimizer)")
+    train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer of the trained parameters "
+                       "(`zeroflow optimizers`); required unless the method trains nothing")
+    train.add_argument("--dataset", required=True, choices=available_datasets(),
+                       help="continual dataset (generated sets need no files; README: Datasets and weights)")
+    train.add_argument("--profile", choices=list(PROFILES), default="smoke",
+                       help="the defaults a run starts from (zeroflow_core/config.py)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the run (data order, directions, init)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration key (dotted for sections: optimizer_hyper.lr=1e-3)")
     train.add_argument("--out", required=True, help="run folder (metrics.json, checkpoint, dvclive logs)")
     train.set_defaults(run=_train)
 
-    pre = commands.add_parser("pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
-    pre.add_argument("--out", required=True)
-    pre.add_argument("--backbone", default="vit-smoke")
-    pre.add_argument("--epochs", type=int, default=10)
-    pre.add_argument("--batch-size", type=int, default=64)
-    pre.add_argument("--lr", type=float, default=1e-3)
-    pre.add_argument("--classes", type=int, default=64)
-    pre.add_argument("--seed", type=int, default=0)
-    pre.add_argument("--threads", type=int, default=0)
-    pre.add_argument("--grayscale", action="store_true", help="pretrain on grey images (the smoke book's backbone)")
+    pre = _command(commands, "pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
+    pre.add_argument("--out", required=True, help="folder for backbone.pt and pretrain.json")
+    pre.add_argument("--backbone", default=PRETRAIN_DEFAULTS["backbone"], help="a backbone of zeroflow_core.models")
+    pre.add_argument("--epochs", type=int, default=PRETRAIN_DEFAULTS["epochs"], help="passes over the pretext set")
+    pre.add_argument("--batch-size", type=int, default=PRETRAIN_DEFAULTS["batch_size"], help="images per step")
+    pre.add_argument("--lr", type=float, default=PRETRAIN_DEFAULTS["lr"], help="AdamW learning rate")
+    pre.add_argument("--classes", type=int, default=PRETRAIN_DEFAULTS["classes"], help="pretext classes")
+    pre.add_argument("--seed", type=int, default=PRETRAIN_DEFAULTS["seed"], help="seed of init and data order")
+    pre.add_argument("--threads", type=int, default=PRETRAIN_DEFAULTS["threads"], help="torch threads (0: torch's)")
+    pre.add_argument("--grayscale", action="store_true", default=PRETRAIN_DEFAULTS["grayscale"],
+                     help="pretrain on grey images (the smoke book's backbone)")
     pre.set_defaults(run=_pretrain)
 
     # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.params (zeroflow_core.stages).
-    check = commands.add_parser("check-params", help="validate params.yaml (first stage of the pipeline)")
-    check.add_argument("--params", default="params.yaml")
+    check = _command(commands, "check-params", help="validate params.yaml (first stage of the pipeline)")
+    check.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     check.add_argument("--out", help="write a marker file when valid (the stage's output)")
     check.set_defaults(run=_check_params)
-    prepare = commands.add_parser("prepare", help="check a dataset of the grid and record its fingerprint")
-    prepare.add_argument("dataset")
-    prepare.add_argument("--params", default="params.yaml")
-    prepare.add_argument("--out", required=True)
+    prepare = _command(commands, "prepare", help="check a dataset of the grid and record its fingerprint")
+    prepare.add_argument("dataset", help="a dataset of grid.datasets")
+    prepare.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    prepare.add_argument("--out", required=True, help="the manifest file to write (JSON)")
     prepare.set_defaults(run=_prepare)
-    stage = commands.add_parser("stage-train", help="every optimizer × seed of one method and dataset of the "
+    stage = _command(commands, "stage-train", help="every optimizer × seed of one method and dataset of the "
                                 "params.yaml grid into runs/train/<method>-<dataset>/")
-    for name in ("method", "dataset"):
-        stage.add_argument(name)
-    stage.add_argument("--params", default="params.yaml")
+    stage.add_argument("method", help="grid.baseline or a method of grid.methods")
+    stage.add_argument("dataset", help="a dataset of grid.datasets")
+    stage.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     stage.set_defaults(run=_stage_train)
-    lr = commands.add_parser("search-lr", help="the smoke profile's learning-rate search: one method, one dataset, "
+    lr = _command(commands, "search-lr", help="the smoke profile's learning-rate search: one method, one dataset, "
                              "seed 0, every optimizer × learning rate")
-    lr.add_argument("--method", default="ease")
-    lr.add_argument("--dataset", default="hues")
-    lr.add_argument("--seed", type=int, default=0)
+    lr.add_argument("--method", default="ease", help="the method whose runs decide")
+    lr.add_argument("--dataset", default="hues", help="the dataset they run on")
+    lr.add_argument("--seed", type=int, default=0, help="the one seed of the search")
     lr.add_argument("--optimizers", help="comma-separated (default: grid.optimizers of params.yaml)")
-    lr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3")
+    lr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3", help="comma-separated learning rates")
     lr.add_argument("--out", help="also write the table as CSV")
-    lr.add_argument("--params", default="params.yaml")
+    lr.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     lr.set_defaults(run=_search_lr)
-    stage_pre = commands.add_parser("stage-pretrain", help="pretrain with the settings of params.yaml")
-    stage_pre.add_argument("--params", default="params.yaml")
-    stage_pre.add_argument("--out", default="runs/pretrain")
+    stage_pre = _command(commands, "stage-pretrain", help="pretrain with the settings of params.yaml")
+    stage_pre.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    stage_pre.add_argument("--out", default="runs/pretrain", help="folder for backbone.pt and pretrain.json")
     stage_pre.set_defaults(run=_stage_pretrain)
-    ablation = commands.add_parser("stage-ablation", help="all runs of one sweep of params.yaml (figure 5, tables 3-4)")
+    ablation = _command(commands, "stage-ablation", help="all runs of one sweep of params.yaml (figure 5, tables 3-4)")
     ablation.add_argument("name", help="a sweep of ablations.sweeps: query_budget, history, sparsity, ...")
-    ablation.add_argument("--params", default="params.yaml")
+    ablation.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     ablation.set_defaults(run=_stage_ablation)
-    efficiency = commands.add_parser("stage-efficiency", help="Table 2's bench measurements for one model of params.yaml")
-    efficiency.add_argument("model")
-    efficiency.add_argument("--params", default="params.yaml")
+    efficiency = _command(commands, "stage-efficiency", help="Table 2's bench measurements for one model of params.yaml")
+    efficiency.add_argument("model", help="a model of efficiency.models")
+    efficiency.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     efficiency.set_defaults(run=_stage_efficiency)
-    notebook = commands.add_parser("notebook", help="execute notebooks/NAME.ipynb with papermill into results/NAME/")
-    notebook.add_argument("name")
-    notebook.add_argument("--params", default="params.yaml")
+    notebook = _command(commands, "notebook", help="execute notebooks/NAME.ipynb with papermill into results/NAME/")
+    notebook.add_argument("name", help="a page of the book: table_1, figure_2, ...")
+    notebook.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     notebook.set_defaults(run=_notebook)
-    book = commands.add_parser("book", help="build the versioned HTML book from the executed notebooks")
-    book.add_argument("--params", default="params.yaml")
+    book = _command(commands, "book", help="build the versioned HTML book from the executed notebooks")
+    book.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     book.set_defaults(run=_book)
-    bench = commands.add_parser("bench", help="memory and time of one optimizer step, each optimizer in a fresh process")
+    bench = _command(commands, "bench", help="memory and time of one optimizer step, each optimizer in a fresh process")
     bench.add_argument("--model", default="vit-tiny", help="vit-tiny (32 px) or vit-b16 (224 px)")
     bench.add_argument("--optimizers", required=True, help="comma-separated registry names, e.g. zo-sgd,fo-sgd")
-    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--batch-size", type=int, default=32, help="images per step")
     bench.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
     bench.add_argument("--q", type=int, default=None, help="query budget for the optimizers that take one")
     bench.add_argument("--threads", type=int, default=2, help="torch threads in each worker")
@@ -266,10 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     bench.add_argument("--depth", type=int, default=None, help=argparse.SUPPRESS)  # tests: fewer blocks
     bench.set_defaults(run=_bench)
-    bench_stage = commands.add_parser("bench-stage", help="fixed cost per cell of a train stage: rerun all its "
+    bench_stage = _command(commands, "bench-stage", help="fixed cost per cell of a train stage: rerun all its "
                                       "cells with `dvc repro` and take their own time from the wall time")
     bench_stage.add_argument("stage", help="a train stage of dvc.yaml, e.g. train@ease-hues")
-    bench_stage.add_argument("--params", default="params.yaml")
+    bench_stage.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     bench_stage.set_defaults(run=_bench_stage)
     return parser
 

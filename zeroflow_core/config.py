@@ -86,8 +86,21 @@ PROFILE_METHODS = {
 PROFILES = {"smoke": SMOKE, "paper": PAPER}
 
 
+# The smoke backbone's pretraining (`zeroflow pretrain` and the `pretrain` section of params.yaml).
+PRETRAIN_DEFAULTS = {"backbone": "vit-smoke", "epochs": 10, "batch_size": 64, "lr": 1e-3, "classes": 64, "seed": 0,
+                     "threads": 0, "grayscale": False}
+
+
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key."""
+
+
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean 'x'?)' for the closest known name, or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # The grid and `profile` choose these per run; the sections of params.yaml hold only the others.
@@ -98,7 +111,7 @@ def check_section(section: dict, name: str, keys: dict, where: str) -> None:
     """Every key of `keys` present with its type, and no other key (params.yaml section `name`)."""
     for key in section:
         if key not in keys:
-            raise ConfigError(f"{where}: unknown key '{name}.{key}'; known: {', '.join(keys)}")
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'{did_you_mean(key, keys)}; known: {', '.join(keys)}")
     for key, kind in keys.items():
         value = section.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -110,7 +123,8 @@ def check_run_settings(settings: dict, name: str, where: str, chosen=GRID_CHOSEN
     settable = [k for k in RUN_KEYS if k not in chosen]
     for key in settings:
         if key not in settable:
-            raise ConfigError(f"{where}: unknown key '{name}.{key}'; run settings are: {', '.join(settable)}")
+            raise ConfigError(f"{where}: unknown key '{name}.{key}'{did_you_mean(key, settable)}; "
+                              f"run settings are: {', '.join(settable)}")
 
 
 def check_seeds(seeds, name: str, where: str) -> None:
@@ -171,7 +185,17 @@ def resolve_config(overrides: dict) -> dict:
 def _check_keys(config: dict, where: str) -> None:
     unknown = sorted(set(config) - set(RUN_KEYS))
     if unknown:
-        raise ConfigError(f"unknown configuration key {where}{unknown[0]!r}; known keys: {', '.join(RUN_KEYS)}")
+        key = unknown[0]
+        hint = did_you_mean(key, RUN_KEYS)
+        if not hint and not where:  # an optimizer's or a method's setting given as a run key
+            from zeroflow_core.methods import METHODS
+            from zeroflow_core.optim import OPTIMIZERS
+
+            if any(key in spec.hyper for spec in OPTIMIZERS.values()):
+                hint = f" (did you mean 'optimizer_hyper.{key}'?)"
+            elif any(key in method.defaults for method in METHODS.values()):
+                hint = f" (did you mean 'method_config.{key}'?)"
+        raise ConfigError(f"unknown configuration key {where}{key!r}{hint}; known keys: {', '.join(RUN_KEYS)}")
 
 
 def validate(config: dict) -> None:

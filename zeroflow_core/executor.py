@@ -113,6 +113,11 @@ def run_cells(folder: Path, cells: list[Cell], settings: dict | None = None, log
                 raise RuntimeError(f"{folder}: {lost}, {retries + 1} times; {len(pending)} cells unfinished "
                                    f"(first: {pending[0].name}); rerun the stage to resume them") from None
             log(f"{lost}; starting again for the {len(pending)} unfinished cells")
+        except CellFailed as failed:
+            # the error would repeat on a resume: leave nothing of the cell for a later stage to read
+            shutil.rmtree(failed.cell.out, ignore_errors=True)
+            raise RuntimeError(f"{folder}: the cell {failed.cell.name} failed ({type(failed.error).__name__}: "
+                               f"{failed.error}); its folder was removed, the finished cells are kept") from failed.error
     return ran
 
 
@@ -120,11 +125,29 @@ class WorkerLost(Exception):
     """A process running cells died (killed, out of memory, its node lost): its cells are not finished."""
 
 
+class CellFailed(Exception):
+    """A cell's run raised an error: the cell, and the error."""
+
+    def __init__(self, cell: Cell, error: BaseException):
+        super().__init__(cell.name)
+        self.cell, self.error = cell, error
+
+
+def _outcome(cell: Cell, get):
+    """The cell's result from `get()`, its own error raised as CellFailed."""
+    try:
+        return get()
+    except (WorkerLost, BrokenProcessPool):
+        raise
+    except Exception as error:
+        raise CellFailed(cell, error) from error
+
+
 def _execute_locally(cells: list[Cell], settings: dict, code: str, retries: int):
     workers = min(settings["workers"], len(cells))
     if workers <= 1 and not settings.get("gpus_per_cell"):
         for cell in cells:
-            yield cell, run_cell(cell)
+            yield cell, _outcome(cell, lambda: run_cell(cell))
         return
     # spawned, not forked: no torch state (threads, RNG) is inherited from the parent
     context = multiprocessing.get_context("spawn")
@@ -136,7 +159,7 @@ def _execute_locally(cells: list[Cell], settings: dict, code: str, retries: int)
                                  initargs=(slots, settings.get("gpus_per_cell", 0))) as pool:
             futures = {pool.submit(run_cell, cell): cell for cell in cells}
             for future in as_completed(futures):
-                yield futures[future], future.result()
+                yield futures[future], _outcome(futures[future], future.result)
     except BrokenProcessPool:
         raise WorkerLost("a local worker died") from None
 
@@ -188,12 +211,19 @@ def _execute_on_ray(cells: list[Cell], settings: dict, code: str, retries: int):
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         try:
-            yield refs[ready[0]], ray.get(ready[0])
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-                ray.exceptions.ObjectLostError) as error:
+            result = _outcome(refs[ready[0]], lambda: _ray_result(ray, ready[0]))
+        except (WorkerLost, CellFailed):
             for ref in pending:
                 ray.cancel(ref, force=True)
-            raise WorkerLost(f"a Ray worker died ({type(error).__name__})") from None
+            raise
+        yield refs[ready[0]], result
+
+
+def _ray_result(ray, ref):
+    try:
+        return ray.get(ref)
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as error:
+        raise WorkerLost(f"a Ray worker died ({type(error).__name__})") from None
 
 
 def _run_on_ray(cell: Cell, root: str, code: str) -> dict:

@@ -10,8 +10,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from zeroflow_core.config import (GRID_CHOSEN_KEYS, NO_OPTIMIZER, ConfigError, check_run_settings, check_section,
-                                  check_seeds, resolve_config, validate)
+from zeroflow_core.config import (GRID_CHOSEN_KEYS, NO_OPTIMIZER, PRETRAIN_DEFAULTS, ConfigError, check_run_settings,
+                                  check_section, check_seeds, did_you_mean, resolve_config, validate)
 from zeroflow_core.cells import Cell
 from zeroflow_core.io import load_yaml
 
@@ -25,7 +25,7 @@ EXECUTION_DEFAULTS = {"backend": "local", "workers": 1, "ray_address": "auto", "
 BACKENDS = ("local", "ray")
 ABLATION_KEYS = {"method": str, "dataset": str, "seeds": list, "train": dict, "optimizers": dict, "sweeps": dict}
 SWEEP_KEYS = {"hyper": str, "optimizers": list, "values": list}
-PRETRAIN_KEYS = {"epochs": int, "classes": int, "seed": int, "threads": int, "grayscale": bool}
+PRETRAIN_KEYS = ("epochs", "classes", "seed", "threads", "grayscale")  # types: config.PRETRAIN_DEFAULTS
 EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
 EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
 EFFICIENCY_MODEL_LISTS = ("optimizers", "extra_q")  # a model may measure its own subset
@@ -154,7 +154,8 @@ def check_params(params, where: str = "params.yaml") -> None:
         raise ConfigError(f"{where}: expected a mapping of sections")
     unknown = sorted(set(params) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{where}: unknown section {unknown[0]!r}; known: {', '.join(SECTIONS)}")
+        raise ConfigError(f"{where}: unknown section {unknown[0]!r}{did_you_mean(unknown[0], SECTIONS)}; "
+                          f"known: {', '.join(SECTIONS)}")
     for section, kind in SECTIONS.items():
         if section not in params:
             raise ConfigError(f"{where}: missing section {section!r}")
@@ -171,7 +172,7 @@ def check_params(params, where: str = "params.yaml") -> None:
     for key, value in params["pretrain"].items():
         if key not in PRETRAIN_KEYS:
             raise ConfigError(f"{where}: unknown key 'pretrain.{key}'; known: {', '.join(PRETRAIN_KEYS)}")
-        kind = PRETRAIN_KEYS[key]
+        kind = type(PRETRAIN_DEFAULTS[key])
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"{where}: 'pretrain.{key}' must be {kind.__name__}, got {value!r}")
     for section in ("optimizers", "methods", "datasets"):

@@ -184,6 +184,16 @@ def load_reference(reference_dir) -> pd.DataFrame:
     return table
 
 
+def load_read_off(reference_dir, figure: int) -> pd.DataFrame:
+    """Points read off one of the paper's figures (reference/figure_read_off.csv): approximate values,
+    each row with its source, which the pages draw as approximate (hollow markers)."""
+    path = Path(reference_dir) / "figure_read_off.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the points read off the paper's figures are missing (they ship in reference/)")
+    table = pd.read_csv(path)
+    return table[table.figure == figure].reset_index(drop=True)
+
+
 def load_paper_baseline(reference_dir) -> pd.DataFrame:
     """Published SimpleCIL numbers (the APER paper; the ZeroFlow paper has no no-training row), in the
     columns paper_values() gives, plus their source, splits and whether they were checked."""
@@ -384,7 +394,7 @@ def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None
 
 
 __all__ = ["NOTEBOOKS", "PAPER_ROWS", "MissingRunError", "NotebookError", "load_runs", "aggregate",
-           "format_mean_std", "seen_curves", "curve_summary", "load_reference", "load_paper_baseline", "paper_values",
+           "format_mean_std", "seen_curves", "curve_summary", "load_reference", "load_read_off", "load_paper_baseline", "paper_values",
            "table_1", "optimizers_of",
            "paper_last_table", "banner", "execute_notebook", "optimizer_label", "method_label", "dataset_label",
            "paper_row", "stage_name", "setup_plotting", "RUNS_DIR", "RESULTS_DIR", "REPO_ROOT"]

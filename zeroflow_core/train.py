@@ -209,7 +209,14 @@ class Run:
         path = self.out / CHECKPOINT
         if not path.exists():
             return 0
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as error:  # truncated or garbled: torch raises RuntimeError, EOFError, pickle errors
+            path.unlink()
+            print(f"{path}: unreadable checkpoint ({type(error).__name__}: {str(error)[:120]}); removed it, "
+                  f"the run starts again from task 0 (every task is seeded: it ends as an uninterrupted run)",
+                  file=sys.stderr)
+            return 0
         for task in range(state["task"] + 1):
             self.method.begin_task(task)
         self.method.to(self.device)
@@ -295,5 +302,8 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> di
             raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
                               f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "
                               "use another --out or remove that folder")
+    finished = out / "metrics.json"
+    if finished.exists() and saved.exists() and identity(yaml.safe_load(saved.read_text())) == identity(config):
+        return json.loads(finished.read_text())  # done before: a rerun changes nothing
     write_yaml(saved, config)
     return Run(config, out, progress)()

@@ -66,14 +66,19 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         return value
 
     def first_order_step(self, closure: Callable) -> torch.Tensor:
-        """One exact step: backprop through the closure's loss and apply the rule to the gradient."""
+        """One exact step: backprop through the closure's loss and apply the rule to the gradient.
+
+        Both closure styles work: ours returns the loss, and a torch.optim-style closure calls
+        `loss.backward()` itself; a gradient present after the closure (they are cleared before it)
+        says which, so the graph is never walked twice."""
         with torch.enable_grad():
             for _, p in self.trainable():
                 p.grad = None
             loss = closure()
             self.forward_passes += 1
             self.refuse_non_finite(float(loss.detach()), "exact step")
-            loss.backward()
+            if all(p.grad is None for _, p in self.trainable()):
+                loss.backward()
             self.backward_passes += 1
         with torch.no_grad():
             for group, p in self.trainable():
