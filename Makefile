@@ -28,9 +28,9 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c requirements/constraints.txt 'ray==2.60.0'
 	touch $(RAY_STAMP)
 
-# loadgroup: the Ray tests share one cluster, so they run in one test process
+# loadfile: the tests of one file run in one test process (the Ray tests share one cluster)
 test: setup $(RAY_STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH.
 main: setup

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole pipeline on the tiny grid of tests/ci-params.yaml, in scratch clones of HEAD (make pipeline-check):
-# 1. dvc repro builds the book, and a second dvc status is clean;
+# 1. dvc repro builds the book, and a second dvc status is clean; dvc metrics show and zeroflow plots
+#    (dvc plots show, offline) show the train stages' summaries;
 # 2. dvc push sends every output to a local-directory remote, and a fresh clone's dvc pull restores them:
 #    its dvc status is clean without training anything;
 # 3. in that clone, a one-value edit (optimizers.zo-sgd.lr) makes only the stages holding zo-sgd cells
@@ -20,6 +21,11 @@ export PYTHONPATH="$PWD"
 dvc repro
 test -s site/latest/index.html
 up_to_date
+# dvc metrics show: a row per method × dataset; zeroflow plots: the curves on a page with its own scripts
+dvc metrics show | grep -q "runs/metrics/ease-hues.json"
+zeroflow plots --out build/plots
+grep -q "runs/plots/loss/ease-hues.csv" build/plots/index.html
+! grep -q "cdn.jsdelivr" build/plots/index.html
 
 dvc remote add --default scratch "$build/pipeline-remote"
 git add params.yaml dvc.lock .dvc/config

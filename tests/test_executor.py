@@ -21,7 +21,7 @@ from zeroflow_core.params import load_params
 
 ROOT = Path(__file__).parents[1]
 RAY = Path(sys.executable).with_name("ray")
-pytestmark = pytest.mark.xdist_group("ray")  # one test process owns the cluster
+# `make test` runs each file in one test process (--dist loadfile): one process owns the cluster
 
 
 def tiny_grid() -> dict:
@@ -51,8 +51,8 @@ def same_metrics(a: dict, b: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    """A Ray head on 127.0.0.1 with 2 CPUs, as `ray start --head` makes one; stopped afterwards."""
+def ray_cluster():
+    """A Ray head on 127.0.0.1 with 2 CPUs, as `ray start --head` makes one: (address, its temp dir)."""
     import ray
 
     with socket.socket() as probe:
@@ -67,7 +67,7 @@ def ray_address():
                     "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
                    check=True, capture_output=True, env=env)
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", str(temp)
     finally:
         ray.shutdown()
         subprocess.run([str(RAY), "stop", "--force"], capture_output=True, env=env)
@@ -92,25 +92,31 @@ def on_ray(address: str) -> dict:
     return params
 
 
-def test_the_ray_backend_gives_the_local_backends_metrics(ray_address, local_results, tmp_path, monkeypatch):
+def test_the_ray_backend_gives_the_local_backends_metrics(ray_cluster, local_results, tmp_path, monkeypatch):
     assert len(local_results) == 10  # 2 baseline cells + 2 methods × 2 optimizers × 2 seeds
-    assert same_metrics(run_grid(on_ray(ray_address), tmp_path, monkeypatch), local_results)
+    assert same_metrics(run_grid(on_ray(ray_cluster[0]), tmp_path, monkeypatch), local_results)
 
 
-def test_a_ray_worker_killed_mid_cell_is_rerun_and_the_grid_ends_the_same(ray_address, local_results, tmp_path,
+def test_a_ray_worker_killed_mid_cell_is_rerun_and_the_grid_ends_the_same(ray_cluster, local_results, tmp_path,
                                                                           monkeypatch):
+    address, temp = ray_cluster
     killed = []
-    killer = threading.Thread(target=kill_first, args=("ray::_run_on_ray", killed))  # Ray's title for a busy task
+
+    def busy_worker_of_this_cluster(process, command):
+        # Ray titles a worker running a task `ray::<function>`; its parent, the raylet, names the cluster's temp dir
+        return "ray::_run_on_ray" in command and temp in " ".join(process.parent().cmdline())
+
+    killer = threading.Thread(target=kill_first, args=(busy_worker_of_this_cluster, killed))
     killer.start()
-    results = run_grid(on_ray(ray_address), tmp_path, monkeypatch, stage_names={"ease-hues"})
+    results = run_grid(on_ray(address), tmp_path, monkeypatch, stage_names={"ease-hues"})
     killer.join()
     assert killed, "no Ray worker was seen running a cell"
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
     assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4
 
 
-def kill_first(match, killed: list, own_children: bool = False, timeout: float = 120) -> None:
-    """SIGKILL the first process whose command line contains `match` (polled every 20 ms); with
+def kill_first(wanted, killed: list, own_children: bool = False, timeout: float = 120) -> None:
+    """SIGKILL the first process for which `wanted(process, command line)` holds (polled every 20 ms); with
     `own_children`, only among this test process's descendants (not another test's workers)."""
     deadline = time.monotonic() + timeout
     while not killed and time.monotonic() < deadline:
@@ -118,9 +124,10 @@ def kill_first(match, killed: list, own_children: bool = False, timeout: float =
         for process in processes:
             try:
                 command = " ".join(process.cmdline())
+                match = wanted(process, command)
             except psutil.Error:
                 continue
-            if match in command:
+            if match:
                 os.kill(process.pid, signal.SIGKILL)
                 killed.append(process.pid)
                 return
@@ -131,7 +138,8 @@ def test_a_local_worker_killed_mid_cell_is_replaced_and_the_grid_ends_the_same(l
     params = tiny_grid()
     params["execution"] = {"backend": "local", "workers": 2}
     killed, logged = [], []
-    killer = threading.Thread(target=kill_first, args=("spawn_main(tracker_fd=", killed, True))
+    killer = threading.Thread(target=kill_first, args=(lambda _, command: "spawn_main(tracker_fd=" in command, killed,
+                                                      True))
     killer.start()
     monkeypatch.chdir(tmp_path)
     folder, _ = stages.train(params, "ease", "hues", log=logged.append)

@@ -196,3 +196,44 @@ def test_a_failed_cell_leaves_no_folder_and_the_finished_ones_stay(tmp_path, mon
     with pytest.raises(RuntimeError, match="the cell b failed \\(FloatingPointError: the loss is nan\\)"):
         executor.run_cells(tmp_path, cells, log=lambda *_: None)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a"]
+
+
+def test_the_summaries_of_a_stage_give_each_optimizers_mean_std_and_curves(tmp_path):
+    import csv
+    import json
+
+    from zeroflow_core.cells import Cell
+    from zeroflow_core.stages import write_summaries
+
+    cells = []
+    for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0))):
+        for seed, avg in enumerate(accuracies):
+            out = tmp_path / "runs" / f"{optimizer}-{seed}"
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text(json.dumps({
+                "avg_acc": avg, "last_acc": avg - 10, "forgetting": 5.0 + seed,
+                "loss_curves": [[2.0 + seed, 1.0], [1.5]], "acc_seen": [avg + 5, avg - 5]}))
+            cells.append(Cell(f"{optimizer}-{seed}", {"optimizer": optimizer, "seed": seed}, out))
+    write_summaries("ease-hues", cells, metrics_dir=tmp_path / "metrics", plots_dir=tmp_path / "plots")
+    summary = json.loads((tmp_path / "metrics" / "ease-hues.json").read_text())
+    assert summary["fo-sgd"] == {"avg_acc": 42.0, "avg_acc_std": pytest.approx(2.8284, abs=1e-4), "last_acc": 32.0,
+                                 "last_acc_std": pytest.approx(2.8284, abs=1e-4), "forgetting": 5.5,
+                                 "forgetting_std": pytest.approx(0.7071, abs=1e-4), "seeds": 2}
+    assert summary["zo-sgd"]["avg_acc_std"] == 0.0
+    loss = list(csv.reader((tmp_path / "plots" / "loss" / "ease-hues.csv").open()))
+    assert loss == [["step", "fo-sgd", "zo-sgd"], ["0", "2.5", "2.5"], ["1", "1.0", "1.0"], ["2", "1.5", "1.5"]]
+    accuracy = list(csv.reader((tmp_path / "plots" / "accuracy" / "ease-hues.csv").open()))
+    assert accuracy[1] == ["0", "47.0", "35.0"]
+
+    write_summaries("simplecil-hues", cells[:1], curves=False, metrics_dir=tmp_path / "metrics",
+                    plots_dir=tmp_path / "plots")
+    assert "avg_acc_std" not in json.loads((tmp_path / "metrics" / "simplecil-hues.json").read_text())["fo-sgd"]
+    assert not (tmp_path / "plots" / "accuracy" / "simplecil-hues.csv").exists()
+
+
+def test_the_plots_page_carries_its_scripts(tmp_path):
+    from zeroflow_core.plots import offline_template
+
+    page = offline_template(tmp_path / "template.html").read_text()
+    assert "{plot_divs}" in page and "window.vegaEmbed" in page
+    assert "https://" not in page.split("<script>")[0] and "cdn.jsdelivr" not in page

@@ -22,7 +22,10 @@ def _cli(*args, cwd=None):
 
 
 def _sets(config):
-    return [arg for key, value in config.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
+    """The command line of a configuration: --method, --optimizer and --dataset as flags, the rest as --set."""
+    flags = [arg for key in ("method", "optimizer", "dataset") if key in config for arg in (f"--{key}", config[key])]
+    return flags + [arg for key, value in config.items() if key not in ("method", "optimizer", "dataset")
+                    for arg in ("--set", f"{key}={json.dumps(value)}")]
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -44,7 +47,8 @@ def test_bad_configuration_is_refused_naming_the_key(overrides, message):
 
 def test_cli_refuses_bad_key_before_any_work(tmp_path):
     out = tmp_path / "run"
-    result = _cli("train", "--method", "ease", "--optimizer", "zo-sgd", "--set", "epochz=2", "--out", str(out))
+    result = _cli("train", "--method", "ease", "--optimizer", "zo-sgd", "--dataset", "hues", "--set", "epochz=2",
+                  "--out", str(out))
     assert result.returncode != 0
     assert "epochz" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()

@@ -46,6 +46,13 @@ def _bench_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plots(args: argparse.Namespace) -> int:
+    from zeroflow_core.plots import show
+
+    print(f"plots: {show(args.out).resolve()}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from zeroflow_core.config import parse_overrides, resolve_config
     from zeroflow_core.methods import METHODS
@@ -292,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     book = _command(commands, "book", help="build the versioned HTML book from the executed notebooks")
     book.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     book.set_defaults(run=_book)
+    plots = _command(commands, "plots", help="`dvc plots show` on a page that works offline (the Vega libraries "
+                     "inlined): each optimizer's loss and accuracy curves, one chart per method × dataset")
+    plots.add_argument("--out", default="build/plots", help="folder for index.html")
+    plots.set_defaults(run=_plots)
     bench = _command(commands, "bench", help="memory and time of one optimizer step, each optimizer in a fresh process")
     bench.add_argument("--model", default="vit-tiny", help="vit-tiny (32 px) or vit-b16 (224 px)")
     bench.add_argument("--optimizers", required=True, help="comma-separated registry names, e.g. zo-sgd,fo-sgd")
