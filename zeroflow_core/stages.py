@@ -14,6 +14,7 @@ from zeroflow_core.cells import Cell
 from zeroflow_core.config import ConfigError
 from zeroflow_core.executor import run_cells
 from zeroflow_core.io import write_atomically, write_json
+from zeroflow_core.methods import METHODS
 from zeroflow_core.params import ABLATIONS_DIR, execution, stage_folder, sweep_cells, train_cells
 
 # `dvc metrics show` and `dvc plots show` read these (dvc.yaml): one file per method × dataset
@@ -30,8 +31,6 @@ def train(params: dict, method: str, dataset: str, log=print) -> tuple[Path, lis
     folder = stage_folder(method, dataset)
     cells = train_cells(params, method, dataset)
     ran = run_cells(folder, cells, execution(params), log=log)
-    from zeroflow_core.methods import METHODS
-
     write_summaries(f"{method}-{dataset}", cells, curves=METHODS[method].trains)
     return folder, ran
 
