@@ -295,15 +295,14 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> di
     validate(config)
     out = Path(out_dir)
     saved = out / "config.yaml"
-    if saved.exists() and (out / CHECKPOINT).exists():
+    if saved.exists():
         previous, current = identity(yaml.safe_load(saved.read_text())), identity(config)
         changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
-        if changed:
+        if changed and (out / CHECKPOINT).exists():
             raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
                               f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "
                               "use another --out or remove that folder")
-    finished = out / "metrics.json"
-    if finished.exists() and saved.exists() and identity(yaml.safe_load(saved.read_text())) == identity(config):
-        return json.loads(finished.read_text())  # done before: a rerun changes nothing
+        if not changed and (out / "metrics.json").exists():
+            return json.loads((out / "metrics.json").read_text())  # done before: a rerun changes nothing
     write_yaml(saved, config)
     return Run(config, out, progress)()

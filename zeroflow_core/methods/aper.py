@@ -11,23 +11,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zeroflow_core.methods.base import ContinualMethod, FeatureFn, prototype_cross_entropy, seen_prototype_logits
-from zeroflow_core.methods.ease import task_prototypes
-from zeroflow_core.models.heads import CosineClassifier, cosine_matrix
+from zeroflow_core.methods.base import FeatureFn
+from zeroflow_core.methods.prototypes import PrototypeClassifier
+from zeroflow_core.models.heads import CosineClassifier
 
 
-class Aper(ContinualMethod):
+class Aper(PrototypeClassifier):
     name = "aper"
     defaults = {}
-    #: fixed scale of the evaluation cosines: argmax (accuracy) ignores it, held-out losses do not
-    prototype_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)
         if not vit.adapter_sets:
             vit.add_adapter_set()
         self.head = CosineClassifier(vit.embed_dim, classes_per_task)
-        self.prototypes: torch.Tensor | None = None
 
     def trains_on(self, task: int) -> bool:
         return task == 0
@@ -55,24 +52,12 @@ class Aper(ContinualMethod):
         adapted, labels_adapted = features_of(0)
         if not torch.equal(labels.cpu(), labels_adapted.cpu()):
             raise ValueError("features_of(None) and features_of(0) must list the same images in the same order")
-        k = self.classes_per_task
-        new = task_prototypes(torch.cat([plain, adapted], dim=1), labels, torch.arange(task * k, (task + 1) * k))
-        old = [self.prototypes[: task * k].to(new)] if task > 0 else []
-        self.prototypes = torch.cat(old + [new])
+        self.add_task_prototypes(task, torch.cat([plain, adapted], dim=1), labels)
 
     # -- evaluation --------------------------------------------------------------------------
-    def joint_features(self, x: torch.Tensor) -> torch.Tensor:
+    def prototype_features(self, x: torch.Tensor) -> torch.Tensor:
+        """[plain pretrained CLS, adapted CLS]: the prototypes live in the concatenation."""
         return torch.cat([self.vit.features(x, None), self.vit.features(x, 0)], dim=1)
-
-    def prototype_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Scaled cosines to the prototypes of every class of the finished tasks."""
-        if self.prototypes is None:
-            raise RuntimeError("aper has no prototypes yet: call end_task first")
-        f = self.joint_features(x)
-        return self.prototype_scale * cosine_matrix(f, self.prototypes.to(f))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return seen_prototype_logits(self, x)
 
     @torch.no_grad()
     def heldout_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -80,12 +65,4 @@ class Aper(ContinualMethod):
         the prototype logits, on the images whose class already has a prototype (NaN if none)."""
         if self.task == 0:
             return float(F.cross_entropy(self.training_logits(x), y))
-        return prototype_cross_entropy(self, x, y)
-
-    # -- checkpointed state ------------------------------------------------------------------
-    def get_extra_state(self) -> dict:
-        return {**super().get_extra_state(), "prototypes": self.prototypes}
-
-    def set_extra_state(self, state: dict) -> None:
-        super().set_extra_state(state)
-        self.prototypes = state["prototypes"]
+        return super().heldout_loss(x, y)
