@@ -16,6 +16,22 @@ def test_shipped_params_are_valid(name):
     assert len(list(grid_cells(params))) >= 4
 
 
+@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml"])
+def test_the_optimizer_values_spelled_out_are_the_profiles(name):
+    """params.yaml restates each optimizer's lr and q so that `dvc exp run -S optimizers.zo-sgd.lr=...`
+    finds the key; restated, they change nothing."""
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.optim.registry import resolve_hyper
+
+    params = load_params(ROOT / name)
+    for optimizer, spelled in params["optimizers"].items():
+        assert "lr" in spelled, optimizer
+        profile = resolve_config({"profile": params["profile"], "method": "ease", "optimizer": optimizer,
+                                  "dataset": params["grid"]["datasets"][0]})
+        own = resolve_hyper(optimizer, **profile["optimizer_hyper"])
+        assert {key: own[key] for key in spelled} == spelled, optimizer
+
+
 def _params():
     return load_yaml((ROOT / "params.yaml").read_text())
 

@@ -1,0 +1,74 @@
+"""The commands of the README's shell blocks, and where each one is run.
+
+`tests/test_readme.py` runs the `here` ones and fails on a README command that is not listed below;
+`tests/pipeline-check.sh` runs the `pipeline` ones, in README order and exactly as written, in its
+clone of the tiny grid after `dvc repro` (`python tests/readme_commands.py pipeline` prints them).
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+
+HERE = "here"
+PIPELINE = "pipeline"
+
+# Where each README command runs. A `here` entry may add flags that only make it cheaper (fewer epochs or
+# steps); the reason of any other entry says why no test can run it on a CPU machine without the data.
+WHERE = {
+    "make main": "CI: .ci/run sets up with `make test` and `make pipeline-check` runs this dvc repro on the tiny grid",
+    "make test": "CI: .ci/run runs it",
+    "dvc remote add --default lab s3://our-bucket/zeroflow": "needs a cloud bucket; pipeline-check adds a local-directory remote",
+    "dvc repro && dvc push": "needs the cloud remote above; pipeline-check runs both with a local-directory remote",
+    'git add dvc.lock .dvc/config params.yaml && git commit -m "results of ..." && git push':
+        "needs a git server; pipeline-check commits and clones locally",
+    "dvc pull && dvc status": "needs the cloud remote above; pipeline-check runs both in a fresh clone of a local remote",
+    "zeroflow --help": HERE,
+    "zeroflow optimizers": HERE,
+    "zeroflow pretrain --out runs/pretrain": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow train --method ease --optimizer zo-sgd --dataset hues --out runs/ease-zo-sgd":
+        (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),
+    "zeroflow train --method ease --optimizer zo-sgd --dataset hues --seed 1 --set optimizer_hyper.q=4 "
+    "--out runs/ease-zo-sgd-q4": (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),
+    "zeroflow train --method simplecil --dataset hues --out runs/no-training": HERE,
+    "zeroflow search-lr --method ease --dataset hues --optimizers zo-sgd,fo-sgd --lrs 1e-3,1e-2 --out runs/lr.csv": HERE,
+    "zeroflow bench --model vit-tiny --optimizers zo-sgd,fo-sgd,forward-grad --batch-size 32 --steps 5": (HERE, "--steps 2"),
+    "zeroflow bench-stage train@ease-hues": PIPELINE,
+    "dvc exp run -S optimizers.zo-sgd.lr=0.002": PIPELINE,
+    "dvc params diff": PIPELINE,
+    "dvc metrics show": PIPELINE,
+    "dvc metrics diff": PIPELINE,
+    "dvc plots show": PIPELINE,
+    "zeroflow plots": PIPELINE,
+    "dvc exp show --drop '.*' --keep 'Experiment|ease-hues.*zo-sgd.avg_acc$|zo-sgd.lr$'": PIPELINE,
+    "dvc exp run --queue -S optimizers.zo-sgd.lr=0.002": PIPELINE,
+    "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
+    "dvc queue start -j 2": PIPELINE,
+    "dvc queue status": PIPELINE,
+}
+
+
+def readme_commands(text: str | None = None) -> list[str]:
+    """Each command of the README's ```bash blocks: continuation lines joined, comments dropped."""
+    text = README.read_text() if text is None else text
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = re.sub(r"\s+#.*$", "", line).strip()
+            command = re.sub(r"\s+", " ", command)
+            if command and not command.startswith("#"):
+                commands.append(command)
+    return commands
+
+
+def where(command: str) -> tuple[str, str]:
+    """(place, extra flags) of a README command; KeyError if it is not listed."""
+    entry = WHERE[command]
+    return entry if isinstance(entry, tuple) else (entry, "")
+
+
+if __name__ == "__main__":
+    place = sys.argv[1]
+    print("\n".join(c for c in readme_commands() if where(c)[0] == place))

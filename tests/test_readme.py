@@ -1,0 +1,52 @@
+"""Every command of the README's shell blocks runs somewhere: here, in make pipeline-check, or it says why not."""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from readme_commands import HERE, PIPELINE, WHERE, readme_commands, where
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_every_readme_command_is_listed_with_where_it_runs():
+    commands = readme_commands()
+    unlisted = [c for c in commands if c not in WHERE]
+    assert not unlisted, f"README commands missing from tests/readme_commands.py WHERE: {unlisted}"
+    stale = [c for c in WHERE if c not in commands]
+    assert not stale, f"tests/readme_commands.py lists commands the README no longer has: {stale}"
+
+
+def test_the_parser_joins_continuations_and_drops_comments():
+    text = "```bash\nzeroflow train --a 1 \\\n    --b 2   # why\n# a comment\n```\n```yaml\nx: 1\n```\n"
+    assert readme_commands(text) == ["zeroflow train --a 1 --b 2"]
+
+
+def test_pipeline_check_runs_the_pipeline_commands():
+    script = (ROOT / "tests" / "pipeline-check.sh").read_text()
+    assert "tests/readme_commands.py pipeline" in script
+    assert [c for c in readme_commands() if where(c)[0] == PIPELINE]
+
+
+def test_the_readme_commands_that_need_no_pipeline_run_here(tmp_path):
+    """In README order, in a fresh folder with the tiny grid's params.yaml, each shortened only by its extra flags."""
+    shutil.copy(ROOT / "tests" / "ci-params.yaml", tmp_path / "params.yaml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    zeroflow = [sys.executable, "-m", "zeroflow_core.cli"]
+    for command in readme_commands():
+        place, extra = where(command)
+        if place != HERE:
+            continue
+        argv = shlex.split(command) + shlex.split(extra)
+        assert argv[0] == "zeroflow", command
+        done = subprocess.run(zeroflow + argv[1:], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    for run in ("ease-zo-sgd", "ease-zo-sgd-q4", "no-training"):
+        metrics = json.loads((tmp_path / "runs" / run / "metrics.json").read_text())
+        assert 0 <= metrics["avg_acc"] <= 100
+    assert (tmp_path / "runs" / "lr.csv").read_text().count("\n") >= 4
