@@ -42,7 +42,7 @@ WHERE = {
     "dvc metrics diff": PIPELINE,
     "dvc plots show": PIPELINE,
     "zeroflow plots": PIPELINE,
-    "dvc exp show --drop '.*' --keep 'Experiment|ease-hues.*zo-sgd.avg_acc$|zo-sgd.lr$'": PIPELINE,
+    "dvc exp show --drop '.*' --keep 'Experiment|.*ease-hues.*zo-sgd.avg_acc$|.*zo-sgd.lr$'": PIPELINE,
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.002": PIPELINE,
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
     "dvc queue start -j 2": PIPELINE,

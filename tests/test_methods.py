@@ -467,3 +467,32 @@ def test_lwf_distillation_by_hand():
     log_p_s = torch.log_softmax(student[:, :PER_TASK] / 2, dim=1)
     expected = 4 * (p_t * (p_t.log() - log_p_s)).sum(1).mean()
     torch.testing.assert_close(m.distillation(student, teacher), expected)
+
+
+@pytest.mark.parametrize("optimizer,scope,moved", [
+    ("zo-sgd", "official", True), ("forward-grad", "official", True), ("fo-sgd", "official", False),
+    ("zo-sgd", "trainable", False),
+])
+def test_zo_scope_official_perturbs_the_stored_prototypes(optimizer, scope, moved):
+    """zo_scope official: a forward-pass step moves EASE's stored prototypes (noise and weight decay, as INFTY's
+    ZeroFlow does to PILOT's prototype classifier); backprop leaves them alone; trainable never touches them."""
+    m, (x, y) = at_training_task("ease")
+    stored = m.prototypes.clone()
+    batch = m.prepare_batch(x, y)
+    with m.stored_classifier_trainable(scope == "official"):
+        opt = create_optimizer(optimizer, m.trainable_parameters(), model=m, lr=0.1)
+        opt.step(lambda: m.loss(batch))
+    assert not torch.equal(m.prototypes, stored) if moved else torch.equal(m.prototypes, stored)
+    # outside the block they are plain tensors again, so checkpoints keep their layout
+    assert not any(name.startswith("stored_classifier") for name in m.state_dict())
+
+
+@pytest.mark.parametrize("name", ["ease", "aper"])
+def test_training_heads_start_at_pilots_sigma_of_one(name):
+    m = make_method(name)
+    m.begin_task(0)
+    head = m.heads[0] if name == "ease" else m.head
+    assert float(head.scale) == 1.0 and head.scale.requires_grad
+    m = make_method(name, head_scale=16.0)
+    m.begin_task(0)
+    assert float((m.heads[0] if name == "ease" else m.head).scale) == 16.0

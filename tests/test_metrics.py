@@ -44,9 +44,10 @@ def test_lower_triangle_is_ignored():
     assert backward_transfer(a) == backward_transfer(A3)
 
 
-def test_positive_transfer_gives_negative_forgetting():
+def test_positive_transfer_is_no_forgetting_in_pilots_formula():
     a = [[50.0, 60.0], [NAN, 70.0]]
-    assert forgetting(a) == pytest.approx(-10.0)
+    assert forgetting(a) == 0.0  # PILOT: max(50, 60) - 60
+    assert forgetting(a, "before_final") == pytest.approx(-10.0)
     assert backward_transfer(a) == pytest.approx(10.0)
 
 
@@ -56,11 +57,14 @@ def test_single_task_is_zero_not_nan():
     assert not math.isnan(forgetting(np.array([[1.0]])))
 
 
-def test_forgetting_ignores_final_column_in_max():
-    # the best value of task 0 before the end is 90 (t=0); the final 95 must not count as "best"
+def test_forgetting_takes_pilots_max_over_every_column():
     a = [[90.0, 40.0, 95.0], [NAN, 60.0, 30.0], [NAN, NAN, 50.0]]
-    # task 0: 90 - 95 = -5; task 1: 60 - 30 = 30
-    assert forgetting(a) == pytest.approx(12.5)
+    # PILOT (trainer.py): task 0: max(90, 40, 95) - 95 = 0; task 1: max(60, 30) - 30 = 30
+    assert forgetting(a) == pytest.approx(15.0)
+    # before the end only: task 0: 90 - 95 = -5; task 1: 60 - 30 = 30
+    assert forgetting(a, "before_final") == pytest.approx(12.5)
+    with pytest.raises(MetricsError, match="formula"):
+        forgetting(a, "pilots")
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 3)), np.zeros(3), np.zeros((0, 0)),

@@ -62,6 +62,20 @@ def test_forward_grad_is_unbiased_on_a_quadratic(quadratic):
     assert_within_bound(estimates, quadratic.gradient())
 
 
+@pytest.mark.parametrize("mode,dropout_on", [("train", True), ("eval", False)])
+def test_forward_grad_runs_in_the_mode_it_is_given(mode, dropout_on):
+    """The official forward_grad_step never calls model.eval(): adapter dropout stays on (our default)."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).train()
+    seen = []
+
+    def loss():
+        seen.append(model[1].training)
+        return model(torch.ones(2, 4)).sum()
+
+    create_optimizer("forward-grad", list(model.parameters()), model=model, mode=mode).step(loss)
+    assert seen == [dropout_on] and model.training
+
+
 def test_forward_grad_step_is_the_directional_derivative_through_a_vit(tiny_vit_batch):
     model, closure = tiny_vit_batch
     params = [p for p in model.parameters() if p.requires_grad]
@@ -319,15 +333,17 @@ def test_sparse_mask_zeroes_exactly_r_and_is_fixed_until_redrawn():
     assert not torch.equal(new_masks[0], masks[0])
 
 
-def test_historical_mixing_p0_is_plain_zo_sgd_and_p_mixes_the_running_direction(quadratic):
+def test_historical_mixing_follows_the_official_recurrence(quadratic):
+    """p = 0 is plain ZO-SGD; otherwise the step follows h with h ← p·h + (1 − p)·z (h = z at the first
+    step), INFTY's set_estimated_grad with alpha = p, on a hand-made sequence of three directions."""
     start = quadratic.theta.detach().clone()
 
-    def trajectory(**hyper):
+    def trajectory(steps=3, **hyper):
         with torch.no_grad():
             quadratic.theta.copy_(start)
         opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, lr=0.01, seed=4, **PLAIN, **hyper)
         points, scalars = [], []
-        for _ in range(2):
+        for _ in range(steps):
             seen = []
             opt.step(lambda: seen.append(float(quadratic.loss())) or quadratic.loss())
             scalars.append((seen[0] - seen[1]) / 2e-3)
@@ -336,12 +352,32 @@ def test_historical_mixing_p0_is_plain_zo_sgd_and_p_mixes_the_running_direction(
 
     plain, _ = trajectory()
     assert all(torch.equal(a, b) for a, b in zip(plain, trajectory(history=0.0)[0]))
-    mixed, scalars = trajectory(history=0.5)
-    z1, z2 = (next(DirectionStream(derive_seed(4, "direction", s, 0), "gaussian").draw_all([start])) for s in (0, 1))
-    torch.testing.assert_close(mixed[0], start - 0.01 * scalars[0] * z1)  # history = z1 at the first step
-    history = 0.9 * z1 + 0.1 * z2
-    torch.testing.assert_close(mixed[1], mixed[0] - 0.01 * scalars[1] * (0.5 * z2 + 0.5 * history))
-    assert not torch.allclose(mixed[1], plain[1])
+    z = [next(DirectionStream(derive_seed(4, "direction", s, 0), "gaussian").draw_all([start])) for s in range(3)]
+    p = 0.6
+    mixed, scalars = trajectory(history=p)
+    h1 = z[0]
+    h2 = p * h1 + (1 - p) * z[1]
+    h3 = p * h2 + (1 - p) * z[2]
+    torch.testing.assert_close(mixed[0], start - 0.01 * scalars[0] * h1)
+    torch.testing.assert_close(mixed[1], mixed[0] - 0.01 * scalars[1] * h2)
+    torch.testing.assert_close(mixed[2], mixed[1] - 0.01 * scalars[2] * h3)
+    assert not torch.allclose(mixed[2], plain[2])
+    # the earlier companion rule, kept as a switch: (1 − p)·z + p·EMA₀.₉(z)
+    earlier, scalars = trajectory(steps=2, history=p, history_rule="ema_mix")
+    ema = 0.9 * z[0] + 0.1 * z[1]
+    torch.testing.assert_close(earlier[1], earlier[0] - 0.01 * scalars[1] * ((1 - p) * z[1] + p * ema))
+
+
+def test_official_sparsity_zeroes_phi_of_r(quadratic):
+    from zeroflow_core.optim.zeroth_order import official_zeroed_fraction
+
+    assert official_zeroed_fraction(0.0) == 0.0
+    assert official_zeroed_fraction(0.1) == pytest.approx(0.5398, abs=1e-4)
+    big = torch.nn.Parameter(torch.zeros(10_000))
+    for mode, zeroed in (("exact", 0.3), ("official", official_zeroed_fraction(0.3))):
+        opt = create_optimizer("zo-sgd", [big], model=quadratic, lr=0.01, sparsity=0.3, sparsity_mode=mode)
+        (mask,) = opt.sparse_masks()
+        assert float((mask == 0).float().mean()) == pytest.approx(zeroed, abs=1e-4)
 
 
 def test_sign_modes(quadratic):

@@ -191,11 +191,13 @@ def fake_ablations(root: Path, params: dict):
     from zeroflow_core.params import sweep_cells
 
     for name, sweep in params["ablations"]["sweeps"].items():
-        for cell in sweep_cells(params, name):
+        # sweep_cells' order: optimizer × value × seed; a switch's named choices count as 0, 1, ...
+        values = [v for _ in sweep["optimizers"] for v in sweep["values"] for _ in params["ablations"]["seeds"]]
+        for cell, raw in zip(sweep_cells(params, name), values, strict=True):
             folder = root / "runs" / "ablation" / name / cell.name
             folder.mkdir(parents=True)
             config = cell.config
-            value = config["optimizer_hyper"][sweep["hyper"]]
+            value = raw if isinstance(raw, (int, float)) else sweep["values"].index(raw)
             (folder / "metrics.json").write_text(json.dumps({
                 "avg_acc": 50.0 + 10 * value + config["seed"], "last_acc": 40.0 + value, "forgetting": 10.0 - value,
                 "forward_passes": 10}))
@@ -282,6 +284,26 @@ def test_section_4_to_6_notebooks_compute_their_numbers(executed):
     volatility = pd.read_csv(results / "figure_7" / "volatility.csv")
     old = volatility[(volatility.optimizer == "zo-sgd") & (volatility.which == "old")]
     assert old.volatility_mean.item() == pytest.approx(0.1)  # task 0's loss 0.9 then 0.8 while task 1 is learned
+    # official vs ours: each fake switch's second choice has 10 more points of accuracy and 1 less of forgetting
+    switches = pd.read_csv(results / "official_vs_ours" / "switches.csv")
+    zo_scope = switches[switches.switch == "zo_scope"].set_index("value")
+    assert zo_scope.loc["official", "avg_acc_mean"] == pytest.approx(zo_scope.loc["trainable", "avg_acc_mean"] + 10)
+    assert zo_scope.loc["trainable", "avg_acc_verdict"] == "worse" and zo_scope.loc["official", "official"]
+    page = outputs_text(results / "official_vs_ours" / "official_vs_ours.ipynb")
+    assert "gives 9.00 ± 0.00 forgetting against 10.00 ± 0.00 with the trainable scope: less forgetting" in page
+    assert "PILOT's formula gives a higher forgetting in" in page
+
+
+def outputs_text(path: Path) -> str:
+    """What an executed notebook displays (its outputs only, not its code)."""
+    import nbformat
+
+    parts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts += [str(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(parts)
 
 
 def test_execute_notebook_starts_from_an_empty_folder(executed):

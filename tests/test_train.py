@@ -72,7 +72,52 @@ def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
         resolve_config({"method": "ease", "optimizer": "none"})
     paper = resolve_config({"profile": "paper", "dataset": "cifar100", "optimizer": "zo-sgd"})
     assert paper["backbone"] == "vit-b16" and paper["batch_size"] == 48 and paper["transforms"] == "reference"
-    assert paper["optimizer_hyper"] == {}  # registry defaults: ZO-SGD lr 1e-4, eps 1e-3, q 1
+
+
+
+@pytest.mark.parametrize("optimizer", ["zo-sgd", "zo-adam", "zo-sgd-sign", "zo-adam-conserve"])
+@pytest.mark.parametrize("method", ["ease", "aper"])
+def test_the_paper_profile_gives_forward_pass_optimizers_the_official_budget(method, optimizer):
+    """INFTY's gradient_bans/zeroflow.yaml: init_epochs 100, init_lr 1e-4, merged for every task."""
+    paper = resolve_config({"profile": "paper", "method": method, "dataset": "cifar100", "optimizer": optimizer})
+    assert paper["epochs"] == 100 and paper["optimizer_hyper"]["lr"] == 1e-4 and paper["schedule"] == "auto"
+    forward = resolve_config({"profile": "paper", "method": method, "dataset": "cifar100", "optimizer": "forward-grad"})
+    assert forward["epochs"] == 100 and forward["optimizer_hyper"]["lr"] == 1e-3
+    assert forward["optimizer_hyper"]["weight_decay"] == 0.0 and forward["optimizer_hyper"]["mode"] == "train"
+    backprop = resolve_config({"profile": "paper", "method": method, "dataset": "cifar100", "optimizer": "fo-sgd"})
+    assert backprop["epochs"] == 20
+
+
+def test_the_paper_profile_takes_each_datasets_ease_release_config():
+    def paper(dataset, optimizer="fo-sgd", method="ease"):
+        return resolve_config({"profile": "paper", "method": method, "dataset": dataset, "optimizer": optimizer})
+
+    cub = paper("cub")
+    assert cub["method_config"]["alpha"] == 0.05 and cub["optimizer_hyper"]["lr"] == 0.008 and cub["batch_size"] == 32
+    assert paper("cub", "zo-sgd")["optimizer_hyper"]["lr"] == 1e-4 and paper("cub", "zo-sgd")["batch_size"] == 32
+    ina = paper("imagenet_a")
+    assert ina["optimizer_hyper"] == {"lr": 0.05, "weight_decay": 0.005} and ina["batch_size"] == 32
+    assert paper("imagenet_a", "zo-sgd")["optimizer_hyper"]["weight_decay"] == 0.005
+    assert paper("imagenet_a", "forward-grad")["optimizer_hyper"]["weight_decay"] == 0.0
+    assert paper("omnibenchmark")["optimizer_hyper"]["lr"] == 0.01 and paper("omnibenchmark")["batch_size"] == 16
+    assert paper("cifar100")["optimizer_hyper"]["lr"] == 0.025 and paper("cifar100")["method_config"]["alpha"] == 0.1
+    for dataset in ("cifar100", "cub", "imagenet_a", "omnibenchmark"):  # APER's adapter variant: one rate
+        assert paper(dataset, method="aper")["optimizer_hyper"]["lr"] == 0.01
+
+
+def test_every_official_setting_names_its_source():
+    from zeroflow_core.config import PROFILES, check_profiles
+
+    check_profiles(PROFILES)
+    for rule in PROFILES["paper"]["rules"]:
+        repository, file = rule["source"].split()[:2]
+        assert "/" in repository and ("." in file or "/" in file), rule
+    broken = {"paper": {"run": {}, "rules": [{"when": {"optimizer": "zo-sdg"}, "set": {}}]}}
+    with pytest.raises(ConfigError, match="unknown optimizer 'zo-sdg'"):
+        check_profiles(broken)
+    broken = {"paper": {"run": {}, "rules": [{"when": {"dataset": "cub"}, "set": {"epoch": 3}}]}}
+    with pytest.raises(ConfigError, match="'epoch'"):
+        check_profiles(broken)
 
 
 def test_missing_backbone_weights_give_one_clear_message(tmp_path):

@@ -284,6 +284,41 @@ def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, s
     return pd.DataFrame(rows)
 
 
+# ------------------------------------------------------------------ official code vs ours, measured
+def switch_summary(ablation_dir, method: str, dataset: str, seeds, switches: dict) -> pd.DataFrame:
+    """One row per switch × optimizer × choice: accuracy and forgetting (mean, std over seeds) and, for the
+    choice that is not the official code's, the verdict against it."""
+    rows = []
+    for name, sweep in switches.items():
+        cells = load_ablation(Path(ablation_dir) / name, method, dataset, sweep["optimizers"], sweep["values"], seeds,
+                              sweep["hyper"])
+        for optimizer, part in ablation_summary(cells).groupby("optimizer", sort=False):
+            official = part[part.value == sweep["official"]].iloc[0]
+            for row in part.itertuples():
+                is_official = row.value == sweep["official"]
+                rows.append({
+                    "switch": name, "optimizer": optimizer, "value": row.value, "official": is_official,
+                    **{f"{m}_{s}": getattr(row, f"{m}_{s}") for m in TABLE_METRICS for s in ("mean", "std")},
+                    **{f"{m}_verdict": "official" if is_official else verdict(
+                        getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"), official[f"{m}_mean"],
+                        official[f"{m}_std"], lower_is_better=m in LOWER_IS_BETTER) for m in TABLE_METRICS},
+                })
+    return pd.DataFrame(rows)
+
+
+def forgetting_formulas(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method × optimizer × dataset: forgetting by PILOT's formula and by the best-before-the-end one,
+    mean and std over seeds, from the same accuracy matrices."""
+    from zeroflow_core.metrics import FORGETTING_FORMULAS, forgetting
+
+    def matrix(m):
+        return np.array([[np.nan if v is None else v for v in row] for row in m], dtype=float)
+
+    tidy = runs.assign(**{f"forgetting_{f}": [forgetting(matrix(m), f) for m in runs.acc_matrix]
+                          for f in FORGETTING_FORMULAS})
+    return aggregate(tidy, metrics=[f"forgetting_{f}" for f in FORGETTING_FORMULAS])
+
+
 def no_training_summary(runs_dir, baseline: str, dataset: str, seeds) -> pd.Series:
     """The no-training row of one dataset (mean and std over seeds), for the sweeps' pages."""
     from zeroflow_core.report import load_runs

@@ -14,10 +14,9 @@ transformers in class-incremental continual learning. `train` runs one method ×
 def _optimizers(args: argparse.Namespace) -> int:
     from zeroflow_core.optim import OPTIMIZERS
 
-    kinds = {name: "forward passes" if spec.forward_pass_only else "backprop" for name, spec in OPTIMIZERS.items()}
-    width, kind_width = max(map(len, OPTIMIZERS)), max(map(len, kinds.values()))
+    width, family_width = max(map(len, OPTIMIZERS)), max(len(spec.family) for spec in OPTIMIZERS.values())
     for name, spec in OPTIMIZERS.items():
-        print(f"{name:<{width}}  {kinds[name]:<{kind_width}}  {spec.summary}")
+        print(f"{name:<{width}}  {spec.family:<{family_width}}  {spec.summary}")
     return 0
 
 

@@ -1,12 +1,14 @@
 """Run configuration: profiles, `--set key=value` overrides, and validation before any work.
 
-A run is one (method, optimizer, dataset, seed). Its configuration is the profile's defaults,
-then the profile's per-dataset and per-method entries, then the user's overrides. Every key and
+A run is one (method, optimizer, dataset, seed). Its configuration is RUN_KEYS, then the profile's
+run settings and its rules that match the run (profiles.yaml), then the user's overrides. Every key and
 type is checked up front, so a typo stops the run with one message naming the key.
 """
 from __future__ import annotations
 
 import copy
+import functools
+from pathlib import Path
 from typing import Any
 
 from zeroflow_core.io import load_yaml
@@ -36,54 +38,65 @@ RUN_KEYS: dict[str, Any] = {
     "eval_batch": 256,
     "adapter_bottleneck": 64,         # AdaptFormer adapters (PILOT's EASE/APER: bottleneck 64, scale 0.1)
     "adapter_scale": 0.1,
+    # trainable: forward-pass optimizers perturb the trained adapters and heads; official: also every other tensor the
+    # official code gives requires_grad, i.e. the stored prototypes (methods/base.py, stored_classifier_trainable)
+    "zo_scope": "trainable",
     "device": "auto",                 # auto | cpu | cuda
     "threads": 0,                     # torch CPU threads; 0 = torch's default
     "workers": 0,                     # DataLoader worker processes (decoding and augmenting images)
 }
+ZO_SCOPES = ("trainable", "official")
 # The optimizer of a method that trains nothing (SimpleCIL): its runs have no optimizer axis.
 NO_OPTIMIZER = "none"
 
-# The embedded default. Its continual set (`hues`) holds a factor that the grey-pretrained backbone
-# does not separate, so that training the adapters, and so the optimizer, decides the accuracy (the
-# book's introduction gives the measurements). Three passes of batch 16 per task (75 steps) give a
-# first-order optimizer room to move; the adapters' scale is 1 instead of PILOT's 0.1 because at 0.1
-# a 64-wide adapter learns too slowly for a 75-step task (a setting of the small model, not of the method).
-SMOKE = {
-    "profile": "smoke", "backbone": "vit-smoke", "backbone_weights": "runs/pretrain/backbone.pt",
-    "dataset": "hues", "epochs": 3, "batch_size": 16, "transforms": "light", "adapter_scale": 1.0,
-    # a held-out record every 8 of the 75 steps of a task: Figure 7's curves at a tenth of the training forwards
-    "heldout_every": 8,
-}
-PAPER = {
-    "profile": "paper", "backbone": "vit-b16",
-    "backbone_weights": "weights/vit_base_patch16_224.augreg_in21k.safetensors",
-    "epochs": 20, "batch_size": 48, "transforms": "reference", "n_tasks": 10,
-}
+# The profiles (smoke: the embedded default; paper: the official settings) are data: profiles.yaml, beside
+# this file, with a source for every value taken from the official code.
+PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
+RULE_KEYS = ("method", "optimizer", "dataset")
 
-# Per-dataset and per-optimizer entries of each profile (applied after the profile, before overrides).
-PROFILE_DATASETS = {
-    "smoke": {"hues": {"n_tasks": 5},
-              "digits": {"n_tasks": 5, "flip": False},
-              # 40 training / 10 test images per class keep a 10-task EASE run well under a minute
-              "synthetic": {"n_tasks": 10, "dataset_options": {"n_train": 40, "n_test": 10}}},
-    "paper": {"cifar100": {}, "cub": {}, "imagenet_a": {}, "omnibenchmark": {}},
-}
-# The smoke profile's learning rate per optimizer, from one search (`zeroflow search-lr`, README
-# "Smoke learning rates"): EASE on `hues`, seed 0, lr in {1e-4, 3e-4, ..., 0.3}; the largest lr whose
-# average accuracy is within 1 point of the optimizer's best (lr_search.chosen_learning_rates). Among
-# rates that a single seed cannot tell apart this takes the one that moves the adapters most, so a
-# row is never "trained" at a rate that amounts to switching the optimizer off. One value for every seed.
-SMOKE_LEARNING_RATES = {
-    "fo-sgd": 0.1, "fo-adam": 1e-2, "zo-sgd": 1e-3, "zo-sgd-sign": 1e-3, "zo-sgd-conserve": 3e-3,
-    "zo-adam": 1e-2, "zo-adam-sign": 1e-2, "zo-adam-conserve": 1e-2, "forward-grad": 1e-2,
-}
-# Backprop learning rates of the reference EASE/APER configs (CIFAR-100: SGD lr 0.025, 20 epochs);
-# forward-pass optimizers keep the registry defaults (ZO lr 1e-4 for SGD, 1e-3 for Adam).
-PROFILE_METHODS = {
-    "smoke": {name: {"optimizer_hyper": {"lr": lr}} for name, lr in SMOKE_LEARNING_RATES.items()},
-    "paper": {"fo-sgd": {"optimizer_hyper": {"lr": 0.025}}},
-}
-PROFILES = {"smoke": SMOKE, "paper": PAPER}
+
+def check_profiles(profiles: dict, path: Path = PROFILES_FILE) -> dict:
+    """{profile: {"run": {...}, "rules": [{when, set, source}, ...]}} with every key and name checked."""
+    from zeroflow_core.optim import FAMILIES, OPTIMIZERS
+
+    names = {"method": None, "optimizer": set(OPTIMIZERS) | set(FAMILIES), "dataset": None}
+    for name, profile in profiles.items():
+        where = f"{path.name}: profile {name!r}"
+        if set(profile) != {"run", "rules"}:
+            raise ConfigError(f"{where} must have exactly 'run' and 'rules', got {sorted(profile)}")
+        _check_keys(profile["run"], f"{where} run: ")
+        for index, rule in enumerate(profile["rules"]):
+            if not set(rule) <= {"when", "set", "source"} or not {"when", "set"} <= set(rule):
+                raise ConfigError(f"{where} rule {index}: expected when, set and source, got {sorted(rule)}")
+            unknown = set(rule["when"]) - set(RULE_KEYS)
+            if unknown:
+                raise ConfigError(f"{where} rule {index}: 'when' matches on {', '.join(RULE_KEYS)}, got {sorted(unknown)}")
+            for key, allowed in names.items():
+                bad = [v for v in _as_list(rule["when"].get(key, [])) if allowed is not None and v not in allowed]
+                if bad:
+                    raise ConfigError(f"{where} rule {index}: unknown {key} {bad[0]!r}")
+            _check_keys(rule["set"], f"{where} rule {index} set: ")
+    return profiles
+
+
+@functools.cache
+def checked_profiles() -> dict:
+    return check_profiles(PROFILES)
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def rule_matches(when: dict, method: str, optimizer: str, dataset: str) -> bool:
+    from zeroflow_core.optim import OPTIMIZERS
+
+    family = OPTIMIZERS[optimizer].family if optimizer in OPTIMIZERS else None
+    run = {"method": {method}, "optimizer": {optimizer, family}, "dataset": {dataset}}
+    return all(run[key] & set(_as_list(names)) for key, names in when.items())
+
+
+PROFILES = load_yaml(PROFILES_FILE.read_text())  # checked on first use (checked_profiles): it needs the registry
 
 
 # The smoke backbone's pretraining (`zeroflow pretrain` and the `pretrain` section of params.yaml).
@@ -161,12 +174,14 @@ def _merge(base: dict, update: dict) -> dict:
 
 
 def resolve_config(overrides: dict) -> dict:
-    """Defaults ← profile ← profile's dataset/optimizer entries ← overrides, then validated."""
+    """RUN_KEYS ← the profile's run settings ← its matching rules (profiles.yaml) ← overrides, then validated."""
     _check_keys(overrides, "")
     profile = overrides.get("profile", RUN_KEYS["profile"])
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    config = _merge(RUN_KEYS, PROFILES[profile])
+    profiles = checked_profiles()
+    config = _merge(RUN_KEYS, profiles[profile]["run"])
+    config["profile"] = profile
     dataset = overrides.get("dataset", config["dataset"])
     optimizer = overrides.get("optimizer", config["optimizer"])
     method = overrides.get("method", config["method"])
@@ -175,8 +190,9 @@ def resolve_config(overrides: dict) -> dict:
     if method in METHODS and not METHODS[method].trains:
         config["optimizer"] = NO_OPTIMIZER
         optimizer = overrides.get("optimizer", NO_OPTIMIZER)
-    config = _merge(config, PROFILE_DATASETS[profile].get(dataset, {}))
-    config = _merge(config, PROFILE_METHODS[profile].get(optimizer, {}))
+    for rule in profiles[profile]["rules"]:
+        if rule_matches(rule["when"], method, optimizer, dataset):
+            config = _merge(config, rule["set"])
     config = _merge(config, overrides)
     validate(config)
     return config
@@ -214,7 +230,7 @@ def validate(config: dict) -> None:
                               f"got {type(value).__name__} {value!r}")
     choices = {"method": list(METHODS), "dataset": available_datasets(), "backbone": list(BACKBONES),
                "transforms": ["light", "reference"], "schedule": ["auto", "cosine", "constant"],
-               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES)}
+               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES), "zo_scope": list(ZO_SCOPES)}
     for key, allowed in choices.items():
         if config[key] not in allowed:
             raise ConfigError(f"configuration key {key!r}: unknown value {config[key]!r}; known: {', '.join(allowed)}")

@@ -73,13 +73,22 @@ def last_accuracy(acc_seen) -> float:
     return float(_seen(acc_seen)[-1])
 
 
-def forgetting(acc_matrix) -> float:
-    """Mean over tasks i < T-1 of (best accuracy on i before the end − final accuracy on i)."""
+# pilot: PILOT's and INFTY's trainer, max over every column, the final one included, so no drop is negative;
+# before_final: the best accuracy before the end (this companion's formula before 2026-12), which lets
+# positive backward transfer show as negative forgetting. The book's "official code vs ours" page shows both.
+FORGETTING_FORMULAS = ("pilot", "before_final")
+
+
+def forgetting(acc_matrix, formula: str = "pilot") -> float:
+    """Mean over tasks i < T-1 of (best accuracy on i − final accuracy on i); see FORGETTING_FORMULAS."""
+    if formula not in FORGETTING_FORMULAS:
+        raise MetricsError(f"unknown forgetting formula {formula!r}; known: {', '.join(FORGETTING_FORMULAS)}")
     a = _matrix(acc_matrix)
     n = a.shape[0]
     if n == 1:
         return 0.0
-    drops = [np.max(a[i, i:n - 1]) - a[i, n - 1] for i in range(n - 1)]
+    last = n if formula == "pilot" else n - 1
+    drops = [np.max(a[i, i:last]) - a[i, n - 1] for i in range(n - 1)]
     return float(np.mean(drops))
 
 

@@ -25,6 +25,9 @@ EXECUTION_DEFAULTS = {"backend": "local", "workers": 1, "ray_address": "auto", "
 BACKENDS = ("local", "ray")
 ABLATION_KEYS = {"method": str, "dataset": str, "seeds": list, "train": dict, "optimizers": dict, "sweeps": dict}
 SWEEP_KEYS = {"hyper": str, "optimizers": list, "values": list}
+# optional: `with`, settings fixed for every cell of the sweep (named as `hyper` is); `official`, which of
+# `values` the official code uses: a sweep that names it is a switch of the "official code vs ours" page.
+SWEEP_OPTIONAL = {"with": dict, "official": (str, int, float)}
 PRETRAIN_KEYS = ("epochs", "classes", "seed", "threads", "grayscale")  # types: config.PRETRAIN_DEFAULTS
 EFFICIENCY_KEYS = {"threads": int, "attention": str, "optimizers": list, "extra_q": list, "models": dict}
 EFFICIENCY_MODEL_KEYS = {"batch_size": 1, "steps": 1, "warmup": 0}  # key → smallest value
@@ -102,7 +105,26 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
 
 
 def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
-    return f"{method}-{optimizer}-{dataset}-{hyper}{value:g}-{seed}"
+    shown = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return f"{method}-{optimizer}-{dataset}-{hyper}{shown}-{seed}"
+
+
+def set_sweep_setting(config: dict, optimizer: str, name: str, value) -> None:
+    """Set what a sweep varies: an optimizer hyper-parameter (`zeroflow optimizers`), a setting of the sweeps'
+    method (`head_scale`) or a run key (`zo_scope`), in that order of lookup."""
+    from zeroflow_core.config import RUN_KEYS
+    from zeroflow_core.methods import METHODS
+    from zeroflow_core.optim import optimizer_spec
+
+    if name in optimizer_spec(optimizer).hyper:
+        config["optimizer_hyper"][name] = _sweep_value(optimizer, name, value)
+    elif name in METHODS[config["method"]].defaults:
+        config["method_config"][name] = value
+    elif name in RUN_KEYS and name not in GRID_CHOSEN_KEYS + ("optimizer_hyper", "method_config"):
+        config[name] = value
+    else:
+        raise ConfigError(f"{name!r} is no hyper-parameter of {optimizer} (`zeroflow optimizers`), no setting of "
+                          f"{config['method']} and no run key")
 
 
 def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
@@ -121,8 +143,9 @@ def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cel
                 config = run_config(params, method, optimizer, dataset, seed)
                 config.update(section["train"])
                 config["optimizer_hyper"].update(section["optimizers"].get(optimizer, {}))
-                config["optimizer_hyper"][hyper] = _sweep_value(optimizer, hyper, value)
                 try:
+                    for fixed, setting in {**sweep.get("with", {}), hyper: value}.items():
+                        set_sweep_setting(config, optimizer, fixed, setting)
                     validate(config)
                 except ConfigError as error:
                     raise ConfigError(f"'ablations.sweeps.{name}': {optimizer} with {hyper}={value}: {error}") from None
@@ -136,7 +159,7 @@ def _sweep_value(optimizer: str, hyper: str, value):
     from zeroflow_core.optim import optimizer_spec
 
     default = optimizer_spec(optimizer).defaults.get(hyper)
-    return float(value) if isinstance(default, float) and not isinstance(value, bool) else value
+    return float(value) if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -217,7 +240,7 @@ def check_params(params, where: str = "params.yaml") -> None:
     for name in params["ablations"]["sweeps"]:
         sweep_cells(params, name)
     for page, kind in NOTEBOOK_INPUTS.items():
-        if kind not in ("grid", "efficiency", "landscape") and kind not in params["ablations"]["sweeps"]:
+        if kind not in ("grid", "efficiency", "landscape", "switches") and kind not in params["ablations"]["sweeps"]:
             raise ConfigError(f"{where}: the page {page} draws the sweep {kind!r}: declare it under "
                               f"'ablations.sweeps'")
     check_section(params["landscape"], "landscape", LANDSCAPE_KEYS, where)
@@ -282,17 +305,17 @@ def check_ablations(section, where: str = "params.yaml") -> None:
     for name, sweep in section["sweeps"].items():
         if not isinstance(sweep, dict):
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}' must be a mapping, got {sweep!r}")
-        check_section(sweep, f"ablations.sweeps.{name}", SWEEP_KEYS, where)
+        required = {key: value for key, value in sweep.items() if key not in SWEEP_OPTIONAL}
+        check_section(required, f"ablations.sweeps.{name}", SWEEP_KEYS, where)
+        for key, kind in SWEEP_OPTIONAL.items():
+            if key in sweep and (not isinstance(sweep[key], kind) or isinstance(sweep[key], bool)):
+                raise ConfigError(f"{where}: 'ablations.sweeps.{name}.{key}' must be a {kind}, got {sweep[key]!r}")
         for key in ("optimizers", "values"):
             if not sweep[key]:
                 raise ConfigError(f"{where}: 'ablations.sweeps.{name}.{key}' must be a non-empty list")
-        for optimizer in sweep["optimizers"]:
-            for value in sweep["values"]:
-                try:
-                    resolve_hyper(optimizer, **{sweep["hyper"]: _sweep_value(optimizer, sweep["hyper"], value)})
-                except (ValueError, KeyError) as error:
-                    raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values': {value!r} for {optimizer}: "
-                                      f"{error}") from None
+        if "official" in sweep and sweep["official"] not in sweep["values"]:
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
+                              f"got {sweep['official']!r}")
 
 
 def check_efficiency(section: dict, where: str = "params.yaml") -> None:
@@ -372,10 +395,18 @@ def code_version() -> str:
 
 # Every notebook in the book's order, with the results it reads: the train grid, the efficiency
 # measurements, one sweep of params.yaml (ablations.sweeps), or nothing (the toy problem is computed in the notebook).
+# what each page draws: the grid, the efficiency measurements, the landscape, one sweep by name, or the
+# switches (every sweep with an `official` value)
 NOTEBOOK_INPUTS = {
     "table_1": "grid", "figure_2": "grid", "figure_4": "grid", "table_2": "efficiency", "figure_5": "query_budget",
     "figure_3": "landscape", "figure_6": "landscape", "figure_7": "grid", "table_3": "history", "table_4": "sparsity",
+    "official_vs_ours": "switches",
 }
+
+
+def switches(params: dict) -> dict:
+    """The sweeps that name their `official` value: the switches of the "official code vs ours" page."""
+    return {name: sweep for name, sweep in params["ablations"]["sweeps"].items() if "official" in sweep}
 
 
 def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:
@@ -399,6 +430,13 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
                           hyper=sweep["hyper"], run_settings=section["train"],
                           sweep_optimizers=section["optimizers"], baseline=grid["baseline"], runs_dir=str(RUNS_DIR),
                           reference_dir="reference")
+    elif kind == "switches":
+        section = params["ablations"]
+        parameters.update(ablation_dir=str(ABLATIONS_DIR), method=section["method"], dataset=section["dataset"],
+                          seeds=section["seeds"], switches=switches(params), run_settings=section["train"],
+                          sweep_optimizers=section["optimizers"], runs_dir=str(RUNS_DIR),
+                          grid_methods=grid["methods"], grid_optimizers=grid["optimizers"],
+                          grid_datasets=grid["datasets"], grid_seeds=grid["seeds"])
     elif kind == "landscape":
         parameters.update(steps=params["landscape"]["steps"], seeds=params["landscape"]["seeds"])
     return parameters

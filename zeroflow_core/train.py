@@ -140,6 +140,11 @@ class Run:
         self.history["loss_curves"].append(curve)
         if not method.trains_on(task):
             return
+        with method.stored_classifier_trainable(config["zo_scope"] == "official"):
+            self._train_epochs(task, curve)
+
+    def _train_epochs(self, task: int, curve: list) -> None:
+        config, method = self.config, self.method
         optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
                                      **_optimizer_hyper(config, task))
         scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)

@@ -18,13 +18,14 @@ from zeroflow_core.models.heads import CosineClassifier
 
 class Aper(PrototypeClassifier):
     name = "aper"
-    defaults = {}
+    # head_scale: the training head's initial σ, 1 as PILOT's CosineLinear
+    defaults = {"head_scale": 1.0}
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)
         if not vit.adapter_sets:
             vit.add_adapter_set()
-        self.head = CosineClassifier(vit.embed_dim, classes_per_task)
+        self.head = CosineClassifier(vit.embed_dim, classes_per_task, scale=self.config["head_scale"])
 
     def trains_on(self, task: int) -> bool:
         return task == 0

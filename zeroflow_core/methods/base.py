@@ -18,6 +18,7 @@ State that `end_task` builds is returned by `get_extra_state` so that checkpoint
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -67,6 +68,29 @@ class ContinualMethod(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
+
+    def stored_classifier(self) -> list[torch.Tensor]:
+        """The evaluation classifier's stored tensors (EASE's prototypes), which no loss depends on."""
+        return []
+
+    @contextlib.contextmanager
+    def stored_classifier_trainable(self, trainable: bool = True):
+        """Within the block the stored classifier is a parameter with requires_grad (zo_scope: official).
+
+        PILOT's networks keep it so (EaseNet rebuilds its prototype classifier with requires_grad every task), and
+        INFTY's ZeroFlow perturbs and updates every such parameter: a forward-pass step then moves the stored
+        prototypes by noise and weight decay, while backprop leaves them alone (they get no gradient). Each
+        parameter is a view of its tensor, so what the optimizer does to it lands in the stored tensor.
+        """
+        names = []
+        for index, tensor in enumerate(self.stored_classifier() if trainable else []):
+            names.append(f"stored_classifier_{index}")
+            self.register_parameter(names[-1], nn.Parameter(tensor))
+        try:
+            yield
+        finally:
+            for name in names:
+                del self._parameters[name]
 
     # -- training ----------------------------------------------------------------------------
     def prepare_batch(self, x: torch.Tensor, y: torch.Tensor) -> dict:

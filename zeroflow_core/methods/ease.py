@@ -58,7 +58,8 @@ def complement_prototypes(prototypes: torch.Tensor, classes_per_task: int) -> to
 
 class Ease(ContinualMethod):
     name = "ease"
-    defaults = {"alpha": 0.1, "beta": 0.0, "use_init_ptm": False}
+    # head_scale: the training heads' initial σ, 1 as PILOT's CosineLinear
+    defaults = {"alpha": 0.1, "beta": 0.0, "use_init_ptm": False, "head_scale": 1.0}
     #: multiplies the evaluation cosines; PILOT's evaluation classifier keeps sigma = 1, argmax is the
     #: same, but a held-out cross-entropy at scale 1 barely moves, so we use the training heads' scale
     prototype_scale = 16.0
@@ -85,13 +86,16 @@ class Ease(ContinualMethod):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(self.init_seed, "ease", len(self.heads)))
                 new_set = self.vit.add_adapter_set()
-                head = CosineClassifier(self.vit.embed_dim, self.classes_per_task)
+                head = CosineClassifier(self.vit.embed_dim, self.classes_per_task, scale=self.config["head_scale"])
             # new modules follow the method's train/eval mode, as if they had been there all along
             self.vit.adapter_sets[new_set].train(self.training)
             self.heads.append(head.train(self.training).to(device=param.device, dtype=param.dtype))
         for old in range(task):
             self.vit.freeze_adapter_set(old)
             self.heads[old].requires_grad_(False)
+
+    def stored_classifier(self) -> list[torch.Tensor]:
+        return [t for t in (self.prototypes, self.ptm_prototypes) if t is not None]
 
     # -- training ----------------------------------------------------------------------------
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ unbiased estimate of ∇L for v ~ N(0, I), fed to the SGD or Adam rule. The clos
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -18,6 +19,11 @@ from torch.overrides import TorchFunctionMode
 from zeroflow_core.models.vit import disable_fused_attention
 from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer, check, eval_mode
 from zeroflow_core.optim.directions import DIRECTIONS, DirectionStream, derive_seed
+
+
+# train: the model's mode as the training loop set it (dropout on), as INFTY's forward_grad_step, which
+# unlike its ZO steps never calls model.eval(); eval: dropout off during the forward pass, as our ZO steps.
+FORWARD_MODES = ("train", "eval")
 
 
 class _ClosureModule(nn.Module):
@@ -77,14 +83,16 @@ class _FrozenLinears(TorchFunctionMode):
 class ForwardGradient(ZeroFlowOptimizer):
     def __init__(self, params, *, model: nn.Module | None = None, base: str = "sgd", lr: float = 1e-3,
                  momentum: float = 0.0, betas=(0.9, 0.999), weight_decay: float = 0.0, q: int = 1,
-                 seed: int = 0, direction: str = "gaussian"):
+                 seed: int = 0, direction: str = "gaussian", mode: str = "train"):
         if model is None:
             raise ValueError("forward-grad needs model=: the module whose parameters it differentiates through")
         super().__init__(params, base, lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
         check(isinstance(q, int) and not isinstance(q, bool) and q >= 1, "q", q, "must be an integer >= 1")
         check(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "must be an integer")
         check(direction in DIRECTIONS, "direction", direction, f"must be one of {', '.join(DIRECTIONS)}")
+        check(mode in FORWARD_MODES, "mode", mode, f"must be one of {', '.join(FORWARD_MODES)}")
         self.model = model
+        self.mode = mode
         self.q = q
         self.seed = seed
         self.direction = direction
@@ -114,7 +122,8 @@ class ForwardGradient(ZeroFlowOptimizer):
         optimized = {id(p) for p in params}
         frozen = {id(t) for t in self.model.parameters() if id(t) not in optimized}
         losses = []
-        with torch.no_grad(), eval_mode(self.model), _FrozenLinears(frozen):
+        mode = eval_mode(self.model) if self.mode == "eval" else contextlib.nullcontext()
+        with torch.no_grad(), mode, _FrozenLinears(frozen):
             for query in range(self.q):
                 stream = DirectionStream(derive_seed(self.seed, "forward-grad", self.steps_taken, query), self.direction)
                 tangents = tuple(z.to(p.dtype) for p, z in zip(params, stream.draw_all(params)))

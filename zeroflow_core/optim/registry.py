@@ -13,7 +13,8 @@ from zeroflow_core.optim.zeroth_order import ZerothOrderOptimizer
 
 SGD_HYPER = ("lr", "momentum", "weight_decay")
 ADAM_HYPER = ("lr", "betas", "weight_decay")
-ZO_HYPER = ("zo_eps", "q", "seed", "direction", "one_sided", "history", "sparsity", "fo_every")
+ZO_HYPER = ("zo_eps", "q", "seed", "direction", "one_sided", "history", "history_rule", "sparsity", "sparsity_mode",
+            "fo_every")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,14 @@ class OptimizerSpec:
     build: Callable
     defaults: dict = field(default_factory=dict)
     hyper: tuple[str, ...] = ()
-    forward_pass_only: bool = True
+    family: str = "zeroth-order"  # one of FAMILIES
+
+    @property
+    def forward_pass_only(self) -> bool:
+        return self.family != "backprop"
+
+
+FAMILIES = ("backprop", "zeroth-order", "forward-grad")
 
 
 def _zo(rule: str, estimator: str):
@@ -45,16 +53,18 @@ def _forward_grad(params, model, **hyper):
 
 
 # Reference defaults of the official code: weight decay 5e-4, ZO lr 1e-4 (SGD) / 1e-3 (Adam),
-# ε = 1e-3, q = 1; Forward-Grad: plain SGD, lr 1e-3, no weight decay.
+# ε = 1e-3, q = 1; Forward-Grad: plain SGD, lr 1e-3, no weight decay, in train mode (its step, unlike the ZO
+# steps, never switches the model to eval, so adapter dropout stays on).
 _SGD = dict(momentum=0.9, weight_decay=5e-4)
 _ADAM = dict(betas=(0.9, 0.999), weight_decay=5e-4)
-_ZO = dict(zo_eps=1e-3, q=1, seed=0, direction="gaussian", one_sided=False, history=0.0, sparsity=0.0, fo_every=0)
+_ZO = dict(zo_eps=1e-3, q=1, seed=0, direction="gaussian", one_sided=False, history=0.0, history_rule="official",
+           sparsity=0.0, sparsity_mode="exact", fo_every=0)
 
 _SPECS = [
     OptimizerSpec("fo-sgd", "backprop SGD with momentum (the first-order reference)",
-                  _fo("sgd"), dict(lr=0.01, **_SGD), SGD_HYPER, forward_pass_only=False),
+                  _fo("sgd"), dict(lr=0.01, **_SGD), SGD_HYPER, family="backprop"),
     OptimizerSpec("fo-adam", "backprop Adam (the first-order reference)",
-                  _fo("adam"), dict(lr=1e-3, **_ADAM), ADAM_HYPER, forward_pass_only=False),
+                  _fo("adam"), dict(lr=1e-3, **_ADAM), ADAM_HYPER, family="backprop"),
     OptimizerSpec("zo-sgd", "SPSA estimate with q queries, SGD with momentum",
                   _zo("sgd", "plain"), dict(lr=1e-4, **_SGD, **_ZO), SGD_HYPER + ZO_HYPER),
     OptimizerSpec("zo-sgd-sign", "ZO-SGD on the sign of the estimate (sign_mode projected | elementwise)",
@@ -73,8 +83,9 @@ _SPECS = [
                   ADAM_HYPER + ZO_HYPER + ("conserve_mode",)),
     OptimizerSpec("forward-grad", "forward-mode directional derivative (torch.func.jvp), SGD or Adam rule (base)",
                   _forward_grad, dict(base="sgd", lr=1e-3, momentum=0.0, betas=(0.9, 0.999), weight_decay=0.0,
-                                      q=1, seed=0, direction="gaussian"),
-                  ("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction")),
+                                      q=1, seed=0, direction="gaussian", mode="train"),
+                  ("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction", "mode"),
+                  family="forward-grad"),
 ]
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
 

@@ -20,7 +20,21 @@ from zeroflow_core.optim.directions import DIRECTIONS, DirectionStream, derive_s
 ESTIMATORS = ("plain", "sign", "conserve")
 SIGN_MODES = ("projected", "elementwise")
 CONSERVE_MODES = ("exact", "reference")
-HISTORY_DECAY = 0.9  # the running average of directions kept by the official code
+# official: h ← p·h + (1 − p)·z per query, starting at h = z, and the step follows h (INFTY's ZeroFlow
+# set_estimated_grad with alpha = p, the paper's equation); ema_mix: this companion's earlier rule,
+# (1 − p)·z + p·EMA₀.₉(z), which matches neither and is kept only to measure what the correction changed.
+HISTORY_RULES = ("official", "ema_mix")
+EMA_MIX_DECAY = 0.9
+# exact: a mask zeroes exactly r of each direction; official: Φ(r) of it, as INFTY's mask, which compares a
+# standard normal draw with r (so r = 0.1 already zeroes 54%).
+SPARSITY_MODES = ("exact", "official")
+
+
+def official_zeroed_fraction(sparsity: float) -> float:
+    """The share of each direction INFTY's mask zeroes for ratio r: P(N(0, 1) < r) = Φ(r); none for r = 0."""
+    import math
+
+    return 0.0 if sparsity == 0 else 0.5 * (1 + math.erf(sparsity / math.sqrt(2)))
 
 
 class ZerothOrderOptimizer(ZeroFlowOptimizer):
@@ -36,8 +50,8 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
                  lr: float, momentum: float = 0.0, betas=(0.9, 0.999), weight_decay: float = 0.0,
                  zo_eps: float = 1e-3, q: int = 1, seed: int = 0, direction: str = "gaussian",
                  one_sided: bool = False, estimator: str = "plain", sign_mode: str = "projected",
-                 conserve_mode: str = "exact", history: float = 0.0, sparsity: float = 0.0,
-                 fo_every: int = 0):
+                 conserve_mode: str = "exact", history: float = 0.0, history_rule: str = "official",
+                 sparsity: float = 0.0, sparsity_mode: str = "exact", fo_every: int = 0):
         super().__init__(params, rule, lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
         check(zo_eps > 0, "zo_eps", zo_eps, "must be > 0")
         check(isinstance(q, int) and not isinstance(q, bool) and q >= 1, "q", q, "must be an integer >= 1")
@@ -49,7 +63,10 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         check(conserve_mode in CONSERVE_MODES, "conserve_mode", conserve_mode,
               f"must be one of {', '.join(CONSERVE_MODES)}")
         check(0 <= history < 1, "history", history, "must be in [0, 1)")
+        check(history_rule in HISTORY_RULES, "history_rule", history_rule, f"must be one of {', '.join(HISTORY_RULES)}")
         check(0 <= sparsity < 1, "sparsity", sparsity, "must be in [0, 1)")
+        check(sparsity_mode in SPARSITY_MODES, "sparsity_mode", sparsity_mode,
+              f"must be one of {', '.join(SPARSITY_MODES)}")
         check(isinstance(fo_every, int) and fo_every >= 0, "fo_every", fo_every,
               "must be an integer >= 0 (0 = never take an exact step)")
         if estimator == "conserve" and conserve_mode == "reference":
@@ -65,7 +82,9 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         self.sign_mode = sign_mode
         self.conserve_mode = conserve_mode
         self.history = float(history)
+        self.history_rule = history_rule
         self.sparsity = float(sparsity)
+        self.sparsity_mode = sparsity_mode
         self.fo_every = fo_every
         self.mask_epoch = 0
         self._masks: tuple[int, list] | None = None
@@ -88,7 +107,8 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             return None
         if self._masks is None or self._masks[0] != self.mask_epoch:
             seed = derive_seed(self.seed, "mask", self.mask_epoch)
-            self._masks = (self.mask_epoch, sparse_masks(params, self.sparsity, seed))
+            zeroed = self.sparsity if self.sparsity_mode == "exact" else official_zeroed_fraction(self.sparsity)
+            self._masks = (self.mask_epoch, sparse_masks(params, zeroed, seed))
         return self._masks[1]
 
     def sparse_masks(self) -> list[torch.Tensor] | None:
@@ -162,8 +182,11 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             history = self.state[param].get("history") if self.history else None
             for stream, scalar in zip(streams, scalars):
                 z = next(stream)
-                if self.history:
-                    history = z.clone() if history is None else history.mul_(HISTORY_DECAY).add_(z, alpha=1 - HISTORY_DECAY)
+                if self.history and self.history_rule == "official":
+                    history = z.clone() if history is None else history.mul_(self.history).add_(z, alpha=1 - self.history)
+                    z = history
+                elif self.history:
+                    history = z.clone() if history is None else history.mul_(EMA_MIX_DECAY).add_(z, alpha=1 - EMA_MIX_DECAY)
                     z = z.mul_(1 - self.history).add_(history, alpha=self.history)
                 estimate.add_(z, alpha=scalar / self.q)
             if self.history:
