@@ -47,6 +47,10 @@ WHERE = {
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
     "dvc queue start -j 2": PIPELINE,
     "dvc queue status": PIPELINE,
+    "cp params-paper.yaml params.yaml && dvc repro": "needs the paper's data and weights (and a GPU to finish); "
+                                                    "tests/test_pipeline.py checks what it resolves to",
+    "zeroflow train --profile paper --method ease --optimizer zo-sgd --dataset cifar100 --out runs/x":
+        "needs CIFAR-100 and the ViT-B/16-IN21K weights",
 }
 
 

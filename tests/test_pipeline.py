@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,13 @@ from zeroflow_core.params import check_params, grid_cells, load_params, run_conf
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml"])
+@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml", "params-paper.yaml"])
 def test_shipped_params_are_valid(name):
     params = load_params(ROOT / name)
     assert len(list(grid_cells(params))) >= 4
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml"])
+@pytest.mark.parametrize("name", ["params.yaml", "tests/ci-params.yaml", "params-paper.yaml"])
 def test_the_optimizer_values_spelled_out_are_the_profiles(name):
     """params.yaml restates each optimizer's lr and q so that `dvc exp run -S optimizers.zo-sgd.lr=...`
     finds the key; restated, they change nothing."""
@@ -25,11 +26,35 @@ def test_the_optimizer_values_spelled_out_are_the_profiles(name):
 
     params = load_params(ROOT / name)
     for optimizer, spelled in params["optimizers"].items():
-        assert "lr" in spelled, optimizer
-        profile = resolve_config({"profile": params["profile"], "method": "ease", "optimizer": optimizer,
-                                  "dataset": params["grid"]["datasets"][0]})
-        own = resolve_hyper(optimizer, **profile["optimizer_hyper"])
-        assert {key: own[key] for key in spelled} == spelled, optimizer
+        assert "lr" in spelled or params["profile"] == "paper" and optimizer == "fo-sgd", optimizer
+        for method in params["grid"]["methods"]:
+            for dataset in params["grid"]["datasets"]:
+                profile = resolve_config({"profile": params["profile"], "method": method, "optimizer": optimizer,
+                                          "dataset": dataset})
+                own = resolve_hyper(optimizer, **profile["optimizer_hyper"])
+                assert {key: own[key] for key in spelled} == spelled, (optimizer, method, dataset)
+
+
+def test_the_paper_switch_reaches_every_stage(tmp_path):
+    """README's one command, `cp params-paper.yaml params.yaml`: grid, sweeps and Table 2 all at the paper's scale."""
+    from zeroflow_core.params import efficiency_pairs, sweep_cells, train_cells
+
+    shutil.copy(ROOT / "params-paper.yaml", tmp_path / "params.yaml")
+    params = load_params(tmp_path / "params.yaml")
+    assert "cp params-paper.yaml params.yaml && dvc repro" in (ROOT / "README.md").read_text()
+    cub = {cell.name: cell.config for cell in train_cells(params, "ease", "cub")}
+    fo, zo = cub["ease-fo-sgd-cub-0"], cub["ease-zo-sgd-cub-0"]
+    assert fo["optimizer_hyper"]["lr"] == 0.008 and fo["method_config"]["alpha"] == 0.05 and fo["epochs"] == 20
+    assert zo["optimizer_hyper"]["lr"] == 1e-4 and zo["epochs"] == 100 and zo["batch_size"] == 32
+    assert zo["backbone"] == "vit-b16" and zo["max_steps_per_epoch"] == 0 and zo["heldout_every"] > 0
+    q = sweep_cells(params, "query_budget")
+    assert {c.config["optimizer_hyper"]["q"] for c in q} == {1, 2, 4, 8, 16, 32}
+    assert all(c.config["epochs"] == 100 and c.config["max_steps_per_epoch"] == 0 and c.config["dataset"] == "imagenet_a"
+               for c in q)
+    assert len(sweep_cells(params, "sparsity")) == 10 * 3
+    pairs, settings = efficiency_pairs(params, "vit-b16")
+    assert {name for name, _ in pairs} == set(params["grid"]["optimizers"]) and ("zo-sgd", 4) in pairs
+    assert settings["batch_size"] == 48 and list(params["efficiency"]["models"]) == ["vit-b16"]
 
 
 def _params():

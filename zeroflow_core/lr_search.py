@@ -3,7 +3,7 @@
 `zeroflow search-lr` runs one method on one dataset with seed 0 for every optimizer × learning rate
 (the rest of each run as params.yaml sets it), in the executor's warm workers, and prints the average
 accuracy of each with the best learning rate per optimizer. The chosen values are
-`config.SMOKE_LEARNING_RATES`; the other seeds of the grid then test them.
+the `source: zeroflow search-lr` rules of `profiles.yaml`; the other seeds of the grid then test them.
 """
 from __future__ import annotations
 
