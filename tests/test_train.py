@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from zeroflow_core.config import ConfigError, parse_overrides, resolve_config
-from zeroflow_core.train import train
+from zeroflow_core.io import file_sha256
+from zeroflow_core.train import build_vit, train
 
 TINY = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 5, "epochs": 2,
         "max_steps_per_epoch": 12, "batch_size": 16, "heldout_every": 5, "heldout_batch": 8, "threads": 1}
@@ -234,6 +236,50 @@ def test_a_truncated_checkpoint_is_named_and_the_run_starts_again_to_the_same_en
     assert f"{checkpoint}: unreadable checkpoint" in capsys.readouterr().err
     for key in ("acc_matrix", "loss_curves", "forward_passes"):
         assert again[key] == whole[key], key
+
+
+def test_a_checkpoint_made_with_other_backbone_weights_is_not_resumed(tmp_path, capsys):
+    """The checkpoint holds no backbone, only its weights file's sha256: new weights at the same path restart."""
+    from zeroflow_core.models import BACKBONES
+
+    weights = tmp_path / "backbone.pt"
+    torch.manual_seed(0)
+    torch.save(BACKBONES["vit-smoke"].create().state_dict(), weights)
+    config = {**_tiny_finetune(), "backbone_weights": str(weights)}
+    out = tmp_path / "run"
+    first = train(config, out)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert not any(key.startswith("vit.backbone.") for key in state["method"])
+    assert state["backbone"]["weights_sha256"] == file_sha256(weights)
+    (out / "metrics.json").unlink()  # as if killed after the last checkpoint
+    torch.manual_seed(1)
+    torch.save(BACKBONES["vit-smoke"].create().state_dict(), weights)
+    again = train(config, out)
+    assert "made with another backbone" in capsys.readouterr().err
+    assert again["acc_matrix"] != first["acc_matrix"]
+
+
+def test_a_vit_b16_checkpoint_is_a_few_percent_of_the_model():
+    """What training changes (two tasks of EASE: adapter sets, heads, prototypes) against the whole state."""
+    import io
+
+    from zeroflow_core.methods import create_method
+    from zeroflow_core.train import trained_state
+
+    vit, _ = build_vit(resolve_config({"profile": "paper", "method": "ease", "optimizer": "zo-sgd",
+                                       "dataset": "cifar100", "backbone_weights": ""}))
+    method = create_method("ease", vit, 100, 10)
+    for task in range(2):
+        method.begin_task(task)
+        method.end_task(task, lambda s: (torch.randn(20, vit.embed_dim), torch.arange(10).repeat(2) + 10 * task))
+
+    def size(state):
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.tell()
+
+    full, slim = size(method.state_dict()), size(trained_state(method))
+    assert slim < 0.05 * full, (slim, full)
 
 
 def test_a_finished_run_run_again_changes_nothing(tmp_path):

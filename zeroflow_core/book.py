@@ -8,7 +8,6 @@ lists them all and site/latest/ is a copy of the newest.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 import json
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from zeroflow_core import __version__
-from zeroflow_core.io import write_atomically
+from zeroflow_core.io import file_sha256, write_atomically
 from zeroflow_core.params import EFFICIENCY_DIR, RESULTS_DIR, grid_cells, params_hash, run_folder, sweep_cells
 from zeroflow_core.report import NOTEBOOKS, REPO_ROOT
 
@@ -153,16 +152,9 @@ def _fill(template: str, values: dict) -> str:
     return template
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def _hash_or_absent(path: Path) -> str:
-    return f"`{_sha256(path)}`" if path.is_file() else "absent"
+    return f"`{file_sha256(path)}`" if path.is_file() else "absent"
 
 
 def _package_version(name: str) -> str:
@@ -210,14 +202,14 @@ def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, re
             if isinstance(metrics, list):  # efficiency rows: one device for all
                 metrics = {"profile": "—", "device": metrics[0].get("device", "?") if metrics else "?"}
             runs.append((f"`{relative}`", metrics.get("profile", "?"), metrics.get("device", "?"),
-                         f"`{_sha256(path)[:16]}`"))
+                         f"`{file_sha256(path)[:16]}`"))
         else:
             runs.append((f"`{relative}`", "—", "—", "missing"))
     results = []
     for name in notebooks:
         for path in sorted((results_dir / name).iterdir()):
             if path.is_file():
-                results.append((f"`results/{name}/{path.name}`", path.stat().st_size, f"`{_sha256(path)[:16]}`"))
+                results.append((f"`results/{name}/{path.name}`", path.stat().st_size, f"`{file_sha256(path)[:16]}`"))
     state = [(f"`{name}`", _hash_or_absent(root / name))
              for name in ("dvc.yaml", "dvc.lock", "reference/table1_accuracy.csv")]
     state += [(f"`notebooks/{name}.ipynb`", _hash_or_absent(root / "notebooks" / f"{name}.ipynb"))
@@ -228,7 +220,7 @@ def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, re
         "version_id": info["version_id"], "build_date": info["built"].replace("T", " ").replace("Z", " UTC"),
         "code_version": f"v{info['version']}" + (" with local edits" if info["dirty"] else ""),
         "git_commit": info["commit"], "git_commit_full": info["commit_full"], "profile": info["profile"],
-        "environment": _environment(), "params_sha256": _sha256(params_path), "params_hash": info["params_hash"],
+        "environment": _environment(), "params_sha256": file_sha256(params_path), "params_hash": info["params_hash"],
         "params_yaml": params_path.read_text().rstrip(),
         "pipeline_state": _md_table(["file", "sha256"], state) + lock_note,
         "runs_table": _md_table(["metrics file", "profile", "device", "sha256 (first 16)"], runs),

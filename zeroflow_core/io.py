@@ -1,6 +1,7 @@
 """Atomic file writes: a crash leaves the previous file or the new one, never half of one."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -53,3 +54,11 @@ def save_torch(path: str | Path, obj) -> None:
     import torch
 
     write_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

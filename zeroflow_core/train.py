@@ -28,7 +28,7 @@ from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
 from zeroflow_core.cells import identity
-from zeroflow_core.io import save_torch, write_json, write_yaml
+from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
@@ -37,6 +37,9 @@ from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
 
 CHECKPOINT = "checkpoint.pt"
+# A checkpoint leaves out the frozen backbone (327 of a ViT-B/16 checkpoint's 337 MiB): it records the backbone's
+# identity instead (build_vit), and a resume rebuilds the backbone and checks that identity.
+BACKBONE_KEYS = "vit.backbone."
 SMALL_IMAGES = 64  # at or below this side, test-transformed images are cached as tensors
 
 
@@ -54,12 +57,23 @@ def build_scenario(config: dict) -> ClassIncrementalScenario:
     return ClassIncrementalScenario(train, test, config["n_tasks"], seed=config["class_order_seed"])
 
 
-def build_vit(config: dict) -> AdapterViT:
+def build_vit(config: dict) -> tuple[AdapterViT, dict]:
+    """The adapter ViT of a run, and what identifies its frozen backbone: the weights file's sha256, or
+    the run seed of a random init (the global RNG is seeded from it before this is called)."""
     backbone = BACKBONES[config["backbone"]].create()
+    identity = {"backbone": config["backbone"], "random_init_seed": config["seed"]}
     if config["backbone_weights"]:
         hub = IN21K_HUB_NAME if config["backbone"] == "vit-b16" else None
-        load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
-    return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"])
+        source = load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
+        identity = {"backbone": config["backbone"], "weights_sha256": file_sha256(source)}
+    return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"]), identity
+
+
+def trained_state(method) -> dict:
+    """The method's state without the frozen backbone: adapters, heads, prototypes and extra state."""
+    if any(p.requires_grad for p in method.vit.backbone.parameters()):
+        return method.state_dict()
+    return {k: v for k, v in method.state_dict().items() if not k.startswith(BACKBONE_KEYS)}
 
 
 def _optimizer_hyper(config: dict, task: int) -> dict:
@@ -92,7 +106,8 @@ class Run:
         self.small_images = image_size <= SMALL_IMAGES
         self.test_set = self._maybe_cached(self.scenario.test_dataset(config["n_tasks"] - 1, test_tf))
         self.test_labels = torch.as_tensor(self.scenario.test_labels[self.scenario.test_indices(config["n_tasks"] - 1)])
-        self.method = create_method(config["method"], build_vit(config), self.scenario.n_classes,
+        vit, self.backbone_identity = build_vit(config)
+        self.method = create_method(config["method"], vit, self.scenario.n_classes,
                                     self.scenario.classes_per_task, **config["method_config"]).to(self.device)
         self.history = {"acc_matrix": metrics.empty_acc_matrix(config["n_tasks"]).tolist(), "acc_seen": [],
                         "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
@@ -222,10 +237,19 @@ class Run:
                   f"the run starts again from task 0 (every task is seeded: it ends as an uninterrupted run)",
                   file=sys.stderr)
             return 0
+        saved_backbone = state.get("backbone", self.backbone_identity)
+        if saved_backbone != self.backbone_identity:
+            path.unlink()
+            print(f"{path}: made with another backbone ({saved_backbone}, this run has {self.backbone_identity}); "
+                  f"removed it, the run starts again from task 0", file=sys.stderr)
+            return 0
         for task in range(state["task"] + 1):
             self.method.begin_task(task)
         self.method.to(self.device)
-        self.method.load_state_dict(state["method"])
+        missing, unexpected = self.method.load_state_dict(state["method"], strict=False)
+        if unexpected or any(not key.startswith(BACKBONE_KEYS) for key in missing):
+            raise RuntimeError(f"{path} does not fit this run's method: missing {missing[:5]}, unexpected "
+                               f"{unexpected[:5]}; remove {self.out} and run again")
         self.history = state["history"]
         return state["task"] + 1
 
@@ -243,8 +267,8 @@ class Run:
             self.method.end_task(task, self._features_of(task))
             self.evaluate(task)
             self.history.setdefault("task_seconds", []).append(time.perf_counter() - started)
-            save_torch(self.out / CHECKPOINT, {"task": task, "method": self.method.state_dict(),
-                                               "history": self.history})
+            save_torch(self.out / CHECKPOINT, {"task": task, "method": trained_state(self.method),
+                                               "backbone": self.backbone_identity, "history": self.history})
         result = self.summary()
         write_dvclive(self.out / "dvclive", self.history)
         write_json(self.out / "metrics.json", result)
