@@ -145,6 +145,22 @@ def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.parametrize("method", ["ease", "finetune"])
+def test_heldout_records_cost_at_most_a_tenth_of_the_training_forwards(tmp_path, method):
+    """Asked for a record after every step, each task keeps them within HELDOUT_SHARE of its image-forwards
+    (give or take its last record), and every task still gets records."""
+    from zeroflow_core.train import HELDOUT_SHARE
+
+    config = resolve_config({**TINY, "method": method, "optimizer": "zo-sgd", "heldout_every": 1,
+                             "heldout_batch": 16})
+    saved = train(config, tmp_path)
+    record = 16 * config["n_tasks"] * (config["n_tasks"] if method == "ease" else 1)  # the dearest record: last task
+    assert 0 < saved["heldout_image_forwards"] <= HELDOUT_SHARE * saved["train_image_forwards"] + config["n_tasks"] * record
+    assert saved["train_image_forwards"] == 16 * saved["forward_passes"]  # batch 16, one image-forward per image
+    assert 1 < len(saved["heldout_losses"]) < saved["steps"]
+    assert {h["task"] for h in saved["heldout_losses"]} == set(range(config["n_tasks"]))
+
+
 def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
     config = {**TINY, "method": "ease", "optimizer": "zo-adam", "max_steps_per_epoch": 20}
     args = ["train", "--out"]

@@ -40,6 +40,10 @@ CHECKPOINT = "checkpoint.pt"
 # A checkpoint leaves out the frozen backbone (327 of a ViT-B/16 checkpoint's 337 MiB): it records the backbone's
 # identity instead (build_vit), and a resume rebuilds the backbone and checks that identity.
 BACKBONE_KEYS = "vit.backbone."
+# Held-out records (Figure 7) may cost at most this share of a task's training image-forwards: a record is
+# taken every `heldout_every` steps only while the task's records so far cost no more than that (so at most one
+# record over the share per task).
+HELDOUT_SHARE = 0.1
 SMALL_IMAGES = 64  # at or below this side, test-transformed images are cached as tensors
 
 
@@ -111,7 +115,8 @@ class Run:
                                     self.scenario.classes_per_task, **config["method_config"]).to(self.device)
         self.history = {"acc_matrix": metrics.empty_acc_matrix(config["n_tasks"]).tolist(), "acc_seen": [],
                         "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
-                        "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None}
+                        "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None,
+                        "train_image_forwards": 0, "heldout_image_forwards": 0}
 
     # -- data --------------------------------------------------------------------------------
     def _maybe_cached(self, dataset):
@@ -166,6 +171,7 @@ class Run:
                      if _schedule(config) == "cosine" else None)
         dataset = self.scenario.train_dataset(task, self.train_tf, seed=derive_seed(config["seed"], "augment", task))
         heldout = self._heldout_batches(task) if config["heldout_every"] else []
+        task_forwards = heldout_forwards = 0  # image-forwards of this task's training and held-out records
         epochs = tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", disable=not self.progress,
                       leave=False)
         for epoch in epochs:
@@ -180,26 +186,39 @@ class Run:
                                                disable=not self.progress)):
                 if step >= limit:
                     break
+                counted = method.vit.images_forwarded
                 batch = method.prepare_batch(x.to(self.device), y.to(self.device))
                 loss = optimizer.step(lambda: method.loss(batch))
+                task_forwards += method.vit.images_forwarded - counted
                 curve.append(float(loss))
                 self.history["steps"] += 1
-                if heldout and self.history["steps"] % config["heldout_every"] == 0:
-                    self._record_heldout(task, heldout)
+                if (heldout and self.history["steps"] % config["heldout_every"] == 0
+                        and heldout_forwards <= HELDOUT_SHARE * task_forwards):
+                    heldout_forwards += self._record_heldout(task, heldout)
             if scheduler is not None:
                 scheduler.step()
             self.history["epoch_seconds"].append(time.perf_counter() - started)
+        self.history["train_image_forwards"] += task_forwards
+        self.history["heldout_image_forwards"] += heldout_forwards
         self.history["forward_passes"] += optimizer.forward_passes
         self.history["backward_passes"] += optimizer.backward_passes
         self.history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
 
-    def _record_heldout(self, task: int, heldout) -> None:
+    def _record_heldout(self, task: int, heldout) -> int:
+        """Record the held-out losses of every seen task; returns the image-forwards it took."""
+        counted = self.method.vit.images_forwarded
         was_training = self.method.training
         self.method.eval()
+        losses = []
         with torch.no_grad():
-            losses = [self.method.heldout_loss(x, y) for x, y in heldout]
+            for index, (x, y) in enumerate(heldout):
+                # the held-out batch of task i is the same images at every record, so frozen adapter sets'
+                # features are computed once (EASE's old-class part is then free until its next task)
+                with self.method.vit.cached_features(("heldout", index)):
+                    losses.append(self.method.heldout_loss(x, y))
         self.method.train(was_training)
         self.history["heldout"].append({"step": self.history["steps"], "task": task, "losses": losses})
+        return self.method.vit.images_forwarded - counted
 
     def evaluate(self, task: int) -> None:
         """Accuracy on the test images of every seen class. The whole test set goes through in fixed
@@ -289,6 +308,8 @@ class Run:
             # training and evaluating each task: what a cell costs beyond its fixed set-up
             "task_seconds": h.get("task_seconds", []),
             "forward_passes": h["forward_passes"],
+            "train_image_forwards": h["train_image_forwards"],
+            "heldout_image_forwards": h["heldout_image_forwards"],
             "backward_passes": h["backward_passes"],
             "forwards_per_step": h["forwards_per_step"],
             "steps": h["steps"],

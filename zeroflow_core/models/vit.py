@@ -51,6 +51,8 @@ class AdapterViT(nn.Module):
         self.adapter_sets = nn.ModuleList()
         self._cache_key = None
         self._feature_cache: dict = {}
+        # images through the backbone, counted by the trainer to keep held-out records within their budget
+        self.images_forwarded = 0
 
     @property
     def image_size(self) -> int:
@@ -96,6 +98,7 @@ class AdapterViT(nn.Module):
     def _features(self, x: torch.Tensor, adapter_set: int | None) -> torch.Tensor:
         vit = self.backbone
         adapters = [None] * len(vit.blocks) if adapter_set is None else self.adapter_sets[adapter_set]
+        self.images_forwarded += x.shape[0]
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
         for block, adapter in zip(vit.blocks, adapters):
             x = block_forward(block, x, adapter)
