@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from miniatures import rng_images, make_cifar, make_folder
+
 from zeroflow_core.data import (
     PRETEXT,
     SYNTHETIC,
@@ -23,56 +25,6 @@ from zeroflow_core.data import (
     sample_crop_box,
     stratified_split,
 )
-
-# ----------------------------------------------------------------------------- miniatures
-
-
-def _rng_images(n, h, w, seed):
-    return np.random.default_rng(seed).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
-
-
-def make_cifar(root: Path, n_train=7, n_test=4, n_classes=5):
-    """A miniature of the official archive: python-2 style pickles with bytes keys."""
-    base = root / "cifar-100-python"
-    base.mkdir(parents=True)
-    names = [f"class{k}".encode() for k in range(n_classes)]
-    with open(base / "meta", "wb") as f:
-        pickle.dump({b"fine_label_names": names, b"coarse_label_names": [b"super"]}, f, protocol=2)
-    out = {}
-    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
-        imgs = _rng_images(n, 32, 32, seed)
-        labels = [i % n_classes for i in range(n)]
-        d = {
-            b"batch_label": f"{split} batch".encode(),
-            b"filenames": [f"img{i}.png".encode() for i in range(n)],
-            b"fine_labels": labels,
-            b"coarse_labels": [0] * n,
-            # official rows: the 1024 red values, then green, then blue
-            b"data": imgs.transpose(0, 3, 1, 2).reshape(n, 3072).copy(),
-        }
-        with open(base / split, "wb") as f:
-            pickle.dump(d, f, protocol=2)
-        out[split] = (imgs, np.array(labels))
-    return out
-
-
-def make_folder(base: Path, classes: dict[str, dict[str, list[str]]], size=(12, 10), seed=0):
-    """classes: split -> class -> file names; returns {(split, class, file): uint8 array}."""
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for split, per_class in classes.items():
-        for cls, files in per_class.items():
-            d = base / split / cls
-            d.mkdir(parents=True, exist_ok=True)
-            for fn in files:
-                arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
-                if fn.lower().endswith((".jpg", ".jpeg")):
-                    # smooth content so the lossy round-trip stays close
-                    arr = np.full_like(arr, rng.integers(0, 256, size=3, dtype=np.uint8))
-                Image.fromarray(arr).save(d / fn)
-                arrays[(split, cls, fn)] = arr
-    return arrays
-
 
 # ----------------------------------------------------------------------------- real loaders
 
@@ -378,7 +330,7 @@ def test_pretext_defaults_separable():
 
 
 def _photo(w=300, h=200, seed=0):
-    return Image.fromarray(_rng_images(1, h, w, seed)[0])
+    return Image.fromarray(rng_images(1, h, w, seed)[0])
 
 
 def test_reference_train_shape_range_reproducible():

@@ -481,3 +481,39 @@ def test_first_order_optimizers_take_both_closure_styles(name, quadratic):
         assert opt.backward_passes == 2
     torch.testing.assert_close(moved[0], moved[1])
     assert not torch.equal(moved[0], start)
+
+
+@pytest.mark.parametrize("name", ["zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam"])
+def test_bf16_autocast_losses_leave_the_fp32_weights_restored_bit_exactly(name, quadratic):
+    """Losses computed under bf16 autocast while the optimizer perturbs its fp32 weights in place: with a loss that
+    does not depend on them the estimate is 0, so after the step every weight must be bit-identical to before,
+    i.e. each perturbation was undone exactly."""
+    frozen = torch.nn.Linear(8, 3)
+    x = torch.randn(4, 8)
+    dtypes = []
+
+    def loss():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            value = frozen(x).square().mean()
+        dtypes.append(value.dtype)
+        return value.float()
+
+    before = quadratic.theta.detach().clone()
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic, lr=0.1, weight_decay=0.0)
+    for _ in range(3):
+        opt.step(loss)
+    assert quadratic.theta.dtype == torch.float32 and torch.equal(quadratic.theta, before)
+    assert set(dtypes) == {torch.bfloat16} and len(dtypes) == 3 * opt.forwards_per_step
+
+
+def test_a_bf16_autocast_run_differs_from_fp32_only_in_its_losses(tmp_path):
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.train import train
+
+    base = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 2, "epochs": 1,
+            "max_steps_per_epoch": 3, "heldout_every": 0, "threads": 1, "method": "ease"}
+    fp32 = train(resolve_config({**base, "optimizer": "zo-sgd"}), tmp_path / "fp32")
+    bf16 = train(resolve_config({**base, "optimizer": "zo-sgd", "autocast": "bf16"}), tmp_path / "bf16")
+    assert bf16["loss_curves"] != fp32["loss_curves"] and bf16["steps"] == fp32["steps"]
+    backprop = [train(resolve_config({**base, "optimizer": "fo-sgd", "autocast": a}), tmp_path / f"fo-{a}") for a in ("off", "bf16")]
+    assert backprop[0]["loss_curves"] == backprop[1]["loss_curves"]  # backprop is never autocast

@@ -304,3 +304,18 @@ def test_a_finished_run_run_again_changes_nothing(tmp_path):
     files = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.rglob("*") if path.is_file()}
     train({**config, "threads": 2}, tmp_path)  # placement differs: still the same run
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in tmp_path.rglob("*") if path.is_file()} == files
+
+
+@pytest.mark.parametrize("method,optimizer", [("ease", "zo-sgd"), ("aper", "zo-sgd-conserve"), ("ease", "fo-sgd")])
+def test_the_budget_counts_the_image_forwards_a_run_makes(tmp_path, method, optimizer):
+    """`zeroflow budget`'s count for a run equals what the run's ViT counted (capped epochs: every batch full)."""
+    from zeroflow_core.budget import run_budget
+    from zeroflow_core.data import load_dataset
+
+    config = resolve_config({**TINY, "method": method, "optimizer": optimizer, "heldout_every": 0})
+    saved = train(config, tmp_path)
+    budget = run_budget(config, len(load_dataset("digits", None, "train")))
+    trained_tasks = 1 if method == "aper" else config["n_tasks"]
+    assert budget["steps"] == saved["steps"] == trained_tasks * config["epochs"] * config["max_steps_per_epoch"]
+    assert budget["image_forwards"] == saved["train_image_forwards"]
+    assert budget["image_backwards"] == (saved["train_image_forwards"] if optimizer == "fo-sgd" else 0)

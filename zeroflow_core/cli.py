@@ -45,6 +45,36 @@ def _bench_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(args: argparse.Namespace) -> int:
+    from zeroflow_core.budget import dataset_sizes, grid_budget, measured_seconds_per_image
+    from zeroflow_core.params import load_params
+
+    sizes = dataset_sizes()
+    for pair in filter(None, args.images.split(",")):
+        name, _, count = pair.partition("=")
+        sizes[name] = int(count)
+    rows = grid_budget(load_params(args.params), sizes, measured_seconds_per_image(args.model))
+    print(f"{'method':<10}{'optimizer':<18}{'dataset':<15}{'runs':>5}{'steps/run':>11}{'forwards':>15}"
+          f"{'backwards':>14}{'jvps':>14}{'GPU-hours':>11}")
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["optimizer"], row["dataset"]), []).append(row)
+    for (method, optimizer, dataset), part in groups.items():
+        hours = None if part[0]["hours"] is None else sum(r["hours"] for r in part)
+        print(f"{method:<10}{optimizer:<18}{dataset:<15}{len(part):>5}{part[0]['steps']:>11,}"
+              + "".join(f"{sum(r[k] for r in part):>{w},}" for k, w in
+                        (("image_forwards", 15), ("image_backwards", 14), ("image_jvps", 14)))
+              + (f"{hours:>11.1f}" if hours is not None else f"{'-':>11}"))
+    total = {k: sum(r[k] for r in rows) for k in ("image_forwards", "image_backwards", "image_jvps")}
+    measured = [r["hours"] for r in rows if r["hours"] is not None]
+    print(f"total: {len(rows)} runs, {total['image_forwards']:,} image-forwards, {total['image_backwards']:,} "
+          f"image-backwards, {total['image_jvps']:,} image-jvps"
+          + (f", {sum(measured):.0f} GPU-hours for the {len(measured)} runs with a measured step ({args.model})"
+             if measured else f"; no GPU-hours: runs/efficiency/{args.model}.json has no step measured on a GPU "
+                              f"(run `dvc repro efficiency@{args.model}` there)"))
+    return 0
+
+
 def _plots(args: argparse.Namespace) -> int:
     from zeroflow_core.plots import show
 
@@ -315,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     bench.add_argument("--depth", type=int, default=None, help=argparse.SUPPRESS)  # tests: fewer blocks
     bench.set_defaults(run=_bench)
+    budget = _command(commands, "budget", help="what the grid costs before it runs: steps and image-passes of each "
+                      "run's training and, from Table 2's measured steps, GPU-hours")
+    budget.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    budget.add_argument("--images", default="", help="training images per dataset, e.g. cifar100=50000 (default: "
+                        "from data/prepared/<dataset>.json)")
+    budget.add_argument("--model", default="vit-b16", help="the model of runs/efficiency/<model>.json whose "
+                        "measured step times give the hours")
+    budget.set_defaults(run=_budget)
     bench_stage = _command(commands, "bench-stage", help="fixed cost per cell of a train stage: rerun all its "
                                       "cells with `dvc repro` and take their own time from the wall time")
     bench_stage.add_argument("stage", help="a train stage of dvc.yaml, e.g. train@ease-hues")

@@ -42,6 +42,9 @@ RUN_KEYS: dict[str, Any] = {
     # official code gives requires_grad, i.e. the stored prototypes (methods/base.py, stored_classifier_trainable)
     "zo_scope": "trainable",
     "device": "auto",                 # auto | cpu | cuda
+    # off | bf16: forward-pass optimizers evaluate their losses under bf16 autocast (parameters, perturbations and
+    # restores stay in fp32); backprop runs are never autocast
+    "autocast": "off",
     "threads": 0,                     # torch CPU threads; 0 = torch's default
     "workers": 0,                     # DataLoader worker processes (decoding and augmenting images)
 }
@@ -230,7 +233,8 @@ def validate(config: dict) -> None:
                               f"got {type(value).__name__} {value!r}")
     choices = {"method": list(METHODS), "dataset": available_datasets(), "backbone": list(BACKBONES),
                "transforms": ["light", "reference"], "schedule": ["auto", "cosine", "constant"],
-               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES), "zo_scope": list(ZO_SCOPES)}
+               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES), "zo_scope": list(ZO_SCOPES),
+               "autocast": ["off", "bf16"]}
     for key, allowed in choices.items():
         if config[key] not in allowed:
             raise ConfigError(f"configuration key {key!r}: unknown value {config[key]!r}; known: {', '.join(allowed)}")

@@ -202,6 +202,10 @@ def check_params(params, where: str = "params.yaml") -> None:
         for name, value in params[section].items():
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: '{section}.{name}' must be a mapping, got {value!r}")
+    weights = params["train"].get("backbone_weights")
+    if not isinstance(weights, str) or not weights:
+        raise ConfigError(f"{where}: 'train.backbone_weights' must name the backbone's weights file (dvc.yaml makes it "
+                          f"a dependency of every stage that runs cells), got {weights!r}")
     # every section entry is checked, used by the grid or not, so a typo never waits for a later edit
     for name, settings in [("train", params["train"])] + [(f"datasets.{d}", s) for d, s in params["datasets"].items()]:
         check_run_settings(settings, name, where)
@@ -434,7 +438,7 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
         section = params["ablations"]
         parameters.update(ablation_dir=str(ABLATIONS_DIR), method=section["method"], dataset=section["dataset"],
                           seeds=section["seeds"], switches=switches(params), run_settings=section["train"],
-                          sweep_optimizers=section["optimizers"], runs_dir=str(RUNS_DIR),
+                          sweep_optimizers=section["optimizers"], baseline=grid["baseline"], runs_dir=str(RUNS_DIR),
                           grid_methods=grid["methods"], grid_optimizers=grid["optimizers"],
                           grid_datasets=grid["datasets"], grid_seeds=grid["seeds"])
     elif kind == "landscape":

@@ -32,7 +32,7 @@ from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
-from zeroflow_core.optim import create_optimizer, optimizer_spec
+from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
 
@@ -102,6 +102,10 @@ class Run:
         self.progress = sys.stderr.isatty() if progress is None else progress
         set_threads(config["threads"])
         self.device = pick_device(config["device"])
+        # page-locked batches copied without blocking: the next batch's copy overlaps the current step on a GPU
+        self.pinned = self.device.type == "cuda"
+        forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
+        self.autocast = config["autocast"] == "bf16" and forward_only  # backprop runs stay in fp32
         torch.manual_seed(config["seed"])
         self.scenario = build_scenario(config)
         image_size = BACKBONES[config["backbone"]].image_size
@@ -125,10 +129,10 @@ class Run:
     def _batches(self, dataset, indices=None):
         """Deterministic batches of (images, labels) on the device, in dataset order."""
         subset = dataset if indices is None else Subset(dataset, indices.tolist())
-        loader = DataLoader(subset, batch_size=self.config["eval_batch"], shuffle=False,
+        loader = DataLoader(subset, batch_size=self.config["eval_batch"], shuffle=False, pin_memory=self.pinned,
                             num_workers=0 if self.small_images else self.config["workers"])
         for x, y in loader:
-            yield x.to(self.device), y.to(self.device)
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def _heldout_batches(self, task: int):
         """The first held-out (test) images of every task seen so far, one fixed batch per task."""
@@ -178,6 +182,7 @@ class Run:
             dataset.set_epoch(epoch)
             order = torch.Generator().manual_seed(derive_seed(config["seed"], "order", task, epoch))
             loader = DataLoader(dataset, batch_size=config["batch_size"], shuffle=True, generator=order,
+                                pin_memory=self.pinned,
                                 num_workers=config["workers"], persistent_workers=False)
             limit = config["max_steps_per_epoch"] or len(loader)
             started = time.perf_counter()
@@ -187,8 +192,8 @@ class Run:
                 if step >= limit:
                     break
                 counted = method.vit.images_forwarded
-                batch = method.prepare_batch(x.to(self.device), y.to(self.device))
-                loss = optimizer.step(lambda: method.loss(batch))
+                batch = method.prepare_batch(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                loss = optimizer.step(lambda: self._loss(batch))
                 task_forwards += method.vit.images_forwarded - counted
                 curve.append(float(loss))
                 self.history["steps"] += 1
@@ -203,6 +208,12 @@ class Run:
         self.history["forward_passes"] += optimizer.forward_passes
         self.history["backward_passes"] += optimizer.backward_passes
         self.history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        if not self.autocast:
+            return self.method.loss(batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return self.method.loss(batch).float()
 
     def _record_heldout(self, task: int, heldout) -> int:
         """Record the held-out losses of every seen task; returns the image-forwards it took."""

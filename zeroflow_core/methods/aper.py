@@ -27,7 +27,8 @@ class Aper(PrototypeClassifier):
             vit.add_adapter_set()
         self.head = CosineClassifier(vit.embed_dim, classes_per_task, scale=self.config["head_scale"])
 
-    def trains_on(self, task: int) -> bool:
+    @classmethod
+    def trains_on(cls, task: int) -> bool:
         return task == 0
 
     def begin_task(self, task: int) -> None:

@@ -63,7 +63,8 @@ class ContinualMethod(nn.Module):
     def begin_task(self, task: int) -> None:
         self.task = task
 
-    def trains_on(self, task: int) -> bool:
+    @classmethod
+    def trains_on(cls, task: int) -> bool:
         return True
 
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -23,7 +23,8 @@ class SimpleCIL(PrototypeClassifier):
         if vit.adapter_sets:
             raise ValueError("simplecil uses the plain pretrained backbone: it takes no adapter sets")
 
-    def trains_on(self, task: int) -> bool:
+    @classmethod
+    def trains_on(cls, task: int) -> bool:
         return False
 
     @torch.no_grad()
