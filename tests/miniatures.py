@@ -65,12 +65,14 @@ def make_folder(base: Path, classes: dict[str, dict[str, list[str]]], size=(12, 
 
 
 
-def make_paper_datasets(data_root: Path, n_classes: int = 10, per_class: dict | None = None) -> None:
-    """All four paper datasets under data_root, `n_classes` classes each (a multiple of 10 splits into the
-    paper's 10 tasks), with per_class = {split: images} small images per class."""
-    per_class = per_class or {"train": 1, "test": 1}
-    make_cifar(data_root, n_train=n_classes * per_class["train"], n_test=n_classes * per_class["test"],
-               n_classes=n_classes)
+def make_paper_datasets(data_root: Path, n_classes: int = 10, cifar_classes: int = 4,
+                        per_class: dict | None = None) -> None:
+    """All four paper datasets under data_root: the folder trees with `n_classes` classes (a multiple of 10 splits
+    into the paper's 10 tasks), CIFAR-100's archive with `cifar_classes` (the runs split it into 2 tasks, and
+    ViT-B/16 forwards on a CPU are what a test costs), per_class = {split: images} small images per class."""
+    per_class = per_class or {"train": 2, "test": 1}
+    make_cifar(data_root, n_train=cifar_classes * per_class["train"], n_test=cifar_classes * per_class["test"],
+               n_classes=cifar_classes)
     for index, folder in enumerate(PAPER_FOLDERS.values()):
         make_folder(data_root / folder, {split: {f"{index:03d}.class_{k}": [f"img{i}.jpg" for i in range(n)]
                                                  for k in range(n_classes)} for split, n in per_class.items()},

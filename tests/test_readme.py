@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from readme_commands import HERE, PIPELINE, WHERE, readme_commands, where
 
 ROOT = Path(__file__).parents[1]
