@@ -397,10 +397,9 @@ def code_version() -> str:
     return f"{__version__} ({commit}{dirty})"
 
 
-# Every notebook in the book's order, with the results it reads: the train grid, the efficiency
-# measurements, one sweep of params.yaml (ablations.sweeps), or nothing (the toy problem is computed in the notebook).
-# what each page draws: the grid, the efficiency measurements, the landscape, one sweep by name, or the
-# switches (every sweep with an `official` value)
+# Every notebook in the book's order, with the results it reads: the train grid, the efficiency measurements,
+# one sweep of params.yaml by name (ablations.sweeps), the switches (every sweep with an `official` value), or
+# nothing (`landscape`: the toy problem is computed in the notebook).
 NOTEBOOK_INPUTS = {
     "table_1": "grid", "figure_2": "grid", "figure_4": "grid", "table_2": "efficiency", "figure_5": "query_budget",
     "figure_3": "landscape", "figure_6": "landscape", "figure_7": "grid", "table_3": "history", "table_4": "sparsity",
