@@ -117,6 +117,9 @@ def test_every_official_setting_names_its_source():
     broken = {"paper": {"run": {}, "rules": [{"when": {"optimizer": "zo-sdg"}, "set": {}}]}}
     with pytest.raises(ConfigError, match="unknown optimizer 'zo-sdg'"):
         check_profiles(broken)
+    broken = {"paper": {"run": {}, "rules": [{"when": {"dataset": "cifar10"}, "set": {}}]}}
+    with pytest.raises(ConfigError, match="unknown dataset 'cifar10'"):
+        check_profiles(broken)
     broken = {"paper": {"run": {}, "rules": [{"when": {"dataset": "cub"}, "set": {"epoch": 3}}]}}
     with pytest.raises(ConfigError, match="'epoch'"):
         check_profiles(broken)

@@ -60,9 +60,12 @@ RULE_KEYS = ("method", "optimizer", "dataset")
 
 def check_profiles(profiles: dict, path: Path = PROFILES_FILE) -> dict:
     """{profile: {"run": {...}, "rules": [{when, set, source}, ...]}} with every key and name checked."""
+    from zeroflow_core.data import available_datasets
+    from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import FAMILIES, OPTIMIZERS
 
-    names = {"method": None, "optimizer": set(OPTIMIZERS) | set(FAMILIES), "dataset": None}
+    # a misspelled name in `when` would silently never match
+    names = {"method": set(METHODS), "optimizer": set(OPTIMIZERS) | set(FAMILIES), "dataset": set(available_datasets())}
     for name, profile in profiles.items():
         where = f"{path.name}: profile {name!r}"
         if set(profile) != {"run", "rules"}:
@@ -75,7 +78,7 @@ def check_profiles(profiles: dict, path: Path = PROFILES_FILE) -> dict:
             if unknown:
                 raise ConfigError(f"{where} rule {index}: 'when' matches on {', '.join(RULE_KEYS)}, got {sorted(unknown)}")
             for key, allowed in names.items():
-                bad = [v for v in _as_list(rule["when"].get(key, [])) if allowed is not None and v not in allowed]
+                bad = [v for v in _as_list(rule["when"].get(key, [])) if v not in allowed]
                 if bad:
                     raise ConfigError(f"{where} rule {index}: unknown {key} {bad[0]!r}")
             _check_keys(rule["set"], f"{where} rule {index} set: ")
