@@ -18,10 +18,21 @@ ZO_HYPER = ("zo_eps", "q", "seed", "direction", "one_sided", "history", "history
 
 
 @dataclass(frozen=True)
+class Display:
+    """How the book shows an optimizer's rows: its label (the paper's name for it in Table 2 and the figures),
+    its row of the paper's Table 1 (optimizer, strategy) and its colour in every figure."""
+
+    label: str
+    table1_row: tuple[str, str]
+    colour: str
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     name: str
     summary: str
     build: Callable
+    display: Display
     defaults: dict = field(default_factory=dict)
     hyper: tuple[str, ...] = ()
     family: str = "zeroth-order"  # one of FAMILIES
@@ -32,6 +43,10 @@ class OptimizerSpec:
 
 
 FAMILIES = ("backprop", "zeroth-order", "forward-grad")
+# How the book's sentences name each family.
+FAMILY_LABELS = {"backprop": "first-order", "zeroth-order": "zeroth-order", "forward-grad": "forward-gradient"}
+# The row of a method that trains nothing (its runs take the optimizer `none`, config.NO_OPTIMIZER).
+NO_TRAINING = Display("No training", ("—", "No training"), "black")
 
 
 def _zo(rule: str, estimator: str):
@@ -62,27 +77,36 @@ _ZO = dict(zo_eps=1e-3, q=1, seed=0, direction="gaussian", one_sided=False, hist
 
 _SPECS = [
     OptimizerSpec("fo-sgd", "backprop SGD with momentum (the first-order reference)",
-                  _fo("sgd"), dict(lr=0.01, **_SGD), SGD_HYPER, family="backprop"),
+                  _fo("sgd"), Display("FO-SGD", ("SGD", "FO"), "#1f77b4"),
+                  dict(lr=0.01, **_SGD), SGD_HYPER, family="backprop"),
     OptimizerSpec("fo-adam", "backprop Adam (the first-order reference)",
-                  _fo("adam"), dict(lr=1e-3, **_ADAM), ADAM_HYPER, family="backprop"),
+                  _fo("adam"), Display("FO-Adam", ("Adam", "FO"), "#9467bd"),
+                  dict(lr=1e-3, **_ADAM), ADAM_HYPER, family="backprop"),
     OptimizerSpec("zo-sgd", "SPSA estimate with q queries, SGD with momentum",
-                  _zo("sgd", "plain"), dict(lr=1e-4, **_SGD, **_ZO), SGD_HYPER + ZO_HYPER),
+                  _zo("sgd", "plain"), Display("ZO-SGD", ("SGD", "ZO"), "#ff7f0e"),
+                  dict(lr=1e-4, **_SGD, **_ZO), SGD_HYPER + ZO_HYPER),
     OptimizerSpec("zo-sgd-sign", "ZO-SGD on the sign of the estimate (sign_mode projected | elementwise)",
-                  _zo("sgd", "sign"), dict(lr=1e-4, **_SGD, **_ZO, sign_mode="projected"),
+                  _zo("sgd", "sign"), Display("ZO-SGD-Sign", ("SGD", "Sign"), "#2ca02c"),
+                  dict(lr=1e-4, **_SGD, **_ZO, sign_mode="projected"),
                   SGD_HYPER + ZO_HYPER + ("sign_mode",)),
     OptimizerSpec("zo-sgd-conserve", "ZO-SGD keeping the best of θ, θ−Δ, θ+Δ (conserve_mode exact | reference)",
-                  _zo("sgd", "conserve"), dict(lr=1e-4, **_SGD, **_ZO, conserve_mode="exact"),
+                  _zo("sgd", "conserve"), Display("ZO-SGD-Conserve", ("SGD", "Conserve"), "#d62728"),
+                  dict(lr=1e-4, **_SGD, **_ZO, conserve_mode="exact"),
                   SGD_HYPER + ZO_HYPER + ("conserve_mode",)),
     OptimizerSpec("zo-adam", "SPSA estimate with q queries, Adam",
-                  _zo("adam", "plain"), dict(lr=1e-3, **_ADAM, **_ZO), ADAM_HYPER + ZO_HYPER),
+                  _zo("adam", "plain"), Display("ZO-Adam", ("Adam", "ZO"), "#8c564b"),
+                  dict(lr=1e-3, **_ADAM, **_ZO), ADAM_HYPER + ZO_HYPER),
     OptimizerSpec("zo-adam-sign", "ZO-Adam on the sign of the estimate (sign_mode projected | elementwise)",
-                  _zo("adam", "sign"), dict(lr=1e-3, **_ADAM, **_ZO, sign_mode="projected"),
+                  _zo("adam", "sign"), Display("ZO-Adam-Sign", ("Adam", "Sign"), "#e377c2"),
+                  dict(lr=1e-3, **_ADAM, **_ZO, sign_mode="projected"),
                   ADAM_HYPER + ZO_HYPER + ("sign_mode",)),
     OptimizerSpec("zo-adam-conserve", "ZO-Adam keeping the best of θ, θ−Δ, θ+Δ (conserve_mode exact | reference)",
-                  _zo("adam", "conserve"), dict(lr=1e-3, **_ADAM, **_ZO, conserve_mode="exact"),
+                  _zo("adam", "conserve"), Display("ZO-Adam-Conserve", ("Adam", "Conserve"), "#7f7f7f"),
+                  dict(lr=1e-3, **_ADAM, **_ZO, conserve_mode="exact"),
                   ADAM_HYPER + ZO_HYPER + ("conserve_mode",)),
     OptimizerSpec("forward-grad", "forward-mode directional derivative (torch.func.jvp), SGD or Adam rule (base)",
-                  _forward_grad, dict(base="sgd", lr=1e-3, momentum=0.0, betas=(0.9, 0.999), weight_decay=0.0,
+                  _forward_grad, Display("Forward-Grad", ("-", "Forward"), "#17becf"),
+                  dict(base="sgd", lr=1e-3, momentum=0.0, betas=(0.9, 0.999), weight_decay=0.0,
                                       q=1, seed=0, direction="gaussian", mode="train"),
                   ("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction", "mode"),
                   family="forward-grad"),
