@@ -105,20 +105,21 @@ def defaults_of(settings: Mapping[str, Setting]) -> dict:
     return {name: setting.default for name, setting in settings.items()}
 
 
-def check_values(values: Mapping, settings: Mapping[str, Setting], where: str, *, error=ConfigError) -> dict:
+def check_values(values: Mapping, settings: Mapping[str, Setting], where: str, *, prefix: str = "",
+                 error=ConfigError) -> dict:
     """Refuse a name that `settings` does not declare (with the closest one) and a value of the wrong type or
     range; return the values normalised (Setting.normalise). `where` names the owner in the message, e.g.
-    "optimizer 'zo-sgd'" or "params.yaml: 'methods.ease'"."""
+    "optimizer 'zo-sgd'" or "params.yaml"; `prefix` is put before each name, e.g. "methods.ease."."""
     if not isinstance(values, Mapping):
-        raise error(f"{where}: expected a mapping of settings, got {values!r}")
+        raise error(f"{where}: {prefix.rstrip('.') or 'settings'} must be a mapping, got {values!r}")
     checked = {}
     for name, value in values.items():
         if name not in settings:
             known = ", ".join(settings) or "no settings"
-            raise error(f"{where}: unknown setting {name!r}{did_you_mean(name, settings)}; it takes: {known}")
+            raise error(f"{where}: unknown setting '{prefix}{name}'{did_you_mean(name, settings)}; it takes: {known}")
         problem = settings[name].problem(value)
         if problem:
-            raise error(f"{where}: {name!r} {problem}")
+            raise error(f"{where}: '{prefix}{name}' {problem}")
         checked[name] = settings[name].normalise(value)
     return checked
 
