@@ -66,7 +66,7 @@ def test_fo_sgd_trajectory_is_torch_sgd_with_momentum():
         expected.append(theta.detach().clone())
     np.testing.assert_allclose(trajectory("fo-sgd", PROBLEM, steps=20, lr=0.02, weight_decay=0.0),
                                torch.stack(expected).double().numpy(), atol=1e-6)
-    with pytest.raises(ValueError, match="no hyper-parameter"):
+    with pytest.raises(ValueError, match="unknown setting 'q'"):
         trajectory("fo-sgd", PROBLEM, steps=1, q=4)
 
 

@@ -1,12 +1,17 @@
 import copy
+import dataclasses
 import io
 import math
 
 import pytest
 import torch
 
-from zeroflow_core.optim import OPTIMIZERS, NonFiniteLossError, create_optimizer
+from zeroflow_core.optim import FAMILIES, OPTIMIZERS, NonFiniteLossError, create_optimizer, resolve_hyper
 from zeroflow_core.optim.directions import DirectionStream, derive_seed
+from zeroflow_core.optim.hyper import SETTINGS, STEP_WIDE
+from zeroflow_core.optim.registry import Display
+from zeroflow_core.optim.zeroth_order import ZerothOrderOptimizer
+from zeroflow_core.settings import Setting
 
 ZO_NAMES = [n for n in OPTIMIZERS if n.startswith("zo-")]
 PLAIN = dict(momentum=0.0, weight_decay=0.0)
@@ -517,3 +522,212 @@ def test_a_bf16_autocast_run_differs_from_fp32_only_in_its_losses(tmp_path):
     assert bf16["loss_curves"] != fp32["loss_curves"] and bf16["steps"] == fp32["steps"]
     backprop = [train(resolve_config({**base, "optimizer": "fo-sgd", "autocast": a}), tmp_path / f"fo-{a}") for a in ("off", "bf16")]
     assert backprop[0]["loss_curves"] == backprop[1]["loss_curves"]  # backprop is never autocast
+
+
+# -- hyper-parameters in the param groups ---------------------------------------------------------------------
+GROUP_CASES = [("zo-sgd", {"lr": 0.05, "q": 2, "zo_eps": 1e-2, "history": 0.3, "sparsity": 0.2}),
+               ("zo-adam-sign", {"sign_mode": "elementwise", "one_sided": True, "seed": 3}),
+               ("forward-grad", {"base": "adam", "q": 2, "lr": 0.01}), ("fo-sgd", {"lr": 0.05, "momentum": 0.5})]
+
+
+@pytest.mark.parametrize("name,hyper", GROUP_CASES)
+def test_hyper_parameters_live_in_the_param_groups_and_resume_from_the_checkpoint(name, hyper):
+    uninterrupted, opt_a, _ = _run(name, 6, **hyper)
+    _, opt, checkpoint = _run(name, 3, **hyper)
+    resolved = resolve_hyper(name, **hyper)
+    for group in (opt.param_groups[0], checkpoint["optimizer"]["param_groups"][0]):
+        assert {key: group[key] for key in resolved} == resolved
+    # built with the registry's defaults, the optimizer takes the checkpoint's hyper-parameters (forward-grad
+    # its rule too) and continues as if never interrupted
+    resumed, opt_b, _ = _run(name, 3, state=checkpoint)
+    assert {key: opt_b.param_groups[0][key] for key in resolved} == resolved
+    assert all(torch.equal(a, b) for a, b in zip(uninterrupted.parameters(), resumed.parameters()))
+    assert opt_a.counters() == opt_b.counters()
+
+
+def _two_parameters():
+    """Two parameters and a separable loss: each one's gradient depends on it alone."""
+    generator = torch.Generator().manual_seed(3)
+    module = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(6, generator=generator)),
+                                     torch.nn.Parameter(torch.randn(4, generator=generator))])
+    targets = [torch.randn(6, generator=generator), torch.randn(4, generator=generator)]
+    return module, lambda: sum(((p - t) ** 2 * (1 + torch.arange(len(t)))).sum() for p, t in zip(module, targets))
+
+
+def test_each_param_group_steps_with_its_own_lr_weight_decay_and_history():
+    module, loss = _two_parameters()
+    start = [p.detach().clone() for p in module]
+    groups = [{"params": [module[0]], "lr": 0.1, "weight_decay": 0.01, "history": 0.5}, {"params": [module[1]], "lr": 0.2}]
+    create_optimizer("zo-sgd", groups, model=module, q=2, seed=5, **PLAIN).step(loss)
+    moved = [p.detach().clone() for p in module]
+
+    def estimate(**hyper):
+        """ĝ of every parameter at the start: one step of SGD with lr 1 (same seed, so same directions)."""
+        with torch.no_grad():
+            for p, s in zip(module, start):
+                p.copy_(s)
+        create_optimizer("zo-sgd", list(module), model=module, lr=1.0, q=2, seed=5, **PLAIN, **hyper).step(loss)
+        return [s - p.detach() for p, s in zip(module, start)]
+
+    mixed, plain = estimate(history=0.5), estimate()
+    assert not torch.allclose(mixed[0], plain[0])  # with q = 2 the mixing shows in the first step
+    torch.testing.assert_close(moved[0], start[0] - 0.1 * (mixed[0] + 0.01 * start[0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(moved[1], start[1] - 0.2 * plain[1], rtol=1e-5, atol=1e-6)
+
+
+def test_each_param_group_has_its_own_sparsity():
+    module, loss = _two_parameters()
+    start = [p.detach().clone() for p in module]
+    opt = create_optimizer("zo-sgd", [{"params": [module[0]], "sparsity": 0.5}, {"params": [module[1]]}],
+                           model=module, lr=0.01, **PLAIN)  # no weight decay: masked entries stay put
+    masks = opt.sparse_masks()
+    assert masks[1] is None  # dense directions for the second group
+    assert torch.equal(masks[0], create_optimizer("zo-sgd", list(module), model=module, sparsity=0.5).sparse_masks()[0])
+    for _ in range(3):
+        opt.step(loss)
+    assert torch.equal(module[0] == start[0], masks[0] == 0) and bool((module[1] != start[1]).all())
+
+
+def test_first_order_param_groups_step_like_one_optimizer_per_group():
+    module, loss = _two_parameters()
+    twin, twin_loss = _two_parameters()
+    hyper = [{"lr": 0.1, "weight_decay": 0.01, "betas": (0.8, 0.99)}, {"lr": 0.02}]
+    grouped = create_optimizer("fo-adam", [{"params": [p], **h} for p, h in zip(module, hyper)])
+    alone = [create_optimizer("fo-adam", [p], **h) for p, h in zip(twin, hyper)]
+    for _ in range(5):
+        grouped.step(loss)
+        for opt in alone:
+            opt.step(twin_loss)
+    assert all(torch.equal(a, b) for a, b in zip(module, twin))
+    assert not torch.equal(module[0], _two_parameters()[0][0])
+
+
+@pytest.mark.parametrize("name,key,other", [("zo-sgd", "q", 2), ("zo-adam", "zo_eps", 1e-2), ("zo-sgd", "seed", 1),
+                                            ("zo-sgd-sign", "sign_mode", "elementwise"),
+                                            ("forward-grad", "mode", "eval"), ("forward-grad", "base", "adam")])
+def test_param_groups_differing_in_a_step_wide_setting_are_refused(name, key, other):
+    assert key in STEP_WIDE
+    module, _ = _two_parameters()
+    with pytest.raises(ValueError, match=f"'{key}' is {other!r} but .* in the first param group; it is step-wide"):
+        create_optimizer(name, [{"params": [module[0]]}, {"params": [module[1]], key: other}], model=module)
+    opt = create_optimizer(name, [module[0]], model=module)
+    with pytest.raises(ValueError, match=f"'{key}'"):
+        opt.add_param_group({"params": [module[1]], key: other})
+    assert len(opt.param_groups) == 1
+    opt.add_param_group({"params": [module[1]], "lr": 0.5})  # a per-group setting may differ
+    assert [g["lr"] for g in opt.param_groups] == [resolve_hyper(name)["lr"], 0.5]
+
+
+def test_an_added_param_group_is_checked_like_the_constructor_arguments(quadratic):
+    extra = torch.nn.Parameter(torch.zeros(3))
+    opt = create_optimizer("zo-sgd-conserve", [quadratic.theta], model=quadratic, conserve_mode="reference")
+    for group, message in [({"lr": "fast"}, "param group 1: 'lr' must be float"),
+                           ({"history": 1.0}, "'history' must be"),
+                           ({"history": 0.5}, "conserve_mode 'reference' needs q = 1 and history = 0")]:
+        with pytest.raises(ValueError, match=message):
+            opt.add_param_group({"params": [extra], **group})
+    opt.add_param_group({"params": [extra], "lr": 1})
+    assert opt.param_groups[1]["lr"] == 1.0 and isinstance(opt.param_groups[1]["lr"], float)
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_optimizer_refuses_an_unknown_name_and_a_wrong_type_by_name(quadratic, name):
+    key = "q" if "q" in OPTIMIZERS[name].hyper else "lr"
+    expected = "int" if key == "q" else "float"
+    with pytest.raises(ValueError, match=f"optimizer '{name}': '{key}' must be {expected} like its default"):
+        create_optimizer(name, [quadratic.theta], model=quadratic, **{key: "four"})
+    with pytest.raises(ValueError, match=f"optimizer '{name}': unknown setting 'lrr' \\(did you mean 'lr'"):
+        create_optimizer(name, [quadratic.theta], model=quadratic, lrr=0.1)
+
+
+def test_the_classes_check_their_keyword_arguments_with_the_same_declarations(quadratic):
+    with pytest.raises(ValueError, match="ZerothOrderOptimizer: 'q' must be int like its default 1, got 'four'"):
+        ZerothOrderOptimizer([quadratic.theta], "sgd", q="four")
+    with pytest.raises(ValueError, match="unknown setting 'adam_eps'"):
+        ZerothOrderOptimizer([quadratic.theta], "sgd", adam_eps=1e-6)
+    with pytest.raises(ValueError, match="unknown descent rule 'rmsprop'"):
+        ZerothOrderOptimizer([quadratic.theta], "rmsprop")
+
+
+# -- the registry ---------------------------------------------------------------------------------------------
+def registry_problems(specs) -> list[str]:
+    """What a registry entry lacks: the book, the figures and `zeroflow optimizers` read all of this."""
+    from matplotlib.colors import is_color_like, to_rgba
+
+    problems = []
+    for spec in specs:
+        display, row = spec.display, spec.display.table1_row
+        if not (isinstance(spec.summary, str) and spec.summary.strip()):
+            problems.append(f"{spec.name}: no summary")
+        if not (isinstance(display.label, str) and display.label.strip()):
+            problems.append(f"{spec.name}: no display label")
+        if not (isinstance(row, tuple) and len(row) == 2 and all(isinstance(c, str) and c.strip() for c in row)):
+            problems.append(f"{spec.name}: Table 1 row {row!r} is not two names")
+        if not is_color_like(display.colour):
+            problems.append(f"{spec.name}: colour {display.colour!r} is no matplotlib colour")
+        if spec.family not in FAMILIES:
+            problems.append(f"{spec.name}: family {spec.family!r} is none of {FAMILIES}")
+        if "lr" not in spec.settings:
+            problems.append(f"{spec.name}: takes no lr")
+        for name, setting in spec.settings.items():
+            if not isinstance(setting, Setting) or setting.name != name:
+                problems.append(f"{spec.name}: {name!r} is no Setting of that name")
+            elif name not in SETTINGS or dataclasses.replace(setting, default=SETTINGS[name].default) != SETTINGS[name]:
+                problems.append(f"{spec.name}: {name!r} is not the setting declared in optim/hyper.py")
+            elif not setting.help.strip():
+                problems.append(f"{spec.name}: {name!r} has no help")
+            elif setting.problem(setting.default):
+                problems.append(f"{spec.name}: default of {name!r}: {setting.problem(setting.default)}")
+    for what, values in (("label", [s.display.label for s in specs]),
+                         ("colour", [to_rgba(s.display.colour) for s in specs if is_color_like(s.display.colour)])):
+        if len(set(values)) != len(values):
+            problems.append(f"two optimizers share a {what}")
+    return problems
+
+
+def test_every_registry_entry_is_complete():
+    assert registry_problems(list(OPTIMIZERS.values())) == []
+
+
+def _broken(spec):
+    declared = spec.settings
+    return {
+        "no summary": dataclasses.replace(spec, summary=" "),
+        "no label": dataclasses.replace(spec, display=dataclasses.replace(spec.display, label="")),
+        "one-cell row": dataclasses.replace(spec, display=dataclasses.replace(spec.display, table1_row=("SGD",))),
+        "empty cell": dataclasses.replace(spec, display=dataclasses.replace(spec.display, table1_row=("SGD", ""))),
+        "bad colour": dataclasses.replace(spec, display=dataclasses.replace(spec.display, colour="bluish")),
+        "no colour": dataclasses.replace(spec, display=Display(spec.display.label, spec.display.table1_row, None)),
+        "bad family": dataclasses.replace(spec, family="second-order"),
+        "no settings": dataclasses.replace(spec, settings={}),
+        "undeclared": dataclasses.replace(spec, settings={**declared, "rho": Setting("rho", 0.5, "a radius")}),
+        "no help": dataclasses.replace(spec, settings={**declared, "lr": dataclasses.replace(declared["lr"], help="")}),
+        "bad default": dataclasses.replace(spec, settings={**declared,
+                                                           "lr": dataclasses.replace(declared["lr"], default=-1.0)}),
+        "not a Setting": dataclasses.replace(spec, settings={**declared, "lr": 0.01}),
+    }
+
+
+@pytest.mark.parametrize("flaw", list(_broken(OPTIMIZERS["zo-sgd"])))
+def test_the_registry_check_catches_an_incomplete_entry(flaw):
+    specs = dict(OPTIMIZERS)
+    specs["zo-sgd"] = _broken(OPTIMIZERS["zo-sgd"])[flaw]
+    assert registry_problems(list(specs.values()))
+
+
+@pytest.mark.parametrize("shared", ["label", "colour"])
+def test_the_registry_check_catches_two_entries_shown_alike(shared):
+    display = OPTIMIZERS["zo-adam"].display
+    alike = dataclasses.replace(display, **{shared: getattr(OPTIMIZERS["zo-sgd"].display, shared)})
+    specs = {**OPTIMIZERS, "zo-adam": dataclasses.replace(OPTIMIZERS["zo-adam"], display=alike)}
+    assert registry_problems(list(specs.values())) == [f"two optimizers share a {shared}"]
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_built_optimizer_holds_its_specs_defaults_in_every_group(quadratic, name):
+    spec = OPTIMIZERS[name]
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic)
+    assert set(spec.settings) <= set(type(opt).settings)
+    assert {key: opt.param_groups[0][key] for key in spec.hyper} == spec.defaults
+    assert {key: opt.state_dict()["param_groups"][0][key] for key in type(opt).settings} == \
+        {key: opt.param_groups[0][key] for key in type(opt).settings}

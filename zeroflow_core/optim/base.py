@@ -1,4 +1,5 @@
-"""What every optimizer of the registry shares: a descent rule, pass counters, resumable state."""
+"""What every optimizer of the registry shares: a descent rule, hyper-parameters in its param groups, pass
+counters, resumable state."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from zeroflow_core.optim import rules
+import zeroflow_core.optim.rules as rules
+from zeroflow_core.optim.hyper import check_group
+from zeroflow_core.settings import Setting, check_values, defaults_of
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -19,24 +22,36 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
     """A `torch.optim.Optimizer` whose `step(closure)` takes a closure returning the mini-batch loss.
 
     The closure only computes the loss: first-order optimizers call `backward()` themselves,
-    forward-pass optimizers never do. `forward_passes` and `backward_passes` count what the
-    optimizer has spent so far and survive `state_dict()` / `load_state_dict()`.
+    forward-pass optimizers never do. Every hyper-parameter of `settings` (hyper.py) is in `defaults`,
+    so each param group holds them all; the step reads the per-group ones from the parameter's group and
+    the step-wide ones with `shared`. `forward_passes` and `backward_passes` count what the optimizer has
+    spent so far and survive `state_dict()` / `load_state_dict()`.
     """
 
-    def __init__(self, params: Iterable, rule: str, *, lr: float, momentum: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, adam_eps: float = 1e-8):
-        if rule not in rules.RULES:
-            raise ValueError(f"unknown descent rule {rule!r}; known: {', '.join(rules.RULES)}")
-        check(lr > 0, "lr", lr, "must be > 0")
-        check(0 <= momentum < 1, "momentum", momentum, "must be in [0, 1)")
-        check(len(betas) == 2 and all(0 <= b < 1 for b in betas), "betas", betas, "must be two numbers in [0, 1)")
-        check(weight_decay >= 0, "weight_decay", weight_decay, "must be >= 0")
-        defaults = dict(lr=lr, momentum=momentum, betas=tuple(betas), weight_decay=weight_decay, eps=adam_eps)
+    settings: dict[str, Setting]  # the hyper-parameters its groups hold (hyper.py)
+    rule: str  # the descent rule, one of rules.RULES
+
+    def __init__(self, params: Iterable, hyper: dict):
+        defaults = {**defaults_of(self.settings),
+                    **check_values(hyper, self.settings, type(self).__name__, error=ValueError)}
         super().__init__(params, defaults)
-        self.rule = rule
         self.steps_taken = 0
         self.forward_passes = 0
         self.backward_passes = 0
+
+    def add_param_group(self, param_group: dict) -> None:
+        group = self.checked_group({**self.defaults, **param_group})
+        _without_dynamo(torch.optim.Optimizer.add_param_group)(self, group)
+
+    def checked_group(self, group: dict) -> dict:
+        """`group` with its hyper-parameters checked and normalised, its step-wide ones against the first group."""
+        where = f"{type(self).__name__} param group {len(self.param_groups)}"
+        first = self.param_groups[0] if self.param_groups else None
+        return {**group, **check_group(group, self.settings, where, first)}
+
+    def shared(self, name: str):
+        """A step-wide hyper-parameter (hyper.STEP_WIDE): every group holds the same value."""
+        return self.param_groups[0][name]
 
     # -- parameters and updates -------------------------------------------------------------
     def trainable(self) -> list[tuple[dict, torch.Tensor]]:
@@ -103,23 +118,15 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         for key, value in extra.items():
             setattr(self, key, value)
 
-    # torch.optim.Optimizer wraps these in torch._disable_dynamo, whose first call imports
-    # torch._dynamo: 1.4 s and ~75 MB in every run that builds an optimizer. Our steps are never
-    # compiled (the ZO step branches on loss values in Python), so the plain methods are called.
-    def add_param_group(self, param_group: dict) -> None:
-        _without_dynamo(torch.optim.Optimizer.add_param_group)(self, param_group)
-
     def zero_grad(self, set_to_none: bool = True) -> None:
         _without_dynamo(torch.optim.Optimizer.zero_grad)(self, set_to_none)
 
 
 def _without_dynamo(method: Callable) -> Callable:
+    # torch.optim.Optimizer wraps its methods in torch._disable_dynamo, whose first call imports
+    # torch._dynamo: 1.4 s and ~75 MB in every run that builds an optimizer. Our steps are never
+    # compiled (the ZO step branches on loss values in Python), so the plain methods are called.
     return getattr(method, "__wrapped__", method)
-
-
-def check(ok: bool, name: str, value, requirement: str) -> None:
-    if not ok:
-        raise ValueError(f"bad hyper-parameter {name}={value!r}: {requirement}")
 
 
 @contextlib.contextmanager

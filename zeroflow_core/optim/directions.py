@@ -56,17 +56,21 @@ class DirectionStream:
         return z
 
 
-def sparse_masks(params: list[torch.Tensor], sparsity: float, seed: int) -> list[torch.Tensor]:
-    """One 0/1 mask per parameter that zeroes exactly round(sparsity * numel) entries.
+def sparse_masks(params: list[torch.Tensor], sparsity: list[float], seed: int) -> list[torch.Tensor | None]:
+    """One 0/1 mask per parameter that zeroes exactly round(sparsity[i] * numel) entries of parameter i
+    (None where that is none: its directions stay dense).
 
     (The official code compares a normal draw with r and so zeroes Φ(r) of the entries instead.)
     """
     masks = []
-    for index, param in enumerate(params):
+    for index, (param, zeroed) in enumerate(zip(params, sparsity)):
+        if not zeroed:
+            masks.append(None)
+            continue
         generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, "mask-param", index))
         n = param.numel()
-        zeroed = torch.randperm(n, generator=generator)[: round(sparsity * n)]
+        dropped = torch.randperm(n, generator=generator)[: round(zeroed * n)]
         mask = torch.ones(n, dtype=torch.float32)
-        mask[zeroed] = 0.0
+        mask[dropped] = 0.0
         masks.append(mask.view(param.shape).to(param.device))
     return masks

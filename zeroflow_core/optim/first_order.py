@@ -5,14 +5,19 @@ from typing import Callable
 
 import torch
 
+import zeroflow_core.optim.rules as rules
 from zeroflow_core.optim.base import ZeroFlowOptimizer
+from zeroflow_core.optim.hyper import FIRST_ORDER
 
 
 class FirstOrderOptimizer(ZeroFlowOptimizer):
     """Ordinary backprop training (the model stays in whatever mode the caller set)."""
 
+    settings = FIRST_ORDER
+
     def __init__(self, params, rule: str, *, model=None, **hyper):
-        super().__init__(params, rule, **hyper)
+        self.rule = rules.checked(rule)
+        super().__init__(params, hyper)
 
     def step(self, closure: Callable | None = None) -> torch.Tensor:
         if closure is None:

@@ -17,13 +17,9 @@ from torch.func import functional_call, jvp
 from torch.overrides import TorchFunctionMode
 
 from zeroflow_core.models.vit import disable_fused_attention
-from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer, check, eval_mode
-from zeroflow_core.optim.directions import DIRECTIONS, DirectionStream, derive_seed
-
-
-# train: the model's mode as the training loop set it (dropout on), as INFTY's forward_grad_step, which
-# unlike its ZO steps never calls model.eval(); eval: dropout off during the forward pass, as our ZO steps.
-FORWARD_MODES = ("train", "eval")
+from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer, eval_mode
+from zeroflow_core.optim.directions import DirectionStream, derive_seed
+from zeroflow_core.optim.hyper import FORWARD_GRAD
 
 
 class _ClosureModule(nn.Module):
@@ -81,21 +77,16 @@ class _FrozenLinears(TorchFunctionMode):
 
 
 class ForwardGradient(ZeroFlowOptimizer):
-    def __init__(self, params, *, model: nn.Module | None = None, base: str = "sgd", lr: float = 1e-3,
-                 momentum: float = 0.0, betas=(0.9, 0.999), weight_decay: float = 0.0, q: int = 1,
-                 seed: int = 0, direction: str = "gaussian", mode: str = "train"):
+    """(L'(θ)·v) v averaged over q directions, then one step of the descent rule `base`; the
+    hyper-parameters are those of hyper.FORWARD_GRAD."""
+
+    settings = FORWARD_GRAD
+
+    def __init__(self, params, *, model: nn.Module | None = None, **hyper):
         if model is None:
             raise ValueError("forward-grad needs model=: the module whose parameters it differentiates through")
-        super().__init__(params, base, lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
-        check(isinstance(q, int) and not isinstance(q, bool) and q >= 1, "q", q, "must be an integer >= 1")
-        check(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "must be an integer")
-        check(direction in DIRECTIONS, "direction", direction, f"must be one of {', '.join(DIRECTIONS)}")
-        check(mode in FORWARD_MODES, "mode", mode, f"must be one of {', '.join(FORWARD_MODES)}")
+        super().__init__(params, hyper)
         self.model = model
-        self.mode = mode
-        self.q = q
-        self.seed = seed
-        self.direction = direction
         self._wrapper = _ClosureModule(model)
         disable_fused_attention(model)
         names = {id(p): name for name, p in model.named_parameters()}
@@ -104,7 +95,8 @@ class ForwardGradient(ZeroFlowOptimizer):
             raise ValueError("forward-grad: every optimized parameter must belong to the given model")
         self._names = names
 
-    forwards_per_step = property(lambda self: self.q)
+    rule = property(lambda self: self.shared("base"))
+    forwards_per_step = property(lambda self: self.shared("q"))
 
     def step(self, closure: Callable | None = None) -> torch.Tensor:
         if closure is None:
@@ -122,10 +114,11 @@ class ForwardGradient(ZeroFlowOptimizer):
         optimized = {id(p) for p in params}
         frozen = {id(t) for t in self.model.parameters() if id(t) not in optimized}
         losses = []
-        mode = eval_mode(self.model) if self.mode == "eval" else contextlib.nullcontext()
+        q, seed, direction = self.shared("q"), self.shared("seed"), self.shared("direction")
+        mode = eval_mode(self.model) if self.shared("mode") == "eval" else contextlib.nullcontext()
         with torch.no_grad(), mode, _FrozenLinears(frozen):
-            for query in range(self.q):
-                stream = DirectionStream(derive_seed(self.seed, "forward-grad", self.steps_taken, query), self.direction)
+            for query in range(q):
+                stream = DirectionStream(derive_seed(seed, "forward-grad", self.steps_taken, query), direction)
                 tangents = tuple(z.to(p.dtype) for p, z in zip(params, stream.draw_all(params)))
                 loss, derivative = jvp(loss_of, primals, tangents)
                 self.forward_passes += 1
@@ -135,7 +128,7 @@ class ForwardGradient(ZeroFlowOptimizer):
                         "the parameters are left as they were before this step"
                     )
                 for estimate, tangent in zip(estimates, tangents):
-                    estimate.add_(tangent, alpha=float(derivative) / self.q)
+                    estimate.add_(tangent, alpha=float(derivative) / q)
                 losses.append(float(loss))
             for (group, p), estimate in zip(pairs, estimates):
                 self.apply(group, p, estimate)

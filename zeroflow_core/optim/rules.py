@@ -12,15 +12,18 @@ import torch
 RULES = ("sgd", "adam")
 
 
+def checked(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"unknown descent rule {rule!r}; known: {', '.join(RULES)}")
+    return rule
+
+
 def propose(rule: str, group: dict, param: torch.Tensor, grad: torch.Tensor, state: dict):
-    """Return (delta, new_state) for one parameter; `state` is read, never written."""
+    """Return (delta, new_state) for one parameter; `state` is read, never written. `rule` was checked when
+    the optimizer was built."""
     if group["weight_decay"]:
         grad = grad.add(param, alpha=group["weight_decay"])
-    if rule == "sgd":
-        return _sgd(group, grad, state)
-    if rule == "adam":
-        return _adam(group, grad, state)
-    raise ValueError(f"unknown descent rule {rule!r}; known: {', '.join(RULES)}")
+    return _sgd(group, grad, state) if rule == "sgd" else _adam(group, grad, state)
 
 
 def _sgd(group: dict, grad: torch.Tensor, state: dict):

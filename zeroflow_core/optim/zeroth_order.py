@@ -14,20 +14,14 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from zeroflow_core.optim.base import ZeroFlowOptimizer, check, eval_mode
-from zeroflow_core.optim.directions import DIRECTIONS, DirectionStream, derive_seed, sparse_masks
+import zeroflow_core.optim.rules as rules
+from zeroflow_core.optim.base import ZeroFlowOptimizer, eval_mode
+from zeroflow_core.optim.directions import DirectionStream, derive_seed, sparse_masks
+from zeroflow_core.optim.hyper import ZEROTH_ORDER
 
 ESTIMATORS = ("plain", "sign", "conserve")
-SIGN_MODES = ("projected", "elementwise")
-CONSERVE_MODES = ("exact", "reference")
-# official: h ← p·h + (1 − p)·z per query, starting at h = z, and the step follows h (INFTY's ZeroFlow
-# set_estimated_grad with alpha = p, the paper's equation); ema_mix: this companion's earlier rule,
-# (1 − p)·z + p·EMA₀.₉(z), which matches neither and is kept only to measure what the correction changed.
-HISTORY_RULES = ("official", "ema_mix")
+# the decay of history_rule ema_mix's EMA (hyper.py)
 EMA_MIX_DECAY = 0.9
-# exact: a mask zeroes exactly r of each direction; official: Φ(r) of it, as INFTY's mask, which compares a
-# standard normal draw with r (so r = 0.1 already zeroes 54%).
-SPARSITY_MODES = ("exact", "official")
 
 
 def official_zeroed_fraction(sparsity: float) -> float:
@@ -43,80 +37,62 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     d_j = (L(θ+εz_j) − L(θ−εz_j)) / 2ε, or (L(θ+εz_j) − L(θ)) / ε when one-sided (L(θ) shared).
     estimator "sign": projected mode uses sign(d_j) z_j (the official code), elementwise mode
     sign(ĝ) (the paper's equation). estimator "conserve": keep the best of θ, θ − Δ, θ + Δ
-    (Δ the rule's step), see `_conserve_step`.
+    (Δ the rule's step), see `_conserve_step`. The hyper-parameters are those of hyper.ZEROTH_ORDER.
     """
 
-    def __init__(self, params: Iterable, rule: str, *, model: nn.Module | None = None,
-                 lr: float, momentum: float = 0.0, betas=(0.9, 0.999), weight_decay: float = 0.0,
-                 zo_eps: float = 1e-3, q: int = 1, seed: int = 0, direction: str = "gaussian",
-                 one_sided: bool = False, estimator: str = "plain", sign_mode: str = "projected",
-                 conserve_mode: str = "exact", history: float = 0.0, history_rule: str = "official",
-                 sparsity: float = 0.0, sparsity_mode: str = "exact", fo_every: int = 0):
-        super().__init__(params, rule, lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
-        check(zo_eps > 0, "zo_eps", zo_eps, "must be > 0")
-        check(isinstance(q, int) and not isinstance(q, bool) and q >= 1, "q", q, "must be an integer >= 1")
-        check(isinstance(seed, int) and not isinstance(seed, bool), "seed", seed, "must be an integer")
-        check(direction in DIRECTIONS, "direction", direction, f"must be one of {', '.join(DIRECTIONS)}")
-        check(isinstance(one_sided, bool), "one_sided", one_sided, "must be true or false")
-        check(estimator in ESTIMATORS, "estimator", estimator, f"must be one of {', '.join(ESTIMATORS)}")
-        check(sign_mode in SIGN_MODES, "sign_mode", sign_mode, f"must be one of {', '.join(SIGN_MODES)}")
-        check(conserve_mode in CONSERVE_MODES, "conserve_mode", conserve_mode,
-              f"must be one of {', '.join(CONSERVE_MODES)}")
-        check(0 <= history < 1, "history", history, "must be in [0, 1)")
-        check(history_rule in HISTORY_RULES, "history_rule", history_rule, f"must be one of {', '.join(HISTORY_RULES)}")
-        check(0 <= sparsity < 1, "sparsity", sparsity, "must be in [0, 1)")
-        check(sparsity_mode in SPARSITY_MODES, "sparsity_mode", sparsity_mode,
-              f"must be one of {', '.join(SPARSITY_MODES)}")
-        check(isinstance(fo_every, int) and fo_every >= 0, "fo_every", fo_every,
-              "must be an integer >= 0 (0 = never take an exact step)")
-        if estimator == "conserve" and conserve_mode == "reference":
-            check(q == 1 and history == 0, "conserve_mode", conserve_mode,
-                  "the official conserve sequence exists only for q = 1 without historical mixing")
+    settings = ZEROTH_ORDER
+
+    def __init__(self, params: Iterable, rule: str, *, model: nn.Module | None = None, estimator: str = "plain",
+                 **hyper):
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {estimator!r}; known: {', '.join(ESTIMATORS)}")
+        self.rule = rules.checked(rule)
+        self.estimator = estimator  # set before the groups are added: checked_group reads it
         self.model = model
-        self.zo_eps = float(zo_eps)
-        self.q = q
-        self.seed = seed
-        self.direction = direction
-        self.one_sided = one_sided
-        self.estimator = estimator
-        self.sign_mode = sign_mode
-        self.conserve_mode = conserve_mode
-        self.history = float(history)
-        self.history_rule = history_rule
-        self.sparsity = float(sparsity)
-        self.sparsity_mode = sparsity_mode
-        self.fo_every = fo_every
         self.mask_epoch = 0
-        self._masks: tuple[int, list] | None = None
+        self._masks: tuple[tuple, list] | None = None
+        super().__init__(params, hyper)
+
+    def checked_group(self, group: dict) -> dict:
+        group = super().checked_group(group)
+        if (self.estimator == "conserve" and group["conserve_mode"] == "reference"
+                and (group["q"] != 1 or group["history"] != 0)):
+            raise ValueError(f"{type(self).__name__}: conserve_mode 'reference' needs q = 1 and history = 0 (got q = "
+                             f"{group['q']}, history = {group['history']}): the official conserve sequence exists "
+                             "only for one query without historical mixing")
+        return group
 
     @property
     def forwards_per_step(self) -> int:
-        base = self.q + 1 if self.one_sided else 2 * self.q
+        q, one_sided = self.shared("q"), self.shared("one_sided")
+        base = q + 1 if one_sided else 2 * q
         if self.estimator == "conserve":
-            return base + 2 + (0 if self.one_sided else 1)
+            return base + 2 + (0 if one_sided else 1)
         return base
 
     # -- sparse directions ----------------------------------------------------------------------
     def redraw_sparse_mask(self) -> None:
         """Draw a new sparse mask (call at a task boundary); the mask is fixed in between."""
         self.mask_epoch += 1
-        self._masks = None
 
-    def _current_masks(self, params: list[torch.Tensor]):
-        if self.sparsity == 0:
+    def _current_masks(self, pairs: list[tuple[dict, torch.Tensor]]):
+        official = self.shared("sparsity_mode") == "official"
+        zeroed = [official_zeroed_fraction(group["sparsity"]) if official else group["sparsity"] for group, _ in pairs]
+        if not any(zeroed):
             return None
-        if self._masks is None or self._masks[0] != self.mask_epoch:
-            seed = derive_seed(self.seed, "mask", self.mask_epoch)
-            zeroed = self.sparsity if self.sparsity_mode == "exact" else official_zeroed_fraction(self.sparsity)
-            self._masks = (self.mask_epoch, sparse_masks(params, zeroed, seed))
+        # a group added or a sparsity changed since the last draw needs masks for what the step now updates
+        key = (self.mask_epoch, tuple(id(p) for _, p in pairs), tuple(zeroed))
+        if self._masks is None or self._masks[0] != key:
+            seed = derive_seed(self.shared("seed"), "mask", self.mask_epoch)
+            self._masks = (key, sparse_masks([p for _, p in pairs], zeroed, seed))
         return self._masks[1]
 
-    def sparse_masks(self) -> list[torch.Tensor] | None:
-        return self._current_masks([p for _, p in self.trainable()])
+    def sparse_masks(self) -> list[torch.Tensor | None] | None:
+        return self._current_masks(self.trainable())
 
-    def _stream(self, params: list[torch.Tensor], query: int) -> DirectionStream:
-        seed = derive_seed(self.seed, "direction", self.steps_taken, query)
-        return DirectionStream(seed, self.direction, self._current_masks(params))
+    def _stream(self, pairs: list[tuple[dict, torch.Tensor]], query: int) -> DirectionStream:
+        seed = derive_seed(self.shared("seed"), "direction", self.steps_taken, query)
+        return DirectionStream(seed, self.shared("direction"), self._current_masks(pairs))
 
     # -- the step -----------------------------------------------------------------------------
     def step(self, closure: Callable | None = None) -> torch.Tensor:
@@ -125,7 +101,8 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
                 f"{type(self).__name__}.step needs a closure that returns the mini-batch loss: "
                 "a zeroth-order optimizer evaluates the loss at perturbed parameters"
             )
-        if self.fo_every and (self.steps_taken + 1) % self.fo_every == 0:
+        fo_every = self.shared("fo_every")
+        if fo_every and (self.steps_taken + 1) % fo_every == 0:
             loss = self.first_order_step(closure)
         else:
             with torch.no_grad(), eval_mode(self.model):
@@ -139,13 +116,13 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         backup = [p.detach().clone() for p in params]
         try:
             base_loss = None
-            if self.one_sided or self.estimator == "conserve":
+            if self.shared("one_sided") or self.estimator == "conserve":
                 base_loss = self.evaluate(closure, "loss at the current parameters")
-            scalars, mean_loss = self._directional_derivatives(closure, params, backup, base_loss)
+            scalars, mean_loss = self._directional_derivatives(closure, pairs, backup, base_loss)
             _restore(params, backup)
-            if self.estimator == "conserve" and self.conserve_mode == "reference":
+            if self.estimator == "conserve" and self.shared("conserve_mode") == "reference":
                 return self._reference_conserve_step(closure, pairs, scalars, base_loss)
-            estimates = self._estimates(params, scalars)
+            estimates = self._estimates(pairs, scalars)
             if self.estimator == "conserve":
                 return self._conserve_step(closure, pairs, backup, list(estimates), base_loss)
             for (group, param), estimate in zip(pairs, estimates):
@@ -155,43 +132,50 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             _restore(params, backup)
             raise
 
-    def _directional_derivatives(self, closure, params, backup, base_loss):
+    def _directional_derivatives(self, closure, pairs, backup, base_loss):
         """d_j for every query, and the mean of the perturbed losses (≈ L(θ), for logging)."""
+        params = [p for _, p in pairs]
+        eps = self.shared("zo_eps")
         scalars, losses = [], []
-        for query in range(self.q):
-            stream = self._stream(params, query)
-            _perturb(params, backup, stream, self.zo_eps)
+        for query in range(self.shared("q")):
+            stream = self._stream(pairs, query)
+            _perturb(params, backup, stream, eps)
             plus = self.evaluate(closure, f"query {query}, θ + εz")
-            if self.one_sided:
-                scalars.append((plus - base_loss) / self.zo_eps)
+            if self.shared("one_sided"):
+                scalars.append((plus - base_loss) / eps)
                 losses.append(plus)
                 continue
-            _perturb(params, backup, stream, -self.zo_eps)
+            _perturb(params, backup, stream, -eps)
             minus = self.evaluate(closure, f"query {query}, θ − εz")
-            scalars.append((plus - minus) / (2 * self.zo_eps))
+            scalars.append((plus - minus) / (2 * eps))
             losses += [plus, minus]
         return scalars, sum(losses) / len(losses)
 
-    def _estimates(self, params: list[torch.Tensor], scalars: list[float]):
+    def _estimates(self, pairs: list[tuple[dict, torch.Tensor]], scalars: list[float]):
         """Yield ĝ parameter by parameter, replaying every query's direction stream in step."""
-        if self.estimator == "sign" and self.sign_mode == "projected":
+        sign_mode = self.shared("sign_mode") if self.estimator == "sign" else None
+        if sign_mode == "projected":
             scalars = [float((s > 0) - (s < 0)) for s in scalars]
-        streams = [self._stream(params, query).draw_all(params) for query in range(self.q)]
-        for param in params:
+        q, official = self.shared("q"), self.shared("history_rule") == "official"
+        params = [p for _, p in pairs]
+        streams = [self._stream(pairs, query).draw_all(params) for query in range(q)]
+        for group, param in pairs:
+            mix = group["history"]
             estimate = torch.zeros(param.shape, dtype=torch.float32, device=param.device)
-            history = self.state[param].get("history") if self.history else None
+            history = self.state[param].get("history") if mix else None
             for stream, scalar in zip(streams, scalars):
                 z = next(stream)
-                if self.history and self.history_rule == "official":
-                    history = z.clone() if history is None else history.mul_(self.history).add_(z, alpha=1 - self.history)
+                if mix and official:
+                    history = z.clone() if history is None else history.mul_(mix).add_(z, alpha=1 - mix)
                     z = history
-                elif self.history:
-                    history = z.clone() if history is None else history.mul_(EMA_MIX_DECAY).add_(z, alpha=1 - EMA_MIX_DECAY)
-                    z = z.mul_(1 - self.history).add_(history, alpha=self.history)
-                estimate.add_(z, alpha=scalar / self.q)
-            if self.history:
+                elif mix:
+                    decay = EMA_MIX_DECAY
+                    history = z.clone() if history is None else history.mul_(decay).add_(z, alpha=1 - decay)
+                    z = z.mul_(1 - mix).add_(history, alpha=mix)
+                estimate.add_(z, alpha=scalar / q)
+            if mix:
                 self.state[param]["history"] = history
-            if self.estimator == "sign" and self.sign_mode == "elementwise":
+            if sign_mode == "elementwise":
                 estimate.sign_()
             yield estimate
 
@@ -227,8 +211,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         Each step commits the rule's state, so momentum/Adam state absorbs the trial steps and a
         "revert" is inexact; kept to measure that difference, not as the default.
         """
-        params = [p for _, p in pairs]
-        estimates = list(self._estimates(params, scalars))
+        estimates = list(self._estimates(pairs, scalars))
 
         def rule_step(scale: float):
             for (group, p), g in zip(pairs, estimates):
