@@ -1,7 +1,17 @@
-"""One continual-learning run: for each task, for each batch, `optimizer.step(closure)`.
+"""One continual-learning run: the paper's Algorithm 1 (optimizer.step(closure)) inside the continual loop.
 
-`run(config, out_dir)` writes into out_dir, each file atomically:
-  config.yaml        the resolved configuration
+    for task t:  seed from (seed, t); method.begin_task(t)
+                 for each epoch, for each batch: optimizer.step(closure)     Run.train_task, Algorithm 1
+                 method.end_task(t, features_of)                             prototypes, teachers, memories
+                 accuracy on every seen class; checkpoint
+
+Run is that loop; each piece it drives has one job:
+  RunData         the scenario, transforms, the cached test set and every batch the run reads
+  Evaluation      accuracy on the seen classes after each task, and the held-out loss records during training
+  Checkpoint      checkpoint.pt after each task, and resuming from it
+
+`train(config, out_dir)` writes into out_dir, each file atomically:
+  config.yaml        the resolved configuration, and under set_by the layer that set each key
   checkpoint.pt      after every task: method state, accuracy matrix, logs so far
   metrics.json       at the end: accuracies, forgetting, curves, memory, time, passes spent
   dvclive/           step-level loss and per-task accuracy, for `dvc plots`
@@ -12,7 +22,9 @@ uninterrupted run.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import math
 import shutil
 import sys
 import time
@@ -21,13 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
-from zeroflow_core.cells import identity
+from zeroflow_core.cells import SET_BY, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
@@ -47,18 +59,86 @@ HELDOUT_SHARE = 0.1
 SMALL_IMAGES = 64  # at or below this side, test-transformed images are cached as tensors
 
 
-@functools.lru_cache(maxsize=4)
-def _load_split(name: str, root: str, split: str, options_json: str):
-    # A warm worker runs many cells of one dataset: generate or read each split once. Loaders return
-    # sets that nothing downstream modifies, so sharing one between cells is safe.
-    return load_dataset(name, root, split, **json.loads(options_json))
+# ------------------------------------------------------------------------------ the continual loop
+class Run:
+    """The continual loop of one configuration in out_dir; `train_task` is Algorithm 1 on one task."""
 
+    def __init__(self, config: dict, out_dir: Path, progress: bool | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        set_threads(config["threads"])
+        self.device = pick_device(config["device"])
+        forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
+        self.autocast = config["autocast"] == "bf16" and forward_only  # backprop runs stay in fp32
+        torch.manual_seed(config["seed"])  # the random init of the backbone (without weights), adapters and heads
+        self.data = RunData(config, self.device)
+        vit, backbone_identity = build_vit(config)
+        self.method = create_method(config["method"], vit, self.data.scenario.n_classes,
+                                    self.data.scenario.classes_per_task, **config["method_config"]).to(self.device)
+        self.history = _new_history(config["n_tasks"])
+        self.evaluation = Evaluation(config, self.data, self.method, self.history)
+        self.checkpoint = Checkpoint(self.out / CHECKPOINT, backbone_identity, self.device)
 
-def build_scenario(config: dict) -> ClassIncrementalScenario:
-    options = json.dumps(config["dataset_options"], sort_keys=True)
-    train = _load_split(config["dataset"], config["data_root"], "train", options)
-    test = _load_split(config["dataset"], config["data_root"], "test", options)
-    return ClassIncrementalScenario(train, test, config["n_tasks"], seed=config["class_order_seed"])
+    def __call__(self) -> dict:
+        first = self.checkpoint.resume(self.method, self.history)
+        for task in tqdm(range(first, self.config["n_tasks"]), desc="tasks", disable=not self.progress):
+            # dropout and anything else on the global RNG restart from (seed, task): resumable
+            torch.manual_seed(derive_seed(self.config["seed"], "task", task))
+            started = time.perf_counter()
+            self.method.begin_task(task)
+            self.method.to(self.device)
+            self.train_task(task)
+            self.method.eval()
+            self.method.end_task(task, self.data.features_of(self.method.vit, task))
+            self.evaluation.accuracy(task)
+            self.history.setdefault("task_seconds", []).append(time.perf_counter() - started)
+            self.checkpoint.save(task, self.method, self.history)
+        result = _summary(self.config, self.history, self.device)
+        write_dvclive(self.out / "dvclive", self.history)
+        write_json(self.out / "metrics.json", result)
+        return result
+
+    def train_task(self, task: int) -> None:
+        """Algorithm 1 on one task: at each step `optimizer.step(closure)` evaluates the loss (a forward-pass
+        optimizer at perturbed parameters, forward passes only), estimates the gradient and updates."""
+        config, method, history = self.config, self.method, self.history
+        curve = []
+        history["loss_curves"].append(curve)
+        if not method.trains_on(task):
+            return
+        with method.stored_classifier_trainable(config["zo_scope"] == "official"):
+            optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
+                                         **_optimizer_hyper(config, task))
+            scheduler = _scheduler(config, optimizer)
+            train_set = self.data.train_set(task)
+            heldout = self.evaluation.heldout_records(task)
+            forwards = 0  # image-forwards of this task's steps: the held-out records' allowance grows with them
+            for epoch in tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", leave=False,
+                              disable=not self.progress):
+                started = time.perf_counter()
+                method.train()
+                for x, y in tqdm(self.data.train_batches(train_set, task, epoch), desc=f"epoch {epoch + 1}",
+                                 total=self.data.steps_per_epoch(train_set), leave=False, disable=not self.progress):
+                    counted = method.vit.images_forwarded
+                    batch = method.prepare_batch(x, y)
+                    curve.append(float(optimizer.step(lambda: self._loss(batch))))
+                    forwards += method.vit.images_forwarded - counted
+                    history["steps"] += 1
+                    heldout.after_step(history["steps"], forwards)
+                if scheduler is not None:
+                    scheduler.step()
+                history["epoch_seconds"].append(time.perf_counter() - started)
+        history["train_image_forwards"] += forwards
+        history["forward_passes"] += optimizer.forward_passes
+        history["backward_passes"] += optimizer.backward_passes
+        history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
+
+    def _loss(self, batch: dict) -> torch.Tensor:
+        if not self.autocast:
+            return self.method.loss(batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            return self.method.loss(batch).float()
 
 
 def build_vit(config: dict) -> tuple[AdapterViT, dict]:
@@ -73,11 +153,12 @@ def build_vit(config: dict) -> tuple[AdapterViT, dict]:
     return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"]), identity
 
 
-def trained_state(method) -> dict:
-    """The method's state without the frozen backbone: adapters, heads, prototypes and extra state."""
-    if any(p.requires_grad for p in method.vit.backbone.parameters()):
-        return method.state_dict()
-    return {k: v for k, v in method.state_dict().items() if not k.startswith(BACKBONE_KEYS)}
+def _new_history(n_tasks: int) -> dict:
+    """What a run records as it goes; the checkpoint holds it, metrics.json summarizes it."""
+    return {"acc_matrix": metrics.empty_acc_matrix(n_tasks).tolist(), "acc_seen": [],
+            "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
+            "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None,
+            "train_image_forwards": 0, "heldout_image_forwards": 0}
 
 
 def _optimizer_hyper(config: dict, task: int) -> dict:
@@ -88,53 +169,105 @@ def _optimizer_hyper(config: dict, task: int) -> dict:
     return hyper
 
 
-def _schedule(config: dict) -> str:
-    if config["schedule"] != "auto":
-        return config["schedule"]
-    # The reference code's cosine schedule never reaches its ZO base optimizer: ZO runs at constant lr.
-    return "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
+def _scheduler(config: dict, optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    schedule = config["schedule"]
+    if schedule == "auto":
+        # The reference code's cosine schedule never reaches its ZO base optimizer: ZO runs at constant lr.
+        schedule = "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
+    if schedule != "cosine":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)
 
 
-class Run:
-    def __init__(self, config: dict, out_dir: Path, progress: bool | None = None):
+def _summary(config: dict, history: dict, device: torch.device) -> dict:
+    """metrics.json of a finished run."""
+    h = history
+    matrix = np.array(h["acc_matrix"], dtype=float)
+    return {
+        **metrics.summarize(matrix, h["acc_seen"]),
+        "acc_matrix": [[None if np.isnan(v) else v for v in row] for row in matrix.tolist()],
+        "acc_seen": h["acc_seen"],
+        "loss_curves": h["loss_curves"],
+        "heldout_losses": h["heldout"],
+        "peak_memory_mb": peak_memory_mb(device),
+        "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
+        "epoch_seconds": h["epoch_seconds"],
+        # training and evaluating each task: what a cell costs beyond its fixed set-up
+        "task_seconds": h.get("task_seconds", []),
+        "forward_passes": h["forward_passes"],
+        "train_image_forwards": h["train_image_forwards"],
+        "heldout_image_forwards": h["heldout_image_forwards"],
+        "backward_passes": h["backward_passes"],
+        "forwards_per_step": h["forwards_per_step"],
+        "steps": h["steps"],
+        "device": str(device),
+        "method": config["method"], "optimizer": config["optimizer"],
+        "dataset": config["dataset"], "seed": config["seed"], "profile": config["profile"],
+    }
+
+
+# ---------------------------------------------------------------------------------- data and caches
+@functools.lru_cache(maxsize=4)
+def _load_split(name: str, root: str, split: str, options_json: str):
+    # A warm worker runs many cells of one dataset: generate or read each split once. Loaders return
+    # sets that nothing downstream modifies, so sharing one between cells is safe.
+    return load_dataset(name, root, split, **json.loads(options_json))
+
+
+def build_scenario(config: dict) -> ClassIncrementalScenario:
+    options = json.dumps(config["dataset_options"], sort_keys=True)
+    train = _load_split(config["dataset"], config["data_root"], "train", options)
+    test = _load_split(config["dataset"], config["data_root"], "test", options)
+    return ClassIncrementalScenario(train, test, config["n_tasks"], seed=config["class_order_seed"])
+
+
+class RunData:
+    """The scenario of a run, its transforms, the test set (as tensors when images are small), and every batch
+    the run reads: training batches, deterministic evaluation batches, held-out batches, features for end_task."""
+
+    def __init__(self, config: dict, device: torch.device):
         self.config = config
-        self.out = Path(out_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        set_threads(config["threads"])
-        self.device = pick_device(config["device"])
+        self.device = device
         # page-locked batches copied without blocking: the next batch's copy overlaps the current step on a GPU
-        self.pinned = self.device.type == "cuda"
-        forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
-        self.autocast = config["autocast"] == "bf16" and forward_only  # backprop runs stay in fp32
-        torch.manual_seed(config["seed"])
+        self.pinned = device.type == "cuda"
         self.scenario = build_scenario(config)
         image_size = BACKBONES[config["backbone"]].image_size
-        self.train_tf, test_tf = build_transforms(config["transforms"], image_size, flip=config["flip"])
-        self.test_tf = test_tf
+        self.train_tf, self.test_tf = build_transforms(config["transforms"], image_size, flip=config["flip"])
         self.small_images = image_size <= SMALL_IMAGES
-        self.test_set = self._maybe_cached(self.scenario.test_dataset(config["n_tasks"] - 1, test_tf))
-        self.test_labels = torch.as_tensor(self.scenario.test_labels[self.scenario.test_indices(config["n_tasks"] - 1)])
-        vit, self.backbone_identity = build_vit(config)
-        self.method = create_method(config["method"], vit, self.scenario.n_classes,
-                                    self.scenario.classes_per_task, **config["method_config"]).to(self.device)
-        self.history = {"acc_matrix": metrics.empty_acc_matrix(config["n_tasks"]).tolist(), "acc_seen": [],
-                        "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
-                        "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None,
-                        "train_image_forwards": 0, "heldout_image_forwards": 0}
+        last = config["n_tasks"] - 1
+        self.test_set = self._maybe_cached(self.scenario.test_dataset(last, self.test_tf))
+        self.test_labels = torch.as_tensor(self.scenario.test_labels[self.scenario.test_indices(last)])
 
-    # -- data --------------------------------------------------------------------------------
     def _maybe_cached(self, dataset):
         return TensorCache(dataset) if self.small_images else dataset
 
-    def _batches(self, dataset, indices=None):
+    def train_set(self, task: int):
+        """The task's training images, each augmented from (seed, task, epoch, item)."""
+        seed = derive_seed(self.config["seed"], "augment", task)
+        return self.scenario.train_dataset(task, self.train_tf, seed=seed)
+
+    def steps_per_epoch(self, train_set) -> int:
+        batches = math.ceil(len(train_set) / self.config["batch_size"])
+        return min(self.config["max_steps_per_epoch"] or batches, batches)
+
+    def train_batches(self, train_set, task: int, epoch: int):
+        """One epoch of training batches on the device, shuffled from (seed, task, epoch), at most
+        max_steps_per_epoch of them."""
+        train_set.set_epoch(epoch)
+        order = torch.Generator().manual_seed(derive_seed(self.config["seed"], "order", task, epoch))
+        loader = DataLoader(train_set, batch_size=self.config["batch_size"], shuffle=True, generator=order,
+                            pin_memory=self.pinned, num_workers=self.config["workers"], persistent_workers=False)
+        for x, y in itertools.islice(loader, self.steps_per_epoch(train_set)):
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def batches(self, dataset):
         """Deterministic batches of (images, labels) on the device, in dataset order."""
-        subset = dataset if indices is None else Subset(dataset, indices.tolist())
-        loader = DataLoader(subset, batch_size=self.config["eval_batch"], shuffle=False, pin_memory=self.pinned,
+        loader = DataLoader(dataset, batch_size=self.config["eval_batch"], shuffle=False, pin_memory=self.pinned,
                             num_workers=0 if self.small_images else self.config["workers"])
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def _heldout_batches(self, task: int):
+    def heldout_batches(self, task: int) -> list:
         """The first held-out (test) images of every task seen so far, one fixed batch per task."""
         batches = []
         for i in range(task + 1):
@@ -144,102 +277,41 @@ class Run:
                             torch.tensor([y for _, y in items], device=self.device)))
         return batches
 
-    def _features_of(self, task: int):
+    def features_of(self, vit: AdapterViT, task: int):
+        """end_task's `features_of`: features of the task's training images under the test transform."""
         data = self._maybe_cached(self.scenario.train_dataset(task, self.test_tf))
 
         def features_of(adapter_set):
             features, labels = [], []
             with torch.no_grad():
-                for x, y in self._batches(data):
-                    features.append(self.method.vit.features(x, adapter_set))
+                for x, y in self.batches(data):
+                    features.append(vit.features(x, adapter_set))
                     labels.append(y)
             return torch.cat(features), torch.cat(labels)
 
         return features_of
 
-    # -- one task ----------------------------------------------------------------------------
-    def train_task(self, task: int) -> None:
-        config, method = self.config, self.method
-        curve = []
-        self.history["loss_curves"].append(curve)
-        if not method.trains_on(task):
-            return
-        with method.stored_classifier_trainable(config["zo_scope"] == "official"):
-            self._train_epochs(task, curve)
 
-    def _train_epochs(self, task: int, curve: list) -> None:
-        config, method = self.config, self.method
-        optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
-                                     **_optimizer_hyper(config, task))
-        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)
-                     if _schedule(config) == "cosine" else None)
-        dataset = self.scenario.train_dataset(task, self.train_tf, seed=derive_seed(config["seed"], "augment", task))
-        heldout = self._heldout_batches(task) if config["heldout_every"] else []
-        task_forwards = heldout_forwards = 0  # image-forwards of this task's training and held-out records
-        epochs = tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", disable=not self.progress,
-                      leave=False)
-        for epoch in epochs:
-            dataset.set_epoch(epoch)
-            order = torch.Generator().manual_seed(derive_seed(config["seed"], "order", task, epoch))
-            loader = DataLoader(dataset, batch_size=config["batch_size"], shuffle=True, generator=order,
-                                pin_memory=self.pinned,
-                                num_workers=config["workers"], persistent_workers=False)
-            limit = config["max_steps_per_epoch"] or len(loader)
-            started = time.perf_counter()
-            method.train()
-            for step, (x, y) in enumerate(tqdm(loader, total=limit, desc=f"epoch {epoch + 1}", leave=False,
-                                               disable=not self.progress)):
-                if step >= limit:
-                    break
-                counted = method.vit.images_forwarded
-                batch = method.prepare_batch(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
-                loss = optimizer.step(lambda: self._loss(batch))
-                task_forwards += method.vit.images_forwarded - counted
-                curve.append(float(loss))
-                self.history["steps"] += 1
-                if (heldout and self.history["steps"] % config["heldout_every"] == 0
-                        and heldout_forwards <= HELDOUT_SHARE * task_forwards):
-                    heldout_forwards += self._record_heldout(task, heldout)
-            if scheduler is not None:
-                scheduler.step()
-            self.history["epoch_seconds"].append(time.perf_counter() - started)
-        self.history["train_image_forwards"] += task_forwards
-        self.history["heldout_image_forwards"] += heldout_forwards
-        self.history["forward_passes"] += optimizer.forward_passes
-        self.history["backward_passes"] += optimizer.backward_passes
-        self.history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
+# ---------------------------------------------------------------------------------------- evaluation
+class Evaluation:
+    """What a run measures of its method: accuracy on every seen class after each task (the accuracy matrix and
+    acc_seen), and held-out losses while a task trains (Figure 7). Both only read the method, in eval mode."""
 
-    def _loss(self, batch: dict) -> torch.Tensor:
-        if not self.autocast:
-            return self.method.loss(batch)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            return self.method.loss(batch).float()
+    def __init__(self, config: dict, data: RunData, method, history: dict):
+        self.config = config
+        self.data = data
+        self.method = method
+        self.history = history
 
-    def _record_heldout(self, task: int, heldout) -> int:
-        """Record the held-out losses of every seen task; returns the image-forwards it took."""
-        counted = self.method.vit.images_forwarded
-        was_training = self.method.training
-        self.method.eval()
-        losses = []
-        with torch.no_grad():
-            for index, (x, y) in enumerate(heldout):
-                # the held-out batch of task i is the same images at every record, so frozen adapter sets'
-                # features are computed once (EASE's old-class part is then free until its next task)
-                with self.method.vit.cached_features(("heldout", index)):
-                    losses.append(self.method.heldout_loss(x, y))
-        self.method.train(was_training)
-        self.history["heldout"].append({"step": self.history["steps"], "task": task, "losses": losses})
-        return self.method.vit.images_forwarded - counted
-
-    def evaluate(self, task: int) -> None:
+    def accuracy(self, task: int) -> None:
         """Accuracy on the test images of every seen class. The whole test set goes through in fixed
         batches, so that features of frozen adapter sets are computed once per run (AdapterViT's
         cached_features), and the rows of unseen classes are dropped."""
         self.method.eval()
-        n_seen = self.scenario.n_seen_classes(task)
+        n_seen = self.data.scenario.n_seen_classes(task)
         labels, predictions = [], []
         with torch.no_grad():
-            for index, (x, y) in enumerate(self._batches(self.test_set)):
+            for index, (x, y) in enumerate(self.data.batches(self.data.test_set)):
                 seen = y < n_seen
                 if not seen.any():
                     continue
@@ -248,15 +320,76 @@ class Run:
                 predictions.append(logits[seen].argmax(1).cpu())
                 labels.append(y[seen].cpu())
         per_task, overall = metrics.task_accuracies(torch.cat(labels).numpy(), torch.cat(predictions).numpy(),
-                                                    self.scenario.classes_per_task, task + 1)
+                                                    self.data.scenario.classes_per_task, task + 1)
         for i, accuracy in enumerate(per_task):
             self.history["acc_matrix"][i][task] = float(accuracy)
         self.history["acc_seen"].append(float(overall))
 
-    # -- the whole run -----------------------------------------------------------------------
-    def resume(self) -> int:
-        """Load the last task checkpoint if there is one; return the first task still to do."""
-        path = self.out / CHECKPOINT
+    def heldout_records(self, task: int) -> HeldoutRecords:
+        every = self.config["heldout_every"]
+        return HeldoutRecords(self.method, task, every, self.data.heldout_batches(task) if every else [],
+                              self.history)
+
+
+class HeldoutRecords:
+    """The held-out losses of every seen task, recorded every `every` steps of one task while their cost stays
+    within HELDOUT_SHARE of the task's training image-forwards."""
+
+    def __init__(self, method, task: int, every: int, batches: list, history: dict):
+        self.method = method
+        self.task = task
+        self.every = every
+        self.batches = batches
+        self.history = history
+        self.forwards = 0
+
+    def after_step(self, steps: int, train_forwards: int) -> None:
+        if self.batches and steps % self.every == 0 and self.forwards <= HELDOUT_SHARE * train_forwards:
+            self._record(steps)
+
+    def _record(self, steps: int) -> None:
+        counted = self.method.vit.images_forwarded
+        was_training = self.method.training
+        self.method.eval()
+        losses = []
+        with torch.no_grad():
+            for index, (x, y) in enumerate(self.batches):
+                # the held-out batch of task i is the same images at every record, so frozen adapter sets'
+                # features are computed once (EASE's old-class part is then free until its next task)
+                with self.method.vit.cached_features(("heldout", index)):
+                    losses.append(self.method.heldout_loss(x, y))
+        self.method.train(was_training)
+        self.history["heldout"].append({"step": steps, "task": self.task, "losses": losses})
+        cost = self.method.vit.images_forwarded - counted
+        self.forwards += cost
+        self.history["heldout_image_forwards"] += cost
+
+
+# ---------------------------------------------------------------------------------------- checkpoint
+def trained_state(method) -> dict:
+    """The method's state without the frozen backbone: adapters, heads, prototypes and extra state."""
+    if any(p.requires_grad for p in method.vit.backbone.parameters()):
+        return method.state_dict()
+    return {k: v for k, v in method.state_dict().items() if not k.startswith(BACKBONE_KEYS)}
+
+
+class Checkpoint:
+    """checkpoint.pt: after each task, the method's trained state, the backbone's identity and the history."""
+
+    def __init__(self, path: Path, backbone_identity: dict, device: torch.device):
+        self.path = path
+        self.backbone_identity = backbone_identity
+        self.device = device
+
+    def save(self, task: int, method, history: dict) -> None:
+        save_torch(self.path, {"task": task, "method": trained_state(method), "backbone": self.backbone_identity,
+                               "history": history})
+
+    def resume(self, method, history: dict) -> int:
+        """Load the last task checkpoint into method and history if there is one; return the first task still
+        to do. A checkpoint that cannot be read or was made with another backbone is removed (the run starts
+        again from task 0); one that does not fit the method stops the run."""
+        path = self.path
         if not path.exists():
             return 0
         try:
@@ -274,60 +407,16 @@ class Run:
                   f"removed it, the run starts again from task 0", file=sys.stderr)
             return 0
         for task in range(state["task"] + 1):
-            self.method.begin_task(task)
-        self.method.to(self.device)
-        missing, unexpected = self.method.load_state_dict(state["method"], strict=False)
+            method.begin_task(task)
+        method.to(self.device)
+        missing, unexpected = method.load_state_dict(state["method"], strict=False)
         if unexpected or any(not key.startswith(BACKBONE_KEYS) for key in missing):
             raise RuntimeError(f"{path} does not fit this run's method: missing {missing[:5]}, unexpected "
-                               f"{unexpected[:5]}; remove {self.out} and run again")
-        self.history = state["history"]
+                               f"{unexpected[:5]}; remove {path.parent} and run again")
+        # in place: the run and its evaluation hold this dict
+        history.clear()
+        history.update(state["history"])
         return state["task"] + 1
-
-    def __call__(self) -> dict:
-        first = self.resume()
-        tasks = range(first, self.config["n_tasks"])
-        for task in tqdm(tasks, desc="tasks", disable=not self.progress):
-            # dropout and anything else on the global RNG restart from (seed, task): resumable
-            torch.manual_seed(derive_seed(self.config["seed"], "task", task))
-            started = time.perf_counter()
-            self.method.begin_task(task)
-            self.method.to(self.device)
-            self.train_task(task)
-            self.method.eval()
-            self.method.end_task(task, self._features_of(task))
-            self.evaluate(task)
-            self.history.setdefault("task_seconds", []).append(time.perf_counter() - started)
-            save_torch(self.out / CHECKPOINT, {"task": task, "method": trained_state(self.method),
-                                               "backbone": self.backbone_identity, "history": self.history})
-        result = self.summary()
-        write_dvclive(self.out / "dvclive", self.history)
-        write_json(self.out / "metrics.json", result)
-        return result
-
-    def summary(self) -> dict:
-        h = self.history
-        matrix = np.array(h["acc_matrix"], dtype=float)
-        return {
-            **metrics.summarize(matrix, h["acc_seen"]),
-            "acc_matrix": [[None if np.isnan(v) else v for v in row] for row in matrix.tolist()],
-            "acc_seen": h["acc_seen"],
-            "loss_curves": h["loss_curves"],
-            "heldout_losses": h["heldout"],
-            "peak_memory_mb": peak_memory_mb(self.device),
-            "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
-            "epoch_seconds": h["epoch_seconds"],
-            # training and evaluating each task: what a cell costs beyond its fixed set-up
-            "task_seconds": h.get("task_seconds", []),
-            "forward_passes": h["forward_passes"],
-            "train_image_forwards": h["train_image_forwards"],
-            "heldout_image_forwards": h["heldout_image_forwards"],
-            "backward_passes": h["backward_passes"],
-            "forwards_per_step": h["forwards_per_step"],
-            "steps": h["steps"],
-            "device": str(self.device),
-            "method": self.config["method"], "optimizer": self.config["optimizer"],
-            "dataset": self.config["dataset"], "seed": self.config["seed"], "profile": self.config["profile"],
-        }
 
 
 def write_dvclive(directory: Path, history: dict) -> None:
@@ -351,9 +440,10 @@ def write_dvclive(directory: Path, history: dict) -> None:
     staging.rename(directory)
 
 
-def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> dict:
-    """Run (or resume, or return the finished result of) one configuration in out_dir."""
-    validate(config)
+def train(config: dict, out_dir: str | Path, progress: bool | None = None, set_by: dict | None = None) -> dict:
+    """Run (or resume, or return the finished result of) one configuration in out_dir. `set_by`, the layer that
+    set each key (config.resolve), is written beside the configuration in config.yaml."""
+    config = validate(config)
     out = Path(out_dir)
     saved = out / "config.yaml"
     if saved.exists():
@@ -365,5 +455,5 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None) -> di
                               "use another --out or remove that folder")
         if not changed and (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text())  # done before: a rerun changes nothing
-    write_yaml(saved, config)
+    write_yaml(saved, {**config, SET_BY: set_by} if set_by else config)
     return Run(config, out, progress)()
