@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 from zeroflow_core import report
-from zeroflow_core.params import params_hash, run_folder
+from zeroflow_core.cells import run_folder
+from zeroflow_core.pages import NOTEBOOKS
+from zeroflow_core.provenance import params_hash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,7 +108,9 @@ def test_run_in_the_wrong_folder_or_profile_is_refused(tmp_path):
 
 
 def test_optimizer_and_method_names_match_the_paper():
-    assert report.PAPER_ROWS == {
+    from zeroflow_core.optim import OPTIMIZERS
+
+    assert {name: report.paper_row(name) for name in [*OPTIMIZERS, "none"]} == {
         "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
         "zo-sgd-conserve": ("SGD", "Conserve"), "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"),
         "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward"),
@@ -147,6 +151,10 @@ def test_every_row_is_read_against_no_training(tmp_path):
     assert statements[0].startswith("On Digits, the no-training row (SimpleCIL") and "58.00 ± 0.00" in statements[0]
     assert "EASE: 0 of 2 optimizers are better than no training beyond the spread, 1 within it and 1 worse" in statements[1]
     assert "best ZO row of EASE (ZO-SGD, 56.00) against the best FO row (FO-SGD, 65.00) is worse" in statements[2]
+    tables = analysis.versus_no_training_tables(comparison.reset_index())
+    assert [caption for caption, _ in tables] == ["**Average accuracy**, difference to no training",
+                                                  "**Forgetting (lower is better)**, difference to no training"]
+    assert tables[1][1].loc[("EASE", "ZO-SGD"), "Digits"] == "+7.00 ± 2.83 (worse)"
 
 
 def test_banner_says_which_profile():
@@ -154,6 +162,116 @@ def test_banner_says_which_profile():
     assert "SMOKE profile" in smoke and "not the paper's scale" in smoke
     assert "1234abcd" in smoke and "0.1.0 (abc)" in smoke and "2 seeds (0, 1)" in smoke
     assert "PAPER profile" in report.banner("paper", ["cifar100"], [0], "v", "h")
+    toy = report.toy_banner("smoke", 150, [3], "0.1.0 (abc)", "1234abcd")
+    assert toy.startswith("> **Two-task toy problem**, 150 steps, 1 seed (3); code 0.1.0 (abc), params.yaml 1234abcd.")
+    assert "(this one: smoke)" in toy
+    assert report.bullets(["one.", "two."]) == "- one.\n- two."
+
+
+def test_labels_rows_and_colours_come_from_the_registry():
+    from zeroflow_core.optim import OPTIMIZERS
+
+    assert report.optimizer_label("zo-adam-sign") == "ZO-Adam-Sign" and report.optimizer_label("none") == "No training"
+    assert report.optimizer_colour("fo-sgd") == "#1f77b4" and report.optimizer_colour("none") == "black"
+    # an optimizer the registry does not have keeps its own name and has no colour of its own
+    assert report.optimizer_label("zo-lion") == "zo-lion" and report.paper_row("zo-lion") == ("-", "zo-lion")
+    assert report.optimizer_colour("zo-lion") is None
+    assert len({report.optimizer_colour(name) for name in OPTIMIZERS}) == len(OPTIMIZERS)  # no two lines alike
+
+
+def _bold_cells(table: report.Table) -> tuple[list, list]:
+    """Which data cells are bold, row by row, in the HTML and in the Markdown (whose first three columns
+    are the row's method, optimizer and strategy)."""
+    import re
+
+    html = [[cell.startswith("<b>") for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.html, re.S) if "<td>" in row]
+    markdown = [[cell.strip().startswith("**") for cell in line.strip("|").split("|")[3:]]
+                for line in table.markdown.splitlines()[2:]]
+    return html, markdown
+
+
+def test_table_1_html_and_markdown_bold_the_same_cells(tmp_path):
+    fake_grid(tmp_path)
+    methods = ["simplecil", *GRID["methods"]]
+    table = report.table_1(load(tmp_path, methods), report.load_reference(REPO / "reference"), methods,
+                           GRID["optimizers"], GRID["datasets"], "smoke",
+                           report.load_paper_baseline(REPO / "reference"))
+    html, markdown = _bold_cells(table)
+    assert html == markdown and len(html) == 5  # SimpleCIL, then FO-SGD and ZO-SGD of EASE and APER
+    # ours on Digits (the first three columns): FO-SGD is the best of both methods in Avg, Last and Fgt
+    assert [row[:3] for row in html] == [[False] * 3, [True] * 3, [False] * 3, [True] * 3, [False] * 3]
+    assert html[0] == [False] * len(html[0])  # the no-training row is alone in its method: nothing to be best among
+    # the paper's CIFAR-100 Avg (fourth column): ZO-SGD's 82.33 above FO-SGD's 82.31 for APER, the reverse for EASE
+    assert [row[3] for row in html[1:]] == [True, False, False, True]
+    assert "| **65.00 ± 7.07**" in table.markdown and "<td><b>65.00 ± 7.07</b></td>" in table.html
+
+
+def test_figure_5_paper_points_are_printed_or_read_off():
+    points = report.figure_5_paper_points(REPO / "reference", ["fo-sgd", "zo-sgd", "zo-adam"])
+    assert list(points.optimizer.unique()) == ["zo-sgd", "zo-adam"]  # the ones the paper's figure has
+    printed = points[points.printed].set_index("optimizer")
+    # q = 1 is Table 1's setting: EASE on ImageNet-A, ZO-SGD and ZO-Adam
+    assert printed.q.tolist() == [1, 1] and printed.avg.to_dict() == {"zo-sgd": 57.87, "zo-adam": 58.90}
+    assert set(printed.source) == {"Table 1"}
+    read_off = points[~points.printed]
+    assert read_off[["optimizer", "q", "avg"]].values.tolist() == [["zo-sgd", 32, 59.5]]
+    assert read_off.source.tolist() == ["read off Figure 5, approximate"]
+    assert points[points.optimizer == "zo-sgd"].q.tolist() == [1, 32]  # in q order: the dashed line joins them
+
+
+def test_overview_takes_the_papers_methods_and_both_no_training_rows(tmp_path):
+    fake_grid(tmp_path)
+    runs = load(tmp_path, ["simplecil", "aper", "ease"])
+    overview = report.overview(runs, report.load_reference(REPO / "reference"),
+                               report.load_paper_baseline(REPO / "reference"), "simplecil", ["aper", "ease"],
+                               GRID["optimizers"], ["digits"])
+    assert overview.methods == ["ease", "aper"]  # the paper's order
+    assert overview.paper_datasets == ["cifar100"]  # Digits is not the paper's: its CIFAR-100 stands beside it
+    assert list(overview.anchors.avg_acc_mean) == [58.0] and "simplecil" not in set(overview.ours.method)
+    assert overview.paper_anchors.avg_acc_mean.tolist() == [87.6]
+    assert overview.tidy.groupby("source").size().to_dict() == {"ours": 5, "paper": 5}  # 4 rows and SimpleCIL each
+
+
+def _drawn(monkeypatch):
+    """The figure a figures function draws, kept open instead of saved."""
+    from zeroflow_core import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    return figures, drawn
+
+
+def test_figure_4_line_style_is_the_family_s_and_colour_the_registry_s(tmp_path, monkeypatch):
+    from zeroflow_core.optim import OPTIMIZERS
+
+    figures, drawn = _drawn(monkeypatch)
+    fake_grid(tmp_path)
+    summary = report.curve_summary(report.seen_curves(load(tmp_path, ["simplecil", "ease"])))
+    figures.figure_4(summary, ["ease"], ["digits"], GRID["optimizers"], "simplecil", tmp_path / "figure_4.png")
+    lines = {line.get_label(): line for line in drawn[0].axes[0].get_lines()}
+    assert lines["FO-SGD"].get_linestyle() == "-" and lines["ZO-SGD"].get_linestyle() == "--"
+    assert lines["ZO-SGD"].get_color() == "#ff7f0e" and lines["no training (SimpleCIL)"].get_color() == "black"
+    assert list(lines["FO-SGD"].get_ydata()) == [78.0, 52.0]  # stage 1 = 2·avg − last, stage 2 = last
+    styles = {name: figures.FAMILY_LINES[spec.family] for name, spec in OPTIMIZERS.items()}
+    assert styles["fo-adam"] == "-" and styles["zo-adam-sign"] == "--" and styles["forward-grad"] == ":"
+
+
+def test_figure_5_draws_printed_points_filled_and_read_off_ones_hollow(tmp_path, monkeypatch):
+    figures, drawn = _drawn(monkeypatch)
+    summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 2, "value": [1, 4], "n_seeds": [2] * 2,
+                            "avg_acc_mean": [50.0, 52.0], "avg_acc_std": [1.0, 1.0],
+                            "forgetting_mean": [9.0, 8.0], "forgetting_std": [0.5, 0.5]})
+    anchor = pd.Series({"method": "simplecil", "avg_acc_mean": 45.0, "forgetting_mean": 5.0})
+    points = report.figure_5_paper_points(REPO / "reference", ["zo-sgd", "zo-adam"])
+    figures.figure_5(summary, anchor, points, tmp_path / "figure_5.png")
+    paper = {line.get_label(): line for line in drawn[0].axes[2].get_lines()}
+    printed, read_off = paper["ZO-SGD, printed (Table 1)"], paper["ZO-SGD, ≈ read off the figure"]
+    assert list(printed.get_xdata()) == [1] and list(printed.get_ydata()) == [57.87]
+    assert printed.get_markerfacecolor() == "#ff7f0e" and read_off.get_markerfacecolor() == "white"
+    assert list(read_off.get_xdata()) == [32] and list(read_off.get_ydata()) == [59.5]
+    assert not any(label.startswith("ZO-Adam") for label in paper)  # only the optimizers of the sweep
+    assert drawn[0].axes[2].get_title() == "paper: EASE on ImageNet-A (ViT-B/16-IN21K), known points"
 
 
 def test_unknown_notebook_is_refused(tmp_path):
@@ -164,7 +282,7 @@ def test_unknown_notebook_is_refused(tmp_path):
 def test_committed_notebooks_are_stripped_and_parameterized():
     import nbformat
 
-    for name in report.NOTEBOOKS:
+    for name in NOTEBOOKS:
         nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
         code = [cell for cell in nb.cells if cell.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", []), name
@@ -188,7 +306,7 @@ def fake_efficiency(folder: Path):
 
 
 def fake_ablations(root: Path, params: dict):
-    from zeroflow_core.params import sweep_cells
+    from zeroflow_core.cells import sweep_cells
 
     for name, sweep in params["ablations"]["sweeps"].items():
         # sweep_cells' order: optimizer × value × seed; a switch's named choices count as 0, 1, ...
@@ -223,7 +341,7 @@ def executed(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     outputs = {name: report.execute_notebook(name, params, "params.yaml", root=root,
                                              notebooks_dir=REPO / "notebooks")
-               for name in report.NOTEBOOKS}
+               for name in NOTEBOOKS}
     return root, params, outputs
 
 

@@ -1,21 +1,26 @@
-"""Tables and claims of the paper's sections 4–6: efficiency (Table 2), the ablations (Figure 5,
-Tables 3–4), held-out losses over training (Figure 7), and when a difference may be called one.
+"""Tables and claims of the paper's sections 3–6: against no training (Table 1, Figure 2), efficiency
+(Table 2), the ablations (Figure 5, Tables 3–4), the official code's switches, held-out losses over
+training (Figure 7), the toy trajectories (Figures 3 and 6), and when a difference may be called one.
 
 Plain pandas on the stages' outputs (runs/efficiency/*.json, runs/ablation/<name>/*/metrics.json,
-runs/train/*/metrics.json), so it is tested without a kernel (tests/test_analysis.py).
+runs/train/*/metrics.json) and on landscape.py's tables, so it is tested without a kernel
+(tests/test_analysis.py); the pages display what these functions return.
 """
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from zeroflow_core.params import sweep_cell_name
-from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, dataset_label, format_mean_std,
-                                  method_label, optimizer_label)
+from zeroflow_core.optim.registry import FAMILY_LABELS, OPTIMIZERS
+from zeroflow_core.cells import sweep_cell_name
+from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
+                                  format_mean_std, method_label, optimizer_label)
 
 # A CIFAR-100 task of the paper: 50,000 training images / 10 tasks (Table 2's per-epoch projection).
 CIFAR100_TASK_IMAGES = 5000
@@ -75,6 +80,13 @@ def versus_no_training_table(comparison: pd.DataFrame, metric: str = "avg_acc") 
                             sort=False)
 
 
+def versus_no_training_tables(comparison: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The "Against no training" section of Table 1 and Figure 2: average accuracy and forgetting, each
+    table with its caption (Markdown)."""
+    return [(f"**{title}**, difference to no training", versus_no_training_table(comparison, metric))
+            for metric, title in (("avg_acc", "Average accuracy"), ("forgetting", "Forgetting (lower is better)"))]
+
+
 def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baseline: str) -> list[str]:
     """The sentences that describe Table 1, each computed from the numbers it describes."""
     summary = aggregate(runs)
@@ -92,7 +104,7 @@ def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baselin
             best = part.loc[part.difference.idxmax()]
             worst = part.loc[part.difference.idxmin()]
             families = {family: part[part.optimizer.map(optimizer_family) == family]
-                        for family in ("first-order", "zeroth-order", "forward-gradient")}
+                        for family in FAMILY_LABELS.values()}
             family_text = "; ".join(f"{name} rows {frame.difference.mean():+.2f} on average"
                                     for name, frame in families.items() if len(frame))
             lines.append(
@@ -102,7 +114,7 @@ def no_training_statements(runs: pd.DataFrame, comparison: pd.DataFrame, baselin
                 f"({best.difference:+.2f} ± {best.spread:.2f} points of average accuracy), the lowest "
                 f"{optimizer_label(worst.optimizer)} ({worst.difference:+.2f} ± {worst.spread:.2f}); {family_text}.")
             rows = summary[(summary.method == method) & (summary.dataset == dataset)]
-            fo, zo = rows[rows.family == "first-order"], rows[rows.family == "zeroth-order"]
+            fo, zo = rows[rows.family == FAMILY_LABELS["backprop"]], rows[rows.family == FAMILY_LABELS["zeroth-order"]]
             if len(fo) and len(zo):
                 best_fo = fo.loc[fo.avg_acc_mean.idxmax()]
                 best_zo = zo.loc[zo.avg_acc_mean.idxmax()]
@@ -139,15 +151,9 @@ def paper_no_training_statements(tidy: pd.DataFrame, baseline: str) -> list[str]
 
 
 def optimizer_family(optimizer: str) -> str:
-    """first-order, zeroth-order or forward-gradient: from the registry (backprop or forward passes)."""
-    from zeroflow_core.optim import OPTIMIZERS
-
-    if optimizer not in OPTIMIZERS:
-        return "none"  # the no-training row
-    spec = OPTIMIZERS[optimizer]
-    if not spec.forward_pass_only:
-        return "first-order"
-    return "forward-gradient" if optimizer.startswith("forward") else "zeroth-order"
+    """first-order, zeroth-order or forward-gradient: the registry's family, as the book's sentences name it."""
+    spec = OPTIMIZERS.get(optimizer)
+    return FAMILY_LABELS[spec.family] if spec else "none"  # none: the no-training row
 
 
 # ------------------------------------------------------------------------------------------ Table 2
@@ -201,6 +207,40 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
     if steps_per_epoch is not None:
         table[f"s / epoch ({steps_per_epoch} steps, projected)"] = (part.step_seconds * steps_per_epoch).round(1)
     return table
+
+
+class RunEpochs(NamedTuple):
+    """Seconds per epoch measured in the training runs of one method and dataset."""
+
+    seconds: dict  # optimizer → mean over its seeds
+    backbone: str | None  # the model the runs trained (their config.yaml), None without one
+    runs: int
+
+
+def run_epochs(runs: pd.DataFrame, method: str, dataset: str) -> RunEpochs:
+    first = runs[(runs.method == method) & (runs.dataset == dataset)]
+    config_file = Path(first.path.iloc[0]).parent / "config.yaml"
+    backbone = yaml.safe_load(config_file.read_text())["backbone"] if config_file.is_file() else None
+    return RunEpochs(first.groupby("optimizer").seconds_per_epoch.mean().to_dict(), backbone, len(first))
+
+
+def efficiency_tables(rows: pd.DataFrame, models, epochs: RunEpochs) -> dict[str, pd.DataFrame]:
+    """`efficiency_table` per model: per-epoch times measured for the model the runs trained, and projected
+    for ViT-B/16 over one CIFAR-100 task at its batch size."""
+    tables = {}
+    for model in models:
+        batch = int(rows[rows.model == model].batch_size.iloc[0])
+        tables[model] = efficiency_table(
+            rows, model, steps_per_epoch=-(-CIFAR100_TASK_IMAGES // batch) if model == "vit-b16" else None,
+            seconds_per_epoch=epochs.seconds if model == epochs.backbone else None)
+    return tables
+
+
+def efficiency_caption(rows: pd.DataFrame, model: str) -> str:
+    """The heading of one model's table: how it was measured."""
+    row = rows[rows.model == model].iloc[0]
+    return (f"### {model}: batch {row.batch_size}, {row.attention} attention, device `{row.device}`, "
+            f"{row.threads} threads, median of {row.steps} timed step(s)")
 
 
 ZO_SGD = "ZO-SGD (q = 1)"
@@ -284,39 +324,9 @@ def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, s
     return pd.DataFrame(rows)
 
 
-# ------------------------------------------------------------------ official code vs ours, measured
-def switch_summary(ablation_dir, method: str, dataset: str, seeds, switches: dict) -> pd.DataFrame:
-    """One row per switch × optimizer × choice: accuracy and forgetting (mean, std over seeds) and, for the
-    choice that is not the official code's, the verdict against it."""
-    rows = []
-    for name, sweep in switches.items():
-        cells = load_ablation(Path(ablation_dir) / name, method, dataset, sweep["optimizers"], sweep["values"], seeds,
-                              sweep["hyper"])
-        for optimizer, part in ablation_summary(cells).groupby("optimizer", sort=False):
-            official = part[part.value == sweep["official"]].iloc[0]
-            for row in part.itertuples():
-                is_official = row.value == sweep["official"]
-                rows.append({
-                    "switch": name, "optimizer": optimizer, "value": row.value, "official": is_official,
-                    **{f"{m}_{s}": getattr(row, f"{m}_{s}") for m in TABLE_METRICS for s in ("mean", "std")},
-                    **{f"{m}_verdict": "official" if is_official else verdict(
-                        getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"), official[f"{m}_mean"],
-                        official[f"{m}_std"], lower_is_better=m in LOWER_IS_BETTER) for m in TABLE_METRICS},
-                })
-    return pd.DataFrame(rows)
-
-
-def forgetting_formulas(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per method × optimizer × dataset: forgetting by PILOT's formula and by the best-before-the-end one,
-    mean and std over seeds, from the same accuracy matrices."""
-    from zeroflow_core.metrics import FORGETTING_FORMULAS, forgetting
-
-    def matrix(m):
-        return np.array([[np.nan if v is None else v for v in row] for row in m], dtype=float)
-
-    tidy = runs.assign(**{f"forgetting_{f}": [forgetting(matrix(m), f) for m in runs.acc_matrix]
-                          for f in FORGETTING_FORMULAS})
-    return aggregate(tidy, metrics=[f"forgetting_{f}" for f in FORGETTING_FORMULAS])
+def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per (optimizer, value)."""
+    return aggregate(cells, by=("optimizer", "value"))
 
 
 def no_training_summary(runs_dir, baseline: str, dataset: str, seeds) -> pd.Series:
@@ -336,11 +346,6 @@ def sweep_against_no_training(summary: pd.DataFrame, anchor: pd.Series, hyper: s
                          f"{row.avg_acc_mean - anchor.avg_acc_mean:+.2f} points of average accuracy against no "
                          f"training ({method_label(anchor.method)}, {anchor.avg_acc_mean:.2f}): {call}.")
     return lines
-
-
-def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (optimizer, value)."""
-    return aggregate(cells, by=("optimizer", "value"))
 
 
 def against_baseline(summary: pd.DataFrame, baseline_value, metric: str = "avg_acc") -> pd.DataFrame:
@@ -368,6 +373,222 @@ def trend(summary: pd.DataFrame, optimizer: str, metric: str = "avg_acc") -> tup
     first, last = part.iloc[0], part.iloc[-1]
     return slope, verdict(last[f"{metric}_mean"], last[f"{metric}_std"], first[f"{metric}_mean"],
                           first[f"{metric}_std"], lower_is_better=metric in LOWER_IS_BETTER)
+
+
+def sweep_notes(run_settings: dict, sweep_optimizers: dict, optimizers) -> list[str]:
+    """What a sweep's page says first (Markdown paragraphs): the settings its runs take over the grid's."""
+    notes = []
+    if run_settings:
+        notes.append("The sweep's runs use their own settings over the grid's (`ablations.train`): "
+                     + _settings(run_settings) + ", so its plain-ZO cell need not equal Table 1's run.")
+    if sweep_optimizers:
+        notes.append("Its optimizers' settings over the grid's (`ablations.optimizers`): "
+                     + "; ".join(f"{optimizer_label(o)} " + _settings(hyper) for o, hyper in sweep_optimizers.items()
+                                 if o in optimizers) + ".")
+    return notes
+
+
+def _settings(settings: dict) -> str:
+    return ", ".join(f"`{key}: {value}`" for key, value in settings.items())
+
+
+def sweep_tables(summary: pd.DataFrame, method: str, dataset: str, seeds) -> dict[str, tuple[str, pd.DataFrame]]:
+    """Per optimizer of a sweep, the paper's layout of Tables 3 and 4 (one row per metric, one column per
+    proportion, mean ± std over seeds) with its caption (Markdown)."""
+    tables = {}
+    for optimizer, part in summary.groupby("optimizer", sort=False):
+        part = part.set_index("value")
+        table = pd.DataFrame({f"{v:.0%}": [format_mean_std(part.loc[v, f"{m}_mean"], part.loc[v, f"{m}_std"])
+                                           for m in TABLE_METRICS] for v in part.index},
+                             index=list(TABLE_METRICS.values()))
+        tables[optimizer] = (f"**Ours**: {method_label(method)} + {optimizer_label(optimizer)} on "
+                             f"{dataset_label(dataset)}, mean ± std over {len(seeds)} seeds", table)
+    return tables
+
+
+def sweep_rows(summary: pd.DataFrame, hyper: str) -> pd.DataFrame:
+    """A sweep's summary as shown: one row per optimizer and value, mean ± std over seeds."""
+    table = summary.assign(**{m: [format_mean_std(a, b) for a, b in zip(summary[f"{m}_mean"], summary[f"{m}_std"])]
+                              for m in TABLE_METRICS})[["optimizer", "value", "n_seeds", *TABLE_METRICS]]
+    return table.rename(columns={"value": hyper, **TABLE_METRICS})
+
+
+def paper_table_3(reference_dir) -> pd.DataFrame:
+    """The paper's Table 3 in its layout: one row per metric, one column per proportion p."""
+    path = Path(reference_dir) / "table3_historical.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the paper's Table 3 is missing (it ships in reference/)")
+    paper = pd.read_csv(path)
+    return pd.DataFrame({f"{p:.0%}": [a, l, f] for p, a, l, f in zip(paper.proportion, paper.avg, paper["last"],
+                                                                      paper.fgt)},
+                        index=list(TABLE_METRICS.values()))
+
+
+def table_3_claim(paper: pd.DataFrame) -> str:
+    """The paper's claim on Table 3, naming the proportions its own table puts above plain ZO-SGD."""
+    plain, *mixed = paper.columns
+    higher = [p for p in mixed if paper.at["Avg", p] > paper.at["Avg", plain]]
+    return ("modest proportions (20–60%) outperform plain ZO-SGD (0%) on average accuracy (its table: higher Avg "
+            f"at {', '.join(higher)}, forgetting slightly higher at every p > 0).")
+
+
+def sweep_text(paper_claim: str, summary: pd.DataFrame, anchor: pd.Series, hyper: str) -> str:
+    """The closing text of Tables 3 and 4 (Markdown): the paper's claim, then ours: per optimizer and metric,
+    the values better than the sweep's first (plain ZO), worse or within the spread, and the best and worst
+    value against no training (`anchor`)."""
+    plain = summary.value.min()
+    calls = {metric: against_baseline(summary, plain, metric) for metric in TABLE_METRICS}
+    lines = []
+    for optimizer in summary.optimizer.unique():
+        for metric, name in TABLE_METRICS.items():
+            mine = calls[metric][(calls[metric].optimizer == optimizer) & (calls[metric].verdict != "baseline")]
+            said = {call: ", ".join(f"{v:.0%}" for v in mine[mine.verdict == call].value) or "no value"
+                    for call in ("better", "worse", "within the spread")}
+            lines.append(f"{optimizer_label(optimizer)}, {name}: better than {plain:.0%} at {said['better']}; "
+                         f"worse at {said['worse']}; within the spread at {said['within the spread']}.")
+    lines += sweep_against_no_training(summary, anchor, hyper)
+    return (f"**The paper's claim**: {paper_claim}\n\n**Ours** (a difference is called only where it exceeds the "
+            "two standard deviations together):\n\n" + bullets(lines))
+
+
+def query_budget_statements(summary: pd.DataFrame, anchor: pd.Series, hyper: str) -> list[str]:
+    """Figure 5's claim that accuracy rises with q, per optimizer: the slope per doubling of q and the largest
+    q against the smallest; then the best and worst q against no training (`anchor`)."""
+    q_low, q_high = summary.value.min(), summary.value.max()
+    said = {"better": f"average accuracy at q = {q_high} is above q = {q_low} beyond the spread: **agrees** with "
+                      "the paper",
+            "worse": f"average accuracy at q = {q_high} is below q = {q_low} beyond the spread: **disagrees** with "
+                     "the paper",
+            "within the spread": f"q = {q_high} and q = {q_low} differ by less than their spread: our runs neither "
+                                 "confirm nor contradict the paper's rise"}
+    lines = []
+    for optimizer in summary.optimizer.unique():
+        slope, call = trend(summary, optimizer, "avg_acc")
+        lines.append(f"**{optimizer_label(optimizer)}**: slope {slope:+.2f} points per doubling of q; {said[call]}.")
+    return lines + sweep_against_no_training(summary, anchor, hyper)
+
+
+# ------------------------------------------------------------------ official code vs ours, measured
+def switch_summary(ablation_dir, method: str, dataset: str, seeds, switches: dict) -> pd.DataFrame:
+    """One row per switch × optimizer × choice: accuracy and forgetting (mean, std over seeds) and, for the
+    choice that is not the official code's, the verdict against it."""
+    rows = []
+    for name, sweep in switches.items():
+        cells = load_ablation(Path(ablation_dir) / name, method, dataset, sweep["optimizers"], sweep["values"], seeds,
+                              sweep["hyper"])
+        for optimizer, part in ablation_summary(cells).groupby("optimizer", sort=False):
+            official = part[part.value == sweep["official"]].iloc[0]
+            for row in part.itertuples():
+                is_official = row.value == sweep["official"]
+                rows.append({
+                    "switch": name, "optimizer": optimizer, "value": row.value, "official": is_official,
+                    **{f"{m}_{s}": getattr(row, f"{m}_{s}") for m in TABLE_METRICS for s in ("mean", "std")},
+                    **{f"{m}_verdict": "official" if is_official else verdict(
+                        getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"), official[f"{m}_mean"],
+                        official[f"{m}_std"], lower_is_better=m in LOWER_IS_BETTER) for m in TABLE_METRICS},
+                })
+    return pd.DataFrame(rows)
+
+
+def switch_notes(run_settings: dict, sweep_optimizers: dict) -> list[str]:
+    """What the switches' page says first (Markdown): the settings its runs take over the grid's."""
+    if not (run_settings or sweep_optimizers):
+        return []
+    return ["The switches run with the sweeps' settings over the grid's: " + _settings(run_settings)
+            + "".join(f"; {optimizer_label(o)} " + _settings(hyper) for o, hyper in sweep_optimizers.items())
+            + " (`ablations.train`, `ablations.optimizers`)."]
+
+
+def switch_table(summary: pd.DataFrame, switches: dict, anchor: pd.Series) -> pd.DataFrame:
+    """`switch_summary` as shown, each side's verdict against the official code's, and the no-training row
+    (`anchor`) last: what every side of every switch is worth against."""
+    def choice(row):
+        fixed = "".join(f", {k} = {v}" for k, v in switches[row.switch].get("with", {}).items())
+        return f"{row.value}" + (" (official)" if row.official else "") + (f" [{fixed[2:]}]" if fixed else "")
+
+    table = pd.DataFrame({
+        "switch": summary.switch,
+        "optimizer": [optimizer_label(o) for o in summary.optimizer],
+        "choice": [choice(row) for row in summary.itertuples()],
+        **{label: [format_mean_std(m, s) for m, s in zip(summary[f"{key}_mean"], summary[f"{key}_std"])]
+           for key, label in TABLE_METRICS.items()},
+        "Avg vs official": summary.avg_acc_verdict,
+        "Fgt vs official": summary.forgetting_verdict,
+    })
+    table.loc[len(table)] = {"switch": "no training", "optimizer": "none", "choice": method_label(anchor.method),
+                             **{label: format_mean_std(anchor[f"{key}_mean"], anchor[f"{key}_std"])
+                                for key, label in TABLE_METRICS.items()},
+                             "Avg vs official": "", "Fgt vs official": ""}
+    return table
+
+
+def switch_statements(summary: pd.DataFrame, anchor: pd.Series) -> list[str]:
+    """Per switch and optimizer: each side against the official code's, and the official side against no
+    training (`anchor`)."""
+    lines = []
+    for name, part in summary.groupby("switch", sort=False):
+        for optimizer, rows in part.groupby("optimizer", sort=False):
+            official = rows[rows.official].iloc[0]
+            against_none = verdict(official.avg_acc_mean, official.avg_acc_std, anchor.avg_acc_mean, anchor.avg_acc_std)
+            for row in rows[~rows.official].itertuples():
+                lines.append(
+                    f"`{name}`, {optimizer_label(optimizer)}: {row.value} against the official {official.value}: "
+                    f"{row.avg_acc_mean - official.avg_acc_mean:+.2f} points of average accuracy "
+                    f"({row.avg_acc_verdict}), {row.forgetting_mean - official.forgetting_mean:+.2f} points of "
+                    f"forgetting ({row.forgetting_verdict}); "
+                    f"the official side is {official.avg_acc_mean - anchor.avg_acc_mean:+.2f} points from no training "
+                    f"({against_none}).")
+    return lines
+
+
+def zo_scope_statement(summary: pd.DataFrame) -> str:
+    """Whether the official ZO scope (every tensor, EASE's stored prototypes too) raises forgetting."""
+    scope = summary[summary.switch == "zo_scope"]
+    official, ours = scope[scope.official].iloc[0], scope[~scope.official].iloc[0]
+    raised = verdict(official.forgetting_mean, official.forgetting_std, ours.forgetting_mean, ours.forgetting_std,
+                     lower_is_better=True)
+    return (f"**Does the official ZO scope raise EASE's forgetting?** Perturbing the stored prototypes gives "
+            f"{format_mean_std(official.forgetting_mean, official.forgetting_std)} forgetting against "
+            f"{format_mean_std(ours.forgetting_mean, ours.forgetting_std)} with the trainable scope: "
+            + ("more forgetting, beyond the spread." if raised == "worse" else "less forgetting, beyond the spread."
+               if raised == "better" else "within the spread, so not resolved at this scale.")
+            + " The paper reports 15.64 for ZO-SGD against 7.32 for FO on CIFAR-100 (Table 1).")
+
+
+def forgetting_formulas(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method × optimizer × dataset: forgetting by PILOT's formula and by the best-before-the-end one,
+    mean and std over seeds, from the same accuracy matrices."""
+    from zeroflow_core.metrics import FORGETTING_FORMULAS, forgetting
+
+    def matrix(m):
+        return np.array([[np.nan if v is None else v for v in row] for row in m], dtype=float)
+
+    tidy = runs.assign(**{f"forgetting_{f}": [forgetting(matrix(m), f) for m in runs.acc_matrix]
+                          for f in FORGETTING_FORMULAS})
+    return aggregate(tidy, metrics=[f"forgetting_{f}" for f in FORGETTING_FORMULAS])
+
+
+def forgetting_formulas_table(formulas: pd.DataFrame) -> pd.DataFrame:
+    """`forgetting_formulas` as shown: both formulas' mean ± std and the difference of their means."""
+    return pd.DataFrame({
+        "method": [method_label(m) for m in formulas.method],
+        "optimizer": [optimizer_label(o) for o in formulas.optimizer],
+        "dataset": [dataset_label(d) for d in formulas.dataset],
+        "PILOT (ours now)": [format_mean_std(m, s) for m, s in zip(formulas.forgetting_pilot_mean,
+                                                                   formulas.forgetting_pilot_std)],
+        "best before the end": [format_mean_std(m, s) for m, s in zip(formulas.forgetting_before_final_mean,
+                                                                      formulas.forgetting_before_final_std)],
+        "difference": (formulas.forgetting_pilot_mean - formulas.forgetting_before_final_mean).round(2),
+    })
+
+
+def forgetting_formulas_statement(table: pd.DataFrame) -> str:
+    """How often PILOT's formula gives the higher forgetting, from `forgetting_formulas_table`."""
+    moved = table[table.difference > 0]
+    return (f"PILOT's formula gives a higher forgetting in {len(moved)} of {len(table)} method × optimizer rows "
+            + (f"(by up to {table.difference.max():.2f} points)" if len(moved) else
+               "(no old task ended above its earlier best, so the two formulas agree here)")
+            + "; it cannot give a lower one, since its maximum runs over more stages.")
 
 
 # ------------------------------------------------------------------------------------------ Figure 7
@@ -421,3 +642,138 @@ def movement_statements(moves: pd.DataFrame) -> list[str]:
         lines.append(f"{optimizer_label(row.optimizer)}: the new task's held-out loss {said} within a task "
                      f"({row.change_mean:+.3f} ± {row.change_std:.3f} from the first record to the last).")
     return lines
+
+
+def fo_zo_pairs(methods, optimizers) -> tuple[str, list[tuple[str, str]], list[str]]:
+    """Figure 7's runs: the method (EASE, else the grid's first), the (FO, ZO) pairs of SGD and Adam the grid
+    has, and the optimizers shown (those pairs, else the grid's first two)."""
+    method = "ease" if "ease" in methods else methods[0]
+    pairs = [(fo, zo) for fo, zo in (("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam"))
+             if fo in optimizers and zo in optimizers]
+    return method, pairs, [o for pair in pairs for o in pair] or list(optimizers[:2])
+
+
+class StepLosses(NamedTuple):
+    """The mini-batch loss of every training step, the function value on the task being learned."""
+
+    mean: np.ndarray  # over seeds, cut to the shortest run
+    std: np.ndarray  # population std (ddof=0) over seeds: the band drawn around the mean
+    task_ends: np.ndarray  # the steps after which a task ends, in the first seed's run
+
+
+def step_losses(runs: pd.DataFrame) -> dict[str, StepLosses]:
+    """Per optimizer of `runs`, in their order: the loss_curves of its runs' metrics.json."""
+    losses = {}
+    for optimizer, part in runs.groupby("optimizer", sort=False):
+        curves = [json.loads(Path(path).read_text())["loss_curves"] for path in part.path]
+        steps = [np.concatenate([np.asarray(task, float) for task in curve]) for curve in curves]
+        length = min(len(s) for s in steps)
+        stacked = np.stack([s[:length] for s in steps])
+        losses[optimizer] = StepLosses(stacked.mean(0), stacked.std(0),
+                                       np.cumsum([len(task) for task in curves[0]])[:-1])
+    return losses
+
+
+def heldout_summary(curves: pd.DataFrame) -> pd.DataFrame:
+    """`heldout_curves` averaged over seeds: mean and std per optimizer, curve (new, old) and step."""
+    return curves.groupby(["optimizer", "which", "step"]).loss.agg(["mean", "std"]).reset_index()
+
+
+def volatility_table(vol: pd.DataFrame) -> pd.DataFrame:
+    """`volatility` as shown: mean ± std over seeds."""
+    shown = vol.assign(volatility=[format_mean_std(m, s, 3) for m, s in zip(vol.volatility_mean, vol.volatility_std)])
+    return shown[["optimizer", "which", "n_seeds", "volatility"]]
+
+
+def volatility_statements(vol: pd.DataFrame, moves: pd.DataFrame, pairs, method: str) -> list[str]:
+    """Figure 7's claims per (FO, ZO) pair: ZO's new-task loss more volatile than FO's, old tasks' losses
+    changing less than the new task's; a curve is compared only if it moves beyond its spread within a task
+    (`movement`), since the smoothness of a curve that does not move says nothing about the optimizer."""
+    def row(optimizer, which):
+        hit = vol[(vol.optimizer == optimizer) & (vol.which == which)]
+        return (hit.volatility_mean.iloc[0], hit.volatility_std.iloc[0]) if len(hit) else (np.nan, np.nan)
+
+    def moving(optimizer, which):
+        hit = moves[(moves.optimizer == optimizer) & (moves.which == which)]
+        return (bool(len(hit))
+                and verdict(hit.change_mean.iloc[0], hit.change_std.iloc[0], 0.0, 0.0) != "within the spread")
+
+    lines = []
+    for fo, zo in pairs:
+        if moving(fo, "new") and moving(zo, "new"):
+            call = verdict(*row(zo, "new"), *row(fo, "new"), lower_is_better=True)
+            said = {"worse": "more volatile than", "better": "smoother than",
+                    "within the spread": "within the spread of"}[call]
+            lines.append(f"New task: {optimizer_label(zo)}'s held-out loss is **{said}** "
+                         f"{optimizer_label(fo)}'s (paper: ZO more volatile).")
+        else:
+            still = [optimizer_label(o) for o in (fo, zo) if not moving(o, "new")]
+            lines.append(f"New task, {optimizer_label(zo)} against {optimizer_label(fo)}: **not compared**: "
+                         f"the held-out loss of {' and '.join(still)} does not move beyond its spread within a task, "
+                         "so its smoothness says nothing about the optimizer.")
+        for optimizer in (fo, zo):
+            if moving(optimizer, "old"):
+                call = verdict(*row(optimizer, "old"), *row(optimizer, "new"), lower_is_better=True)
+                said = {"better": "change less than", "worse": "change more than",
+                        "within the spread": "are within the spread of"}[call]
+                lines.append(f"{optimizer_label(optimizer)}: old-task losses **{said}** the new task's (paper: old "
+                             "tasks change less).")
+            else:
+                lines.append(f"{optimizer_label(optimizer)}: old-task losses do not move within a task "
+                             f"({method_label(method)} scores old classes with what its end_task stored, which "
+                             "training the current task leaves alone), so 'old tasks change less' is true by "
+                             "construction, not a finding.")
+    return lines + movement_statements(moves)
+
+
+# ------------------------------------------------------------------------------- Figures 3 and 6
+# landscape.summary_table's statistics as shown, with the digits each needs.
+TRAJECTORY_COLUMNS = {"final_distance": ("final distance to θ*", 3), "final_loss": ("final total loss", 3),
+                      "path_length": ("path length", 3), "jitter": ("jitter", 3), "turning": ("turning (°)", 1)}
+
+
+def toy_problem_text(problem, panels) -> str:
+    """The toy problem's minima and each panel's optimizer and hyper-parameters (landscape.TwoTaskProblem,
+    landscape.Panel)."""
+    lines = [f"old-task minimum a = {problem.a}, new-task minimum b = {problem.b}, "
+             f"total minimum θ* = {problem.total_minimum().round(3)}; every trajectory starts at a"]
+    lines += [f"({panel.letter}) {panel.title}: {panel.optimizer}, "
+              + ", ".join(f"{key}={value}" for key, value in panel.hyper.items()) for panel in panels]
+    return "\n".join(lines)
+
+
+def trajectory_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """landscape.summary_table as shown: each statistic's mean ± std over seeds."""
+    shown = summary[["panel", "title", "optimizer", "n_seeds"]].copy()
+    for name, (label, digits) in TRAJECTORY_COLUMNS.items():
+        shown[label] = [format_mean_std(mean, std, digits)
+                        for mean, std in zip(summary[f"{name}_mean"], summary[f"{name}_std"])]
+    return shown
+
+
+def trajectory_claims(convergence: str, problem, stats: pd.DataFrame, summary: pd.DataFrame,
+                      verdicts: pd.DataFrame) -> str:
+    """The trajectory figures' claims (Markdown): the `convergence` claim, judged by every panel ending within
+    10% of the start distance from θ* in every seed (landscape.statistics), then landscape.check_claims'
+    verdicts, one line per claim, and their count."""
+    start = float(np.linalg.norm(problem.a - problem.total_minimum()))
+    reached = stats.groupby("panel", sort=False).final_distance.max() < 0.1 * start
+    titles = summary.set_index("panel").title
+    missed = [titles[letter] for letter, ok in reached.items() if not ok]
+    outcome = "agrees" if reached.all() else "disagrees" if not reached.any() else "partly"
+    lines = [f"{convergence} — ours: **{outcome}**: {reached.sum()} of {len(reached)} panels end within 10% of "
+             f"the start distance from θ\\* ({start:.2f}) in every seed"
+             + (f"; not {', '.join(missed)}" if missed else "")]
+
+    def mean_std(mean, std, metric):
+        return format_mean_std(mean, std, 1 if metric == "turning" else 2)
+
+    for claim, rows in verdicts.groupby("claim", sort=False):
+        parts = [f"{row.metric} **{row.outcome}** ({row.rougher} "
+                 f"{mean_std(row.rougher_mean, row.rougher_std, row.metric)} vs {row.smoother} "
+                 f"{mean_std(row.smoother_mean, row.smoother_std, row.metric)})"
+                 for row in rows.itertuples()]
+        lines.append(f"{claim} — ours: " + "; ".join(parts))
+    counts = verdicts.outcome.value_counts()
+    return (bullets(lines) + f"\n\nOver all {len(verdicts)} comparisons: "
+            + ", ".join(f"{n} {o}" for o, n in counts.items()))

@@ -1,7 +1,8 @@
 """What the table and figure notebooks share: reading runs, averaging seeds, the paper's names, banners.
 
-The notebooks stay thin and only plot; everything here is plain pandas so it is tested without a kernel
-(tests/test_report.py). Data comes only from each run's metrics.json and from reference/*.csv.
+Plain pandas, so it is tested without a kernel (tests/test_report.py); the drawing is in figures.py and the
+sections' tables and statements in analysis.py. Data comes only from each run's metrics.json and from
+reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`).
 """
 from __future__ import annotations
 
@@ -13,27 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from zeroflow_core.config import NO_OPTIMIZER
-from zeroflow_core.params import (NOTEBOOK_INPUTS, RESULTS_DIR, RUNS_DIR, notebook_parameters, optimizers_of, run_folder,
-                                  run_name, sweep_cells)
+from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
+from zeroflow_core.bench import EFFICIENCY_DIR
+from zeroflow_core.cells import optimizers_of, run_folder, run_name, sweep_cells
+from zeroflow_core.pages import BOOK, NOTEBOOKS, check_pages_against, notebook_parameters, switches
 
-# The notebook stages of dvc.yaml, in the book's order; a name outside this list is refused before a kernel starts.
-NOTEBOOKS = tuple(NOTEBOOK_INPUTS)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-# Our registry names → the paper's Table 1 rows (optimizer family, strategy); Forward-Grad has no family.
-PAPER_ROWS = {
-    "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
-    "zo-sgd-conserve": ("SGD", "Conserve"),
-    "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"), "zo-adam-sign": ("Adam", "Sign"),
-    "zo-adam-conserve": ("Adam", "Conserve"),
-    "forward-grad": ("-", "Forward"),
-    NO_OPTIMIZER: ("—", "No training"),
-}
-OPTIMIZER_LABELS = {
-    "fo-sgd": "FO-SGD", "zo-sgd": "ZO-SGD", "zo-sgd-sign": "ZO-SGD-Sign", "zo-sgd-conserve": "ZO-SGD-Conserve",
-    "fo-adam": "FO-Adam", "zo-adam": "ZO-Adam", "zo-adam-sign": "ZO-Adam-Sign",
-    "zo-adam-conserve": "ZO-Adam-Conserve", "forward-grad": "Forward-Grad", NO_OPTIMIZER: "No training",
-}
 METHOD_LABELS = {"simplecil": "SimpleCIL", "ease": "EASE", "aper": "APER", "finetune": "Fine-tune", "replay": "Replay",
                  "lwf": "LwF"}
 PAPER_METHODS = ("ease", "aper")
@@ -41,14 +26,15 @@ PAPER_DATASETS = ("cifar100", "cub", "imagenet_a", "omnibenchmark")
 DATASET_LABELS = {"cifar100": "CIFAR-100", "cub": "CUB", "imagenet_a": "ImageNet-A",
                   "omnibenchmark": "OmniBenchmark", "digits": "Digits", "synthetic": "Synthetic-100", "hues": "Hues"}
 PAPER_SETUP = "ViT-B/16-IN21K"
-# One colour per optimizer in every figure, so a line in figure 4 and a bar in figure 2 read the same.
-OPTIMIZER_COLORS = dict(zip(OPTIMIZER_LABELS, ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                                               "#e377c2", "#7f7f7f", "#17becf"]))
 # metrics.json key → Table 1 column; forgetting is the one where lower is better.
 TABLE_METRICS = {"avg_acc": "Avg", "last_acc": "Last", "forgetting": "Fgt"}
 LOWER_IS_BETTER = {"forgetting"}
 SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "peak_memory_mb", "seconds_per_epoch",
                "forward_passes", "backward_passes", "forwards_per_step", "steps")
+# The paper's Figure 5: EASE on ImageNet-A, these two optimizers against these q; q = 1 is Table 1's setting, so
+# those points are Table 1's rows, printed, and the others can only be read off the figure.
+FIGURE_5_PAPER = {"method": "ease", "dataset": "imagenet_a", "optimizers": ("zo-sgd", "zo-adam"),
+                  "q": (1, 2, 4, 8, 16, 32)}
 
 
 class MissingRunError(FileNotFoundError):
@@ -59,8 +45,23 @@ class NotebookError(RuntimeError):
     """A notebook failed while papermill ran it; the partial output notebook is kept for reading."""
 
 
+def _display(optimizer: str) -> Display | None:
+    if optimizer == NO_OPTIMIZER:
+        return NO_TRAINING
+    spec = OPTIMIZERS.get(optimizer)
+    return spec.display if spec else None
+
+
 def optimizer_label(optimizer: str) -> str:
-    return OPTIMIZER_LABELS.get(optimizer, optimizer)
+    """The paper's name for an optimizer; one it does not have keeps its own name."""
+    display = _display(optimizer)
+    return display.label if display else optimizer
+
+
+def optimizer_colour(optimizer: str) -> str | None:
+    """One colour per optimizer in every figure, so a line in figure 4 and a point in figure 5 read the same."""
+    display = _display(optimizer)
+    return display.colour if display else None
 
 
 def method_label(method: str) -> str:
@@ -73,7 +74,8 @@ def dataset_label(dataset: str) -> str:
 
 def paper_row(optimizer: str) -> tuple[str, str]:
     """(family, strategy) of Table 1; an optimizer the paper does not have keeps its own name."""
-    return PAPER_ROWS.get(optimizer, ("-", optimizer))
+    display = _display(optimizer)
+    return display.table1_row if display else ("-", optimizer)
 
 
 def stage_name(method: str, dataset: str) -> str:
@@ -178,7 +180,7 @@ def load_reference(reference_dir) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the paper's Table 1 is missing (it ships in reference/)")
     table = pd.read_csv(path, dtype={"optimizer": str})
-    to_ours = {row: name for name, row in PAPER_ROWS.items()}
+    to_ours = {paper_row(name): name for name in [*OPTIMIZERS, NO_OPTIMIZER]}
     table["optimizer_name"] = [to_ours.get((fam, strat)) for fam, strat in zip(table.optimizer, table.strategy)]
     table["method_name"] = table.method.str.lower()
     return table
@@ -192,6 +194,26 @@ def load_read_off(reference_dir, figure: int) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: the points read off the paper's figures are missing (they ship in reference/)")
     table = pd.read_csv(path)
     return table[table.figure == figure].reset_index(drop=True)
+
+
+def figure_5_paper_points(reference_dir, optimizers) -> pd.DataFrame:
+    """The paper's Figure 5 points of those `optimizers` it plots, by optimizer in their order, then by q:
+    average accuracy per q, `printed` for q = 1 (Table 1's row, reference/table1_accuracy.csv) and not for
+    the points read off the figure (reference/figure_read_off.csv, approximate), each with its source."""
+    method, dataset = FIGURE_5_PAPER["method"], FIGURE_5_PAPER["dataset"]
+    reference = load_reference(reference_dir)
+    read_off = load_read_off(reference_dir, figure=5)
+    read_off = read_off[(read_off.method == method) & (read_off.dataset == dataset)]
+    rows = []
+    for optimizer in [o for o in optimizers if o in FIGURE_5_PAPER["optimizers"]]:
+        row = reference[(reference.method_name == method) & (reference.optimizer_name == optimizer)
+                        & (reference.dataset == dataset)]
+        points = [{"optimizer": optimizer, "q": 1, "avg": float(row.avg.iloc[0]), "printed": True,
+                   "source": "Table 1"}]
+        points += [{"optimizer": optimizer, "q": int(point.x), "avg": float(point.avg), "printed": False,
+                    "source": point.source} for point in read_off[read_off.optimizer == optimizer].itertuples()]
+        rows += sorted(points, key=lambda point: point["q"])
+    return pd.DataFrame(rows, columns=["optimizer", "q", "avg", "printed", "source"])
 
 
 def load_paper_baseline(reference_dir) -> pd.DataFrame:
@@ -244,7 +266,8 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
     `methods` may start with the no-training baseline (optimizer `none`, one row). Our block first, then
     the paper's block for the same rows (the baseline's published numbers from `paper_baseline`); the best
     of each column within a method is bold (highest Avg and Last, lowest Fgt), in each block separately
-    since the two are different setups.
+    since the two are different setups. The cells' texts and which of them is best make one table each,
+    so the HTML and the Markdown are two renderings of the same cells.
     """
     ours = aggregate(runs)
     ours.insert(0, "source", "ours")
@@ -260,39 +283,71 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
     tidy = tidy[["source", "method", "optimizer", "family", "strategy", "dataset", "n_seeds"]
                 + [f"{m}_{s}" for m in TABLE_METRICS for s in ("mean", "std")]]
 
-    ours_label = f"Ours ({profile} profile)"
-    paper_label = f"Paper ({PAPER_SETUP})"
-    blocks = [(ours_label, "ours", list(datasets)), (paper_label, "paper", paper_sets)]
-    columns = pd.MultiIndex.from_tuples([(label, dataset_label(d), name) for label, _, sets in blocks
+    blocks = {"ours": (f"Ours ({profile} profile)", list(datasets)), "paper": (f"Paper ({PAPER_SETUP})", paper_sets)}
+    columns = pd.MultiIndex.from_tuples([(label, dataset_label(d), name) for label, sets in blocks.values()
                                          for d in sets for name in TABLE_METRICS.values()])
     index = pd.MultiIndex.from_tuples([(method_label(m), *paper_row(o)) for m in methods
                                        for o in optimizers_of(m, optimizers)],
                                       names=["Method", "Optimizer", "Strategy"])
-    cells = {"html": pd.DataFrame("—", index=index, columns=columns),
-             "md": pd.DataFrame("—", index=index, columns=columns)}
-    for label, source, sets in blocks:
-        part = tidy[tidy.source == source]
-        for method in methods:
-            rows = part[part.method == method]
-            for dataset in sets:
-                col_rows = rows[rows.dataset == dataset]
-                for metric, name in TABLE_METRICS.items():
-                    means = col_rows.set_index("optimizer")[f"{metric}_mean"]
-                    best = (means.min() if metric in LOWER_IS_BETTER else means.max()) if len(means) else None
-                    for optimizer, mean in means.items():
-                        std = col_rows.set_index("optimizer").at[optimizer, f"{metric}_std"]
-                        text = format_mean_std(mean, std)
-                        bold = len(means) > 1 and mean == best
-                        key = (method_label(method), *paper_row(optimizer))
-                        cells["html"].at[key, (label, dataset_label(dataset), name)] = f"<b>{text}</b>" if bold else text
-                        cells["md"].at[key, (label, dataset_label(dataset), name)] = f"**{text}**" if bold else text
-    html = cells["html"].to_html(escape=False, classes="zeroflow-table", border=0)
-    flat = cells["md"].copy()
+    text = pd.DataFrame("—", index=index, columns=columns)
+    best = pd.DataFrame(False, index=index, columns=columns)
+    for metric, name in TABLE_METRICS.items():
+        for row, is_best in zip(tidy.itertuples(), _best_in_column(tidy, metric)):
+            cell = ((method_label(row.method), *paper_row(row.optimizer)),
+                    (blocks[row.source][0], dataset_label(row.dataset), name))
+            text.at[cell] = format_mean_std(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
+            best.at[cell] = is_best
+    html = _bold(text, best, "<b>", "</b>").to_html(escape=False, classes="zeroflow-table", border=0)
+    flat = _bold(text, best, "**", "**")
     flat.columns = [" / ".join(c) for c in flat.columns]
-    markdown = flat.reset_index().to_markdown(index=False)
-    return Table(tidy=tidy, html=html, markdown=markdown)
+    return Table(tidy=tidy, html=html, markdown=flat.reset_index().to_markdown(index=False))
 
 
+def _best_in_column(tidy: pd.DataFrame, metric: str) -> pd.Series:
+    """Whether each row holds the best mean of its column (source, method, dataset): the highest, the lowest
+    for forgetting; a column of one row has nothing to be best among."""
+    column = tidy.groupby(["source", "method", "dataset"], sort=False)[f"{metric}_mean"]
+    best = column.transform("min" if metric in LOWER_IS_BETTER else "max")
+    return (column.transform("size") > 1) & (tidy[f"{metric}_mean"] == best)
+
+
+def _bold(text: pd.DataFrame, best: pd.DataFrame, opening: str, closing: str) -> pd.DataFrame:
+    return text.mask(best, opening + text + closing)
+
+
+# ------------------------------------------------------------------------------------------- Figure 2
+@dataclass
+class Overview:
+    """Figure 2's numbers: ours and the paper's per method × optimizer × dataset, and both no-training rows."""
+
+    baseline: str
+    methods: list[str]  # one row of panels each
+    paper_datasets: list[str]
+    ours: pd.DataFrame  # aggregate() of the trained methods
+    anchors: pd.DataFrame  # our no-training rows, one per dataset
+    paper: pd.DataFrame  # paper_values() of `methods`
+    paper_anchors: pd.DataFrame  # the published no-training numbers of the paper datasets
+    tidy: pd.DataFrame  # all of the above with a source column (ours, paper): the CSV
+
+
+def overview(runs: pd.DataFrame, reference: pd.DataFrame, paper_baseline: pd.DataFrame, baseline: str, methods,
+             optimizers, datasets) -> Overview:
+    """Figure 2's numbers for the grid's runs (`baseline` among them)."""
+    # EASE and APER as in the paper when the grid has them; otherwise the grid's own methods.
+    shown = [m for m in PAPER_METHODS if m in methods]
+    shown = (shown + [m for m in methods if m not in shown])[:2]
+    summary = aggregate(runs)
+    # The paper's bars: the same datasets when the grid uses the paper's, else its CIFAR-100.
+    paper_sets = [d for d in datasets if d in PAPER_DATASETS] or ["cifar100"]
+    paper = paper_values(reference, shown, optimizers, paper_sets)
+    paper_anchors = paper_baseline[paper_baseline.dataset.isin(paper_sets)]
+    tidy = pd.concat([summary.assign(source="ours"), paper.assign(source="paper"),
+                      paper_anchors.assign(source="paper")], ignore_index=True)
+    return Overview(baseline, shown, paper_sets, summary[summary.method != baseline],
+                    summary[summary.method == baseline], paper, paper_anchors, tidy)
+
+
+# ------------------------------------------------------------------------------------------- Figure 4
 def paper_last_table(reference: pd.DataFrame, methods, optimizers, datasets) -> pd.DataFrame:
     """The paper's last-task accuracy (its Figure 4) for our methods × optimizers: rows optimizer, columns."""
     values = paper_values(reference, [m for m in methods if m in PAPER_METHODS], optimizers,
@@ -310,7 +365,7 @@ def paper_last_table(reference: pd.DataFrame, methods, optimizers, datasets) -> 
 def banner(profile: str, datasets, seeds, code_version: str, params_hash: str) -> str:
     """The first thing every notebook shows: which profile made these numbers and how far they are from the paper's."""
     data = ", ".join(dataset_label(d) for d in datasets)
-    seed_text = f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+    seed_text = _seeds_text(seeds)
     where = f"code {code_version}, params.yaml {params_hash}"
     if profile == "smoke":
         return (f"> **Produced by the SMOKE profile** on {data}, {seed_text}; {where}.\n>\n"
@@ -325,23 +380,30 @@ def banner(profile: str, datasets, seeds, code_version: str, params_hash: str) -
     return f"> **Produced by the {profile.upper()} profile** on {data}, {seed_text}; {where}."
 
 
-def setup_plotting():
-    """Agg (no display needed) and one readable style; notebooks display the saved PNGs themselves."""
-    import matplotlib
+def toy_banner(profile: str, steps: int, seeds, code_version: str, params_hash: str) -> str:
+    """The banner of the trajectory figures (3 and 6), which use neither the benchmark's models nor its datasets."""
+    return (f"> **Two-task toy problem**, {steps} steps, {_seeds_text(seeds)}; code {code_version}, params.yaml "
+            f"{params_hash}.\n>\n"
+            "> Two quadratic bowls in a 2-D parameter space, optimised by the benchmark's own optimizers in seconds "
+            f"on a CPU; the same under every profile (this one: {profile}). The paper does not say which landscape "
+            "it drew, so these are our trajectories on our toy: compare their shapes with the paper's figure, not "
+            "their numbers.")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "savefig.bbox": "tight"})
-    return plt
+def _seeds_text(seeds) -> str:
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+def bullets(lines) -> str:
+    """A Markdown list of the pages' computed statements."""
+    return "\n".join(f"- {line}" for line in lines)
 
 
 # ------------------------------------------------------------------------------------------ papermill
 def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root=None, notebooks_dir=None,
                      overrides: dict | None = None) -> Path:
-    """Run notebooks/<name>.ipynb with papermill into results/<name>/<name>.ipynb (relative to root).
+    """Run notebooks/<name>.ipynb with papermill into results/<name>/<name>.ipynb (relative to root), with the
+    parameters its page record gives it (pages.notebook_parameters).
 
     The kernel's working directory is root (the repo by default), so the parameters' relative paths
     (runs/train, reference, results/<name>) resolve there. results/<name>/ is emptied first: the DVC
@@ -356,10 +418,10 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such notebook")
     params_path = Path(params_path) if Path(params_path).is_absolute() else root / params_path
+    check_pages_against(params, str(params_path))
     parameters = notebook_parameters(params, name, params_path)
     parameters.update(overrides or {})
-
-    _check_inputs(name, parameters, params, root)
+    _check_inputs(name, params, root)
 
     out_dir = root / parameters["out_dir"]
     if out_dir.exists():
@@ -375,26 +437,20 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
     return output
 
 
-def _check_inputs(name: str, parameters: dict, params: dict, root: Path) -> None:
-    """Fail before a kernel starts when an input is missing, naming the stage that makes it."""
-    kind = NOTEBOOK_INPUTS[name]
-    if kind in ("grid", "efficiency"):
-        load_runs(root / parameters["runs_dir"], [parameters["baseline"], *parameters["methods"]],
-                  parameters["optimizers"], parameters["datasets"], parameters["seeds"])
-    if kind == "efficiency":
-        for model in parameters["models"]:
-            path = root / parameters["efficiency_dir"] / f"{model}.json"
+def _check_inputs(name: str, params: dict, root: Path) -> None:
+    """Fail before a kernel starts when an input of the page is missing, naming the stage that makes it."""
+    page, grid = BOOK.notebooks[name], params["grid"]
+    if page.kind in ("grid", "efficiency", "switches"):
+        load_runs(root / page.beside, [grid["baseline"], *grid["methods"]], grid["optimizers"], grid["datasets"],
+                  grid["seeds"])
+    if page.kind == "efficiency":
+        for model in params["efficiency"]["models"]:
+            path = root / EFFICIENCY_DIR / f"{model}.json"
             if not path.is_file():
                 raise MissingRunError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
-    elif kind in params["ablations"]["sweeps"]:
-        for cell in sweep_cells(params, kind):
-            path = root / parameters["ablation_dir"] / cell.name / "metrics.json"
+    sweeps = [page.sweep] if page.kind == "sweep" else list(switches(params)) if page.kind == "switches" else []
+    for sweep in sweeps:
+        for cell in sweep_cells(params, sweep):
+            path = root / cell.out / "metrics.json"
             if not path.is_file():
-                raise MissingRunError(f"{path}: missing; run `dvc repro ablation@{kind}`")
-
-
-__all__ = ["NOTEBOOKS", "PAPER_ROWS", "MissingRunError", "NotebookError", "load_runs", "aggregate",
-           "format_mean_std", "seen_curves", "curve_summary", "load_reference", "load_read_off", "load_paper_baseline", "paper_values",
-           "table_1", "optimizers_of",
-           "paper_last_table", "banner", "execute_notebook", "optimizer_label", "method_label", "dataset_label",
-           "paper_row", "stage_name", "setup_plotting", "RUNS_DIR", "RESULTS_DIR", "REPO_ROOT"]
+                raise MissingRunError(f"{path}: missing; run `dvc repro ablation@{sweep}`")
