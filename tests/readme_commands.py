@@ -27,6 +27,8 @@ WHERE = {
     "dvc pull && dvc status": "needs the cloud remote above; pipeline-check runs both in a fresh clone of a local remote",
     "zeroflow --help": HERE,
     "zeroflow optimizers": HERE,
+    "zeroflow optimizers zo-sgd": HERE,
+    "zeroflow train --help": HERE,
     "zeroflow pretrain --out runs/pretrain": (HERE, "--epochs 1 --classes 8"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --out runs/ease-zo-sgd":
         (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),

@@ -51,9 +51,9 @@ def test_q_sets_the_query_budget_for_all_rows_or_per_row():
                                    warmup=0, depth=2, attention="fused")
     assert (default["q"], default["forwards_per_step"], three["q"], three["forwards_per_step"]) == (1, 2, 3, 6)
     assert default["attention"] == "fused" and default["forward_peak_memory_mb"] == three["forward_peak_memory_mb"]
-    with pytest.raises(ValueError, match="attention must be one of explicit, fused"):
+    with pytest.raises(ValueError, match="'attention' must be one of explicit, fused"):
         run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, attention="flash")
-    with pytest.raises(ValueError, match="q must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="'q' must be an integer >= 1, got 0"):
         run_benchmark("vit-tiny", [("zo-sgd", 0)], batch_size=2, steps=1)
 
 

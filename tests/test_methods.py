@@ -496,3 +496,46 @@ def test_training_heads_start_at_pilots_sigma_of_one(name):
     m = make_method(name, head_scale=16.0)
     m.begin_task(0)
     assert float((m.heads[0] if name == "ease" else m.head).scale) == 16.0
+
+
+# ------------------------------------------------------------------------------------------ settings
+def test_every_method_declares_its_settings_with_a_default_a_type_and_help():
+    from zeroflow_core.methods import METHODS
+
+    for name, method in METHODS.items():
+        assert method.defaults == {key: setting.default for key, setting in method.settings.items()}, name
+        for setting in method.settings.values():
+            assert setting.help and setting.problem(setting.default) is None, (name, setting.name)
+
+
+def test_the_help_of_train_lists_every_method_setting():
+    from zeroflow_core import cli
+    from zeroflow_core.methods import METHODS
+
+    text = " ".join(cli._train_epilog().split())
+    for method in METHODS.values():
+        for setting in method.settings.values():
+            assert " ".join(setting.describe().split()) in text, (method.name, setting.name)
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"memory_per_class": 0}, "'memory_per_class' must be >= 1, got 0"),
+    ({"memory_per_class": "20"}, "'memory_per_class' must be int like its default 20"),
+    ({"memory_size": 20}, "unknown setting 'memory_size'"),
+])
+def test_a_wrong_setting_is_refused_by_the_one_check_wherever_it_is_given(config, message):
+    """The constructor, a run's configuration and params.yaml all ask the method's check_settings."""
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.params import check_params
+    from zeroflow_core.io import load_yaml
+    from pathlib import Path
+    from zeroflow_core.settings import ConfigError
+
+    with pytest.raises(ValueError, match=message):
+        make_method("replay", **config)
+    with pytest.raises(ConfigError, match=message.replace("'memory", "'method_config.memory")):
+        resolve_config({"method": "replay", "optimizer": "zo-sgd", "dataset": "hues", "method_config": config})
+    params = load_yaml((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["methods"]["replay"] = config
+    with pytest.raises(ConfigError, match=message.replace("'memory", "'methods.replay.memory")):
+        check_params(params)

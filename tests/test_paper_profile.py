@@ -24,7 +24,8 @@ SHORT = ["n_tasks=2", "epochs=1", "max_steps_per_epoch=2", "batch_size=2", "eval
 def paper_repo(tmp_path_factory):
     """A checkout switched to the paper profile by the README's command, with its data and weights in place."""
     repo = tmp_path_factory.mktemp("paper")
-    for name in ("dvc.yaml", "params-paper.yaml"):
+    (repo / "book").mkdir()
+    for name in ("dvc.yaml", "params-paper.yaml", "book/pages.yaml"):  # dvc.yaml loads the book's pages
         shutil.copy(ROOT / name, repo / name)
     shutil.copytree(ROOT / "zeroflow_core", repo / "zeroflow_core", ignore=shutil.ignore_patterns("__pycache__"))
     make_paper_datasets(repo / "data")

@@ -6,7 +6,8 @@ import yaml
 
 from zeroflow_core.config import ConfigError
 from zeroflow_core.io import load_yaml
-from zeroflow_core.params import check_params, grid_cells, load_params, run_config
+from zeroflow_core.cells import grid_cells, run_config
+from zeroflow_core.params import check_params, load_params
 
 ROOT = Path(__file__).parents[1]
 
@@ -37,7 +38,8 @@ def test_the_optimizer_values_spelled_out_are_the_profiles(name):
 
 def test_the_paper_switch_reaches_every_stage(tmp_path):
     """README's one command, `cp params-paper.yaml params.yaml`: grid, sweeps and Table 2 all at the paper's scale."""
-    from zeroflow_core.params import efficiency_pairs, sweep_cells, train_cells
+    from zeroflow_core.bench import efficiency_pairs
+    from zeroflow_core.cells import sweep_cells, train_cells
 
     shutil.copy(ROOT / "params-paper.yaml", tmp_path / "params.yaml")
     params = load_params(tmp_path / "params.yaml")
@@ -52,7 +54,7 @@ def test_the_paper_switch_reaches_every_stage(tmp_path):
     assert all(c.config["epochs"] == 100 and c.config["max_steps_per_epoch"] == 0 and c.config["dataset"] == "imagenet_a"
                for c in q)
     assert len(sweep_cells(params, "sparsity")) == 10 * 3
-    pairs, settings = efficiency_pairs(params, "vit-b16")
+    pairs, settings = efficiency_pairs(params["efficiency"], "vit-b16")
     assert {name for name, _ in pairs} == set(params["grid"]["optimizers"]) and ("zo-sgd", 4) in pairs
     assert settings["batch_size"] == 48 and list(params["efficiency"]["models"]) == ["vit-b16"]
 
@@ -65,7 +67,7 @@ def _params():
     (lambda p: p.update(trian={}), "unknown section 'trian' \\(did you mean 'train'\\?\\)"),
     (lambda p: p.update(optimizer={"zo-sgd": {"lr": 0.002}}), "unknown section 'optimizer' \\(did you mean 'optimizers'"),
     (lambda p: p["train"].update(epochz=3), "'train.epochz'"),
-    (lambda p: p["train"].update(epochs="3"), "'epochs' must be int"),
+    (lambda p: p["train"].update(epochs="3"), "'train.epochs' must be int"),
     (lambda p: p["grid"].update(methods=["ease", "eaze"]), "eaze"),
     (lambda p: p["grid"].update(optimizers=[]), "'grid.optimizers' must be a non-empty list"),
     (lambda p: p["optimizers"]["zo-sgd"].update(q="four"), "'optimizers.zo-sgd'.*'q' must be int"),
@@ -100,15 +102,61 @@ def test_a_run_key_that_belongs_to_the_optimizer_or_method_is_pointed_there():
         resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "epoch": 2})
 
 
-def test_run_config_merges_sections_in_order():
+def test_the_resolver_merges_the_layers_in_order_and_says_which_set_each_key():
+    from zeroflow_core.cells import resolve_run
+
     params = _params()
-    params["train"]["epochs"] = 4
-    params["datasets"]["digits"]["epochs"] = 5
+    params["train"].update(epochs=4, dataset_options={"n_train": 30})
+    params["datasets"]["digits"] = {"n_tasks": 5, "flip": False, "epochs": 5, "dataset_options": {"n_test": 7}}
     params["optimizers"]["zo-sgd"] = {"lr": 0.02, "q": 2}
-    config = run_config(params, "ease", "zo-sgd", "digits", 1)
-    assert config["epochs"] == 5 and config["n_tasks"] == 5 and config["seed"] == 1
-    assert config["optimizer_hyper"] == {"lr": 0.02, "q": 2}
-    assert config["method_config"] == params["methods"]["ease"]
+    del params["optimizers"]["fo-adam"]
+    config, set_by = resolve_run(params, "ease", "zo-sgd", "digits", 1)
+    assert config["epochs"] == 5 and set_by["epochs"] == "params.yaml datasets.digits"
+    assert config["n_tasks"] == 5 and config["seed"] == 1 and set_by["seed"] == "run"
+    # mappings merge key by key: train's n_train and the dataset's n_test both stay, each with its layer
+    assert config["dataset_options"] == {"n_train": 30, "n_test": 7}
+    assert set_by["dataset_options.n_train"] == "params.yaml train"
+    assert set_by["dataset_options.n_test"] == "params.yaml datasets.digits"
+    hyper = config["optimizer_hyper"]
+    assert (hyper["lr"], hyper["q"]) == (0.02, 2) and set_by["optimizer_hyper.lr"] == "params.yaml optimizers.zo-sgd"
+    assert hyper["momentum"] == 0.9 and set_by["optimizer_hyper.momentum"] == "registry"
+    assert hyper["seed"] == 1 and set_by["optimizer_hyper.seed"] == "run"  # each run its own directions
+    assert config["batch_size"] == 16 and set_by["batch_size"] == "profile smoke"
+    assert config["method_config"] == {"alpha": 0.1, "beta": 0.0, "use_init_ptm": False, "head_scale": 1.0}
+    assert set_by["method_config.alpha"] == "params.yaml methods.ease" and set_by["method_config.beta"] == "registry"
+    # a profile rule that matches the run, when params.yaml does not restate its value
+    fo_adam = resolve_run(params, "ease", "fo-adam", "digits", 0)
+    assert fo_adam.config["optimizer_hyper"]["lr"] == 0.01
+    assert fo_adam.set_by["optimizer_hyper.lr"] == "profile smoke: when optimizer=fo-adam"
+
+    def leaves(mapping, prefix=""):
+        return {key for name, value in mapping.items()
+                for key in (leaves(value, f"{prefix}{name}.") if isinstance(value, dict) and value else [prefix + name])}
+
+    assert set(set_by) == leaves(config)  # every key has its layer, and only keys of the configuration
+
+
+def test_a_sweep_cell_says_which_layer_set_its_value_and_its_fixed_settings():
+    from zeroflow_core.cells import sweep_cells
+
+    cell = sweep_cells(_params(), "history_rule")[-1]
+    assert cell.config["optimizer_hyper"]["history_rule"] == "ema_mix" and cell.config["optimizer_hyper"]["history"] == 0.6
+    assert cell.set_by["optimizer_hyper.history_rule"] == "params.yaml ablations.sweeps.history_rule.values"
+    assert cell.set_by["optimizer_hyper.history"] == "params.yaml ablations.sweeps.history_rule.with"
+    assert cell.set_by["optimizer_hyper.lr"] == "params.yaml ablations.optimizers.zo-sgd"
+    assert cell.set_by["epochs"] == "params.yaml ablations.train"
+    scale = sweep_cells(_params(), "head_scale")[-1]
+    assert scale.config["method_config"]["head_scale"] == 16.0
+    assert scale.set_by["method_config.head_scale"] == "params.yaml ablations.sweeps.head_scale.values"
+
+
+def test_an_identity_key_or_an_unknown_key_in_a_layer_is_refused_naming_the_layer():
+    from zeroflow_core.config import Layer, resolve
+
+    with pytest.raises(ConfigError, match=r"--set: 'seed' is part of the run's identity"):
+        resolve({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues"}, [Layer("--set", {"seed": 3})])
+    with pytest.raises(ConfigError, match=r"params.yaml train: unknown configuration key 'epoch' \(did you mean 'epochs'"):
+        resolve({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues"}, [Layer("params.yaml train", {"epoch": 2})])
 
 
 def test_dvc_train_stage_depends_on_exactly_its_sections():
@@ -135,7 +183,7 @@ def test_the_grid_has_one_baseline_cell_per_dataset_and_seed():
     (lambda p: p["grid"].update(methods=["simplecil", "ease"]), "belongs in 'grid.baseline'"),
     (lambda p: p["execution"].update(workers=0), "'execution.workers'"),
     (lambda p: p["execution"].update(backend="slurm"), "'execution.backend' must be one of local, ray"),
-    (lambda p: p["execution"].update(gpus=1), "unknown key 'execution.gpus'"),
+    (lambda p: p["execution"].update(gpus=1), "unknown setting 'execution.gpus'"),
     (lambda p: p["execution"].update(cpus_per_cell=0), "'execution.cpus_per_cell' must be a number >= 1"),
     (lambda p: p["pretrain"].update(grayscale="yes"), "'pretrain.grayscale' must be bool"),
 ])
@@ -147,8 +195,7 @@ def test_baseline_and_execution_settings_are_checked(edit, message):
 
 
 def test_train_cells_share_the_threads_and_keep_their_identity():
-    from zeroflow_core.cells import identity
-    from zeroflow_core.params import train_cells
+    from zeroflow_core.cells import identity, train_cells
 
     params = _params()
     params["train"]["threads"] = 2

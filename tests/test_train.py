@@ -65,7 +65,8 @@ def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
     config = resolve_config({"dataset": "digits", "optimizer": "fo-sgd"})
     assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.1
     smoke = resolve_config({"method": "ease", "optimizer": "zo-adam"})
-    assert smoke["dataset"] == "hues" and smoke["adapter_scale"] == 1.0 and smoke["optimizer_hyper"] == {"lr": 1e-2}
+    assert smoke["dataset"] == "hues" and smoke["adapter_scale"] == 1.0 and smoke["optimizer_hyper"]["lr"] == 1e-2
+    assert smoke["optimizer_hyper"]["betas"] == [0.9, 0.999]  # the registry's, in full, in every configuration
     none = resolve_config({"method": "simplecil"})
     assert none["optimizer"] == "none" and none["optimizer_hyper"] == {}
     with pytest.raises(ConfigError, match="trains nothing"):
@@ -98,7 +99,8 @@ def test_the_paper_profile_takes_each_datasets_ease_release_config():
     assert cub["method_config"]["alpha"] == 0.05 and cub["optimizer_hyper"]["lr"] == 0.008 and cub["batch_size"] == 32
     assert paper("cub", "zo-sgd")["optimizer_hyper"]["lr"] == 1e-4 and paper("cub", "zo-sgd")["batch_size"] == 32
     ina = paper("imagenet_a")
-    assert ina["optimizer_hyper"] == {"lr": 0.05, "weight_decay": 0.005} and ina["batch_size"] == 32
+    assert (ina["optimizer_hyper"]["lr"], ina["optimizer_hyper"]["weight_decay"]) == (0.05, 0.005)
+    assert ina["batch_size"] == 32
     assert paper("imagenet_a", "zo-sgd")["optimizer_hyper"]["weight_decay"] == 0.005
     assert paper("imagenet_a", "forward-grad")["optimizer_hyper"]["weight_decay"] == 0.0
     assert paper("omnibenchmark")["optimizer_hyper"]["lr"] == 0.01 and paper("omnibenchmark")["batch_size"] == 16
@@ -129,6 +131,28 @@ def test_missing_backbone_weights_give_one_clear_message(tmp_path):
     config = resolve_config({**TINY, "backbone_weights": str(tmp_path / "nope.pt")})
     with pytest.raises(FileNotFoundError, match="nope.pt.*zeroflow pretrain"):
         train(config, tmp_path / "run")
+
+
+def test_config_yaml_records_which_layer_set_each_key(tmp_path):
+    from zeroflow_core import cli
+    from zeroflow_core.cells import identity
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--method", "simplecil", "--dataset", "hues", "--seed", "2", "--out", str(out),
+                     "--set", "backbone_weights=", "--set", "dataset_options.n_train=4",
+                     "--set", "dataset_options.n_test=2", "--set", "n_tasks=2"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    set_by = saved.pop("set_by")
+    assert set_by["n_tasks"] == "--set" and set_by["dataset_options.n_train"] == "--set"
+    assert set_by["seed"] == "run" and set_by["batch_size"] == "profile smoke" and set_by["eval_batch"] == "registry"
+    assert saved["n_tasks"] == 2 and saved["seed"] == 2
+    # the record is no part of what the run computes: the same command finds the run finished
+    assert identity({**saved, "set_by": {}}) == identity(saved)
+    before = (out / "metrics.json").stat().st_mtime_ns
+    assert cli.main(["train", "--method", "simplecil", "--dataset", "hues", "--seed", "2", "--out", str(out),
+                     "--set", "backbone_weights=", "--set", "dataset_options={n_train: 4, n_test: 2}",
+                     "--set", "n_tasks=2"]) == 0
+    assert (out / "metrics.json").stat().st_mtime_ns == before
 
 
 def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):

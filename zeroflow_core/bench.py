@@ -50,11 +50,78 @@ import sys
 import time
 from pathlib import Path
 
+from zeroflow_core.optim.hyper import DIRECTION_STREAM
+from zeroflow_core.settings import ConfigError, Setting, check_values, declared, is_integer
+
 SEED = 0
 NUM_CLASSES = 100
 RESULT_MARK = "ZEROFLOW_BENCH_RESULT "
 ATTENTION = ("explicit", "fused")
 MMAP_THRESHOLD = 4 << 20
+EFFICIENCY_DIR = Path("runs/efficiency")
+
+
+def _at_least(low):
+    return dict(check=lambda value: value >= low, requirement=f"must be >= {low}")
+
+
+def _budgets(values) -> bool:
+    return all(is_integer(q) and q >= 1 for q in values)
+
+
+# Table 2 (params.yaml's `efficiency`): what the `efficiency@<model>` stages measure, and each model's run.
+EFFICIENCY_SETTINGS = declared(
+    Setting("threads", 2, "torch threads in each worker process", **_at_least(1)),
+    Setting("attention", "explicit", "explicit: softmax(q·kᵀ)·v as the official backbone; fused: timm's kernel",
+            choices=ATTENTION),
+    Setting("optimizers", [], "the optimizers measured (registry names)"),
+    Setting("extra_q", [], "ZO-SGD measured again at each of these query budgets", check=_budgets,
+            requirement="must hold integers >= 1"),
+    Setting("models", {}, "one entry per model measured: its batch_size, steps and warmup"),
+)
+MODEL_SETTINGS = declared(
+    Setting("batch_size", 32, "images per step", **_at_least(1)),
+    Setting("steps", 5, "timed steps (the median is reported)", **_at_least(1)),
+    Setting("warmup", 1, "untimed steps first", **_at_least(0)),
+    EFFICIENCY_SETTINGS["optimizers"],
+    EFFICIENCY_SETTINGS["extra_q"],
+)
+MODEL_REQUIRED = ("batch_size", "steps", "warmup")
+
+
+def check_efficiency(section: dict, where: str = "params.yaml") -> None:
+    """params.yaml's `efficiency` section: every key present with its type, known models and optimizers."""
+    from zeroflow_core.models.vit import BACKBONES
+    from zeroflow_core.optim import OPTIMIZERS
+
+    missing = [key for key in EFFICIENCY_SETTINGS if key not in section]
+    if missing:
+        raise ConfigError(f"{where}: 'efficiency.{missing[0]}' is missing")
+    check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.")
+    if not section["models"]:
+        raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
+    for model, settings in section["models"].items():
+        if model not in BACKBONES:
+            raise ConfigError(f"{where}: 'efficiency.models.{model}': unknown model; known: {', '.join(BACKBONES)}")
+        check_values(settings, MODEL_SETTINGS, where, prefix=f"efficiency.models.{model}.")
+        missing = [key for key in MODEL_REQUIRED if key not in settings]
+        if missing:
+            raise ConfigError(f"{where}: 'efficiency.models.{model}.{missing[0]}' is missing")
+    for name, settings in [("efficiency", section), *((f"efficiency.models.{m}", s) for m, s in section["models"].items())]:
+        unknown = [optimizer for optimizer in settings.get("optimizers", []) if optimizer not in OPTIMIZERS]
+        if unknown:
+            raise ConfigError(f"{where}: '{name}.optimizers': unknown optimizer {unknown[0]!r}; "
+                              f"known: {', '.join(OPTIMIZERS)}")
+
+
+def efficiency_pairs(section: dict, model: str) -> tuple[list, dict]:
+    """Table 2's measurements for one model of the `efficiency` section: (optimizer, q) pairs, its optimizers
+    (the model's list, else the section's) then ZO-SGD at each extra q, and the model's settings."""
+    if model not in section["models"]:
+        raise ConfigError(f"'efficiency.models' has no entry {model!r}; it has: {', '.join(section['models'])}")
+    settings = section["models"][model]
+    optimizers, extra_q = (settings.get(key, section[key]) for key in ("optimizers", "extra_q"))
+    return [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q], settings
 
 
 class BenchmarkError(RuntimeError):
@@ -97,17 +164,13 @@ def validate(model, optimizers, batch_size, steps, q, threads, warmup, depth, at
     if unknown:
         raise ValueError(f"unknown optimizer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(OPTIMIZERS)}")
-    for label, value, low in (("batch_size", batch_size, 1), ("steps", steps, 1), ("threads", threads, 1),
-                              ("warmup", warmup, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
+    check_values(dict(batch_size=batch_size, steps=steps, warmup=warmup), MODEL_SETTINGS, "bench", error=ValueError)
+    check_values(dict(threads=threads, attention=attention), EFFICIENCY_SETTINGS, "bench", error=ValueError)
     for _, budget in pairs:
-        if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget < 1):
-            raise ValueError(f"q must be an integer >= 1, got {budget!r}")
-    if depth is not None and (not isinstance(depth, int) or depth < 1):
+        if budget is not None:
+            check_values({"q": budget}, DIRECTION_STREAM, "bench", error=ValueError)
+    if depth is not None and not (is_integer(depth) and depth >= 1):
         raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-    if attention not in ATTENTION:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
     return pairs
 
 
@@ -308,7 +371,7 @@ def _worker(config: dict) -> dict:
             unfused_times.append(_timed(lambda: forward(fused=False), device))
     return dict(
         result,
-        q=getattr(optimizer, "q", None),
+        q=optimizer.defaults.get("q"),
         trainable_parameters=sum(p.numel() for p in params),
         step_seconds=statistics.median(step_times),
         forward_seconds=statistics.median(forward_times),

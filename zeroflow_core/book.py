@@ -1,9 +1,9 @@
 """`zeroflow book`: the executed notebooks of results/ and the pages of book/ → one more version under site/.
 
 book/ is a DVC dependency, so nothing is written into it: sources are staged in build/book-src/ (stamped,
-reproducibility page filled in), Jupyter Book renders them into build/book-html/ without executing
-anything, and the HTML is moved into site/versions/<version-id>/. Earlier versions stay; site/index.html
-lists them all and site/latest/ is a copy of the newest.
+reproducibility page filled in, the table of contents derived from book/pages.yaml), Jupyter Book renders them
+into build/book-html/ without executing anything, and the HTML is moved into site/versions/<version-id>/.
+Earlier versions stay; site/index.html lists them all and site/latest/ is a copy of the newest.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from pathlib import Path
 
 import nbformat
 
-from zeroflow_core import __version__
-from zeroflow_core.io import file_sha256, write_atomically
-from zeroflow_core.params import EFFICIENCY_DIR, RESULTS_DIR, grid_cells, params_hash, run_folder, sweep_cells
-from zeroflow_core.report import NOTEBOOKS, REPO_ROOT
+from zeroflow_core.bench import EFFICIENCY_DIR
+from zeroflow_core.cells import grid_cells, run_folder, sweep_cells
+from zeroflow_core.io import file_sha256, write_atomically, write_yaml
+from zeroflow_core.pages import BOOK, NOTEBOOKS, RESULTS_DIR
+from zeroflow_core.provenance import provenance
 
 STAMP_FILE = "zeroflow-version.json"
 # the stamp links back to the list of versions; pages sit two folders below site/ (versions/<id>/)
@@ -49,7 +50,8 @@ def build_book(params: dict, params_path="params.yaml", *, root=None, book_dir=N
             raise FileNotFoundError(f"{path}: no executed notebook; run `dvc repro notebook@{name}` "
                                     f"(or `zeroflow notebook {name}`) first")
         notebooks[name] = path
-    for required in ("_config.yml", "_toc.yml"):
+    pages = [BOOK.root, *BOOK.texts]
+    for required in ["_config.yml", *(f"{page}.md" for page in pages)]:
         if not (book_dir / required).is_file():
             raise FileNotFoundError(f"{book_dir / required}: the book's sources are incomplete")
 
@@ -65,30 +67,19 @@ def build_book(params: dict, params_path="params.yaml", *, root=None, book_dir=N
 
 
 # --------------------------------------------------------------------------------------------- stamp
-def _git(*args) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def _version_info(params: dict, params_path: Path, site_dir: Path, now) -> dict:
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-    commit_full = _git("rev-parse", "HEAD") or "unknown"
-    commit = commit_full[:10] if commit_full != "unknown" else "unknown"
-    # dirty = the code, notebooks or pages differ from the commit; params.yaml has its own hash
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", "zeroflow_core", "notebooks", "book",
-                      "dvc.yaml"))
-    phash = params_hash(params_path)
-    base = f"v{__version__}-{commit}{'-dirty' if dirty else ''}-{phash}-{now:%Y%m%dT%H%M%SZ}"
+    origin = provenance(params_path)
+    base = (f"v{origin.version}-{origin.commit}{'-dirty' if origin.dirty else ''}-{origin.params_hash}-"
+            f"{now:%Y%m%dT%H%M%SZ}")
     version_id, n = base, 1
     while (site_dir / "versions" / version_id).exists():  # two builds within one second
         n += 1
         version_id = f"{base}-{n}"
     grid = params["grid"]
-    return {"version_id": version_id, "version": __version__, "commit": commit, "commit_full": commit_full,
-            "dirty": dirty, "params_hash": phash, "profile": params["profile"],
+    return {"version_id": version_id, "version": origin.version, "commit": origin.commit,
+            "commit_full": origin.commit_full, "dirty": origin.dirty, "params_hash": origin.params_hash,
+            "profile": params["profile"],
             "built": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "datasets": list(grid["datasets"]),
             "methods": list(grid["methods"]), "optimizers": list(grid["optimizers"]), "seeds": list(grid["seeds"])}
 
@@ -114,6 +105,7 @@ def _after_title(text: str, insert: str) -> str:
 def _stage(book_dir: Path, notebooks: dict, source: Path, info: dict, params: dict, params_path: Path,
            root: Path, results_dir: Path) -> None:
     shutil.copytree(book_dir, source, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
+    write_yaml(source / "_toc.yml", BOOK.toc())
     stamp = _stamp_html(info)
     template = source / "reproducibility.md"
     if template.is_file():

@@ -10,8 +10,9 @@ import json
 import math
 from pathlib import Path
 
+from zeroflow_core.bench import EFFICIENCY_DIR
+from zeroflow_core.cells import grid_cells, run_config
 from zeroflow_core.config import NO_OPTIMIZER
-from zeroflow_core.params import EFFICIENCY_DIR, grid_cells, run_config
 
 
 def passes_per_step(optimizer: str, hyper: dict) -> dict:

@@ -1,17 +1,46 @@
-"""A cell: one fully resolved run, the unit that params.yaml resolves into and the executor runs.
+"""Cells: the fully resolved runs that params.yaml's grid and sweeps consist of, and where each one writes.
 
-Kept apart from the executor so that what resolves and checks cells (zeroflow_core.params) and a run
-(zeroflow_core.train) do not import the code that schedules them.
+A cell is one run (a name, its configuration with the layer that set each key, a folder), the unit the
+executor runs. A pipeline run's configuration is config.resolve's (registry, profile, run, profile rules)
+under the layers params.yaml adds, in this order:
+
+  params.yaml train, datasets.<dataset>, methods.<method>, optimizers.<optimizer>
+  a sweep's      ablations.train, ablations.optimizers.<optimizer>, its `with` settings, its value
+  execution      the cell's CPU threads where it runs (a placement key: no part of what the cell computes)
+
+This module does not import the executor, so that what resolves cells and a run do not import the code that
+schedules them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from zeroflow_core.config import NO_OPTIMIZER, ConfigError, Layer, Resolved, resolve, setting_layer
+from zeroflow_core.methods import METHODS
+from zeroflow_core.settings import Setting, declared, defaults_of, is_number
+
+RUNS_DIR = Path("runs/train")
+ABLATIONS_DIR = Path("runs/ablation")
 # Keys that decide where and how fast a cell runs, not what it computes: a cell finished with other
 # values of these is the same cell (CPU threads and loader workers do not change our results).
 PLACEMENT_KEYS = ("threads", "workers")
+# config.yaml's record of the layer that set each key: no part of what a cell computes either.
+SET_BY = "set_by"
 
+# `execution` of params.yaml: how cells run, never what they compute.
+EXECUTION_SETTINGS = declared(
+    Setting("backend", "local", "local: warm worker processes on this machine; ray: one Ray task per cell",
+            choices=("local", "ray")),
+    Setting("workers", 1, "local worker processes side by side", check=lambda value: value >= 1,
+            requirement="must be >= 1"),
+    Setting("ray_address", "auto", "the Ray cluster ('auto': the one `ray start` made here, or host:port)",
+            check=bool, requirement="must name a cluster address such as 'auto' or '10.0.0.1:6379'"),
+    Setting("cpus_per_cell", 1.0, "CPUs a Ray task reserves (its torch threads)", check=lambda value: value >= 1,
+            requirement="must be a number >= 1"),
+    Setting("gpus_per_cell", 0.0, "GPUs a cell gets (a local worker sees only its own)",
+            check=lambda value: value >= 0, requirement="must be a number >= 0"),
+)
 
 
 @dataclass(frozen=True)
@@ -19,10 +48,134 @@ class Cell:
     name: str
     config: dict
     out: Path
+    set_by: dict = field(default_factory=dict, compare=False)
 
 
 def identity(config: dict) -> dict:
-    """The part of a configuration that decides a cell's results."""
-    return {key: value for key, value in config.items() if key not in PLACEMENT_KEYS}
+    """The part of a configuration (or of a config.yaml) that decides a cell's results."""
+    return {key: value for key, value in config.items() if key not in PLACEMENT_KEYS + (SET_BY,)}
 
 
+def execution(params: dict) -> dict:
+    """The `execution` section with its defaults filled in."""
+    return {**defaults_of(EXECUTION_SETTINGS), **params["execution"]}
+
+
+def placed(resolved: Resolved, settings: dict) -> Resolved:
+    """The cell's CPU threads where it runs: its share of `train.threads` among the local workers side by
+    side, or the CPUs a Ray task reserves (so cells never oversubscribe the cores they are given)."""
+    config = resolved.config
+    if settings["backend"] == "ray":
+        threads = max(1, int(settings["cpus_per_cell"]))
+    elif config["threads"] and settings["workers"] > 1:
+        threads = max(1, config["threads"] // settings["workers"])
+    else:
+        return resolved
+    return Resolved({**config, "threads": threads}, {**resolved.set_by, "threads": "execution"})
+
+
+# ------------------------------------------------------------------------------------------- the grid
+def run_name(method: str, optimizer: str, dataset: str, seed: int) -> str:
+    if optimizer == NO_OPTIMIZER:
+        return f"{method}-{dataset}-{seed}"
+    return f"{method}-{optimizer}-{dataset}-{seed}"
+
+
+def stage_folder(method: str, dataset: str, runs_dir: Path = RUNS_DIR) -> Path:
+    """The folder of the `train@<method>-<dataset>` stage: one sub-folder per cell (run_name)."""
+    return Path(runs_dir) / f"{method}-{dataset}"
+
+
+def run_folder(method: str, optimizer: str, dataset: str, seed: int, runs_dir: Path = RUNS_DIR) -> Path:
+    return stage_folder(method, dataset, runs_dir) / run_name(method, optimizer, dataset, seed)
+
+
+def optimizers_of(method: str, optimizers) -> list[str]:
+    """The optimizer axis of a method: the given optimizers, or the single `none` for one that trains nothing."""
+    return list(optimizers) if METHODS[method].trains else [NO_OPTIMIZER]
+
+
+def grid_cells(params: dict):
+    """(method, optimizer, dataset, seed) of every run of the grid, the no-training baseline first."""
+    grid = params["grid"]
+    for method in [grid["baseline"], *grid["methods"]]:
+        for optimizer in optimizers_of(method, grid["optimizers"]):
+            for dataset in grid["datasets"]:
+                for seed in grid["seeds"]:
+                    yield method, optimizer, dataset, seed
+
+
+def params_layers(params: dict, method: str, optimizer: str, dataset: str) -> list[Layer]:
+    """What params.yaml sets for a run: train, then its dataset's, method's and optimizer's sections."""
+    layers = [Layer("params.yaml train", params["train"]),
+              Layer(f"params.yaml datasets.{dataset}", params["datasets"].get(dataset, {})),
+              Layer(f"params.yaml methods.{method}", {"method_config": params["methods"].get(method, {})})]
+    if optimizer != NO_OPTIMIZER:
+        layers.append(Layer(f"params.yaml optimizers.{optimizer}",
+                            {"optimizer_hyper": params["optimizers"].get(optimizer, {})}))
+    return layers
+
+
+def resolve_run(params: dict, method: str, optimizer: str, dataset: str, seed: int, extra=()) -> Resolved:
+    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers."""
+    run = {"profile": params["profile"], "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
+    return resolve(run, [*params_layers(params, method, optimizer, dataset), *extra])
+
+
+def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
+    return resolve_run(params, method, optimizer, dataset, seed).config
+
+
+def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
+    """The cells of the stage `train@<method>-<dataset>`: its optimizers × seeds."""
+    settings = execution(params)
+    cells = []
+    for optimizer in optimizers_of(method, params["grid"]["optimizers"]):
+        for seed in params["grid"]["seeds"]:
+            resolved = placed(resolve_run(params, method, optimizer, dataset, seed), settings)
+            cells.append(Cell(run_name(method, optimizer, dataset, seed), resolved.config,
+                              run_folder(method, optimizer, dataset, seed), resolved.set_by))
+    return cells
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
+    shown = f"{value:g}" if is_number(value) else str(value)
+    return f"{method}-{optimizer}-{dataset}-{hyper}{shown}-{seed}"
+
+
+def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
+    """What a sweep sets over the grid's layers: its run and optimizer settings, its `with`, its value."""
+    section = params["ablations"]
+    sweep, method = section["sweeps"][name], section["method"]
+    where = f"params.yaml ablations.sweeps.{name}"
+    return [Layer("params.yaml ablations.train", section["train"]),
+            Layer(f"params.yaml ablations.optimizers.{optimizer}",
+                  {"optimizer_hyper": section["optimizers"].get(optimizer, {})}),
+            setting_layer(f"{where}.with", sweep.get("with", {}), method, optimizer),
+            setting_layer(f"{where}.values", {sweep["hyper"]: value}, method, optimizer)]
+
+
+def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
+    """Every optimizer × value × seed of the sweep `ablations.sweeps.<name>`, in that order: runs of the
+    ablations' method and dataset with `hyper` set, over the sweeps' own run and optimizer settings."""
+    section = params["ablations"]
+    if name not in section["sweeps"]:
+        raise ConfigError(f"unknown sweep {name!r}; ablations.sweeps has: {', '.join(section['sweeps'])}")
+    sweep = section["sweeps"][name]
+    method, dataset = section["method"], section["dataset"]
+    settings = execution(params)
+    cells = []
+    for optimizer in sweep["optimizers"]:
+        for value in sweep["values"]:
+            for seed in section["seeds"]:
+                try:
+                    resolved = resolve_run(params, method, optimizer, dataset, seed,
+                                           sweep_layers(params, name, optimizer, value))
+                except ConfigError as error:
+                    raise ConfigError(f"'ablations.sweeps.{name}': {optimizer} with {sweep['hyper']}={value}: "
+                                      f"{error}") from None
+                resolved = placed(resolved, settings)
+                cell = sweep_cell_name(method, optimizer, dataset, sweep["hyper"], value, seed)
+                cells.append(Cell(cell, resolved.config, Path(root) / name / cell, resolved.set_by))
+    return cells

@@ -12,8 +12,14 @@ transformers in class-incremental continual learning. `train` runs one method ×
 
 
 def _optimizers(args: argparse.Namespace) -> int:
-    from zeroflow_core.optim import OPTIMIZERS
+    from zeroflow_core.optim import OPTIMIZERS, optimizer_spec
+    from zeroflow_core.settings import help_lines
 
+    if args.name:
+        spec = optimizer_spec(args.name)
+        print(f"{spec.name} ({spec.family}): {spec.summary}\nhyper-parameters (--set optimizer_hyper.NAME=VALUE, "
+              f"or params.yaml's optimizers.{spec.name}):\n{help_lines(spec.settings)}")
+        return 0
     width, family_width = max(map(len, OPTIMIZERS)), max(len(spec.family) for spec in OPTIMIZERS.values())
     for name, spec in OPTIMIZERS.items():
         print(f"{name:<{width}}  {spec.family:<{family_width}}  {spec.summary}")
@@ -35,7 +41,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _bench_stage(args: argparse.Namespace) -> int:
     from zeroflow_core.bench import stage_overhead
-    from zeroflow_core.params import execution, load_params, stage_folder
+    from zeroflow_core.cells import execution, stage_folder
+    from zeroflow_core.params import load_params
 
     settings = execution(load_params(args.params))
     method, _, dataset = args.stage.partition("@")[2].partition("-")
@@ -83,17 +90,15 @@ def _plots(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from zeroflow_core.config import parse_overrides, resolve_config
+    from zeroflow_core.config import IDENTITY_KEYS, Layer, parse_overrides, resolve
     from zeroflow_core.methods import METHODS
     from zeroflow_core.train import train
 
     if METHODS[args.method].trains and args.optimizer is None:
         raise ValueError(f"--optimizer is required: {args.method} trains (see `zeroflow optimizers`)")
-    overrides = parse_overrides(args.set)
-    for key in ("profile", "method", "optimizer", "dataset", "seed"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    result = train(resolve_config(overrides), args.out)
+    run = {key: getattr(args, key) for key in IDENTITY_KEYS if getattr(args, key) is not None}
+    resolved = resolve(run, [Layer("--set", parse_overrides(args.set))])
+    result = train(resolved.config, args.out, set_by=resolved.set_by)
     print(f"avg_acc {result['avg_acc']:.2f}  last_acc {result['last_acc']:.2f}  "
           f"forgetting {result['forgetting']:.2f}  -> {args.out}/metrics.json")
     return 0
@@ -109,10 +114,13 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _check_params(args: argparse.Namespace) -> int:
+    from zeroflow_core.cells import grid_cells
     from zeroflow_core.io import write_atomically
-    from zeroflow_core.params import grid_cells, load_params
+    from zeroflow_core.pages import check_pages_against
+    from zeroflow_core.params import load_params
 
     params = load_params(args.params)
+    check_pages_against(params, args.params)
     if args.out:  # constant content: each later stage declares the sections it reads, not this marker
         write_atomically(args.out, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"{args.params}: ok ({len(list(grid_cells(params)))} runs in the grid)")
@@ -122,8 +130,9 @@ def _check_params(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from zeroflow_core.config import NO_OPTIMIZER
     from zeroflow_core.data.manifest import dataset_manifest
+    from zeroflow_core.cells import run_config
     from zeroflow_core.io import write_json
-    from zeroflow_core.params import load_params, run_config
+    from zeroflow_core.params import load_params
 
     params = load_params(args.params)
     grid = params["grid"]
@@ -187,12 +196,12 @@ def _stage_ablation(args: argparse.Namespace) -> int:
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import BenchmarkError, format_table, run_benchmark
+    from zeroflow_core.bench import EFFICIENCY_DIR, BenchmarkError, efficiency_pairs, format_table, run_benchmark
     from zeroflow_core.io import write_json
-    from zeroflow_core.params import EFFICIENCY_DIR, efficiency_pairs, load_params
+    from zeroflow_core.params import load_params
 
     params = load_params(args.params)
-    pairs, settings = efficiency_pairs(params, args.model)
+    pairs, settings = efficiency_pairs(params["efficiency"], args.model)
     section = params["efficiency"]
     try:
         rows = run_benchmark(args.model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
@@ -208,8 +217,8 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
+    from zeroflow_core.pages import execute_notebook
     from zeroflow_core.params import load_params
-    from zeroflow_core.report import execute_notebook
 
     path = execute_notebook(args.name, load_params(args.params), args.params)
     print(f"executed -> {path}")
@@ -228,8 +237,8 @@ def _book(args: argparse.Namespace) -> int:
 PARAMS_HELP = "the pipeline's parameters file"
 
 
-class _Help(argparse.HelpFormatter):
-    """Each option's help ends with its default, where it has one worth saying."""
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Each option's help ends with its default, where it has one worth saying; epilogs keep their lines."""
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -240,22 +249,39 @@ class _Help(argparse.HelpFormatter):
         return text
 
 
-def _command(commands, name: str, help: str):
-    return commands.add_parser(name, help=help, description=help, formatter_class=_Help)
+def _command(commands, name: str, help: str, epilog: str | None = None):
+    return commands.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=_Help)
+
+
+def _train_epilog() -> str:
+    """The settings `--set` takes, read from their declarations (config.RUN_SETTINGS, each method's settings)."""
+    from zeroflow_core.config import IDENTITY_KEYS, RUN_SETTINGS
+    from zeroflow_core.methods import METHODS
+    from zeroflow_core.settings import help_lines
+
+    run_keys = {key: setting for key, setting in RUN_SETTINGS.items() if key not in IDENTITY_KEYS}
+    methods = "\n".join(f"  {name}:\n{help_lines(method.settings, '    ')}" if method.settings else f"  {name}: none"
+                        for name, method in METHODS.items())
+    return (f"run keys (--set KEY=VALUE; the defaults before the profile's, see profiles.yaml):\n"
+            f"{help_lines(run_keys)}\n\nmethod settings (--set method_config.NAME=VALUE):\n{methods}\n\n"
+            "optimizer hyper-parameters (--set optimizer_hyper.NAME=VALUE): `zeroflow optimizers NAME`")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zeroflow_core.config import PRETRAIN_DEFAULTS, PROFILES
+    from zeroflow_core.config import PRETRAIN_SETTINGS, PROFILES
     from zeroflow_core.data import available_datasets
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import OPTIMIZERS
 
     parser = argparse.ArgumentParser(prog="zeroflow", description=DESCRIPTION, formatter_class=_Help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _command(commands, "optimizers", help="list the nine optimizers: name, what a step costs, what it does"
-                        ).set_defaults(run=_optimizers)
+    listing = _command(commands, "optimizers", help="list the optimizers: name, family, what a step does; with a "
+                       "name, its hyper-parameters with their defaults")
+    listing.add_argument("name", nargs="?", help="an optimizer whose hyper-parameters to list")
+    listing.set_defaults(run=_optimizers)
 
-    train = _command(commands, "train", help="one continual-learning run (resumes if interrupted)")
+    train = _command(commands, "train", help="one continual-learning run (resumes if interrupted)",
+                     epilog=_train_epilog())
     train.add_argument("--method", required=True, choices=list(METHODS),
                        help="continual-learning method (simplecil trains nothing: no --optimizer)")
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer of the trained parameters "
@@ -263,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, choices=available_datasets(),
                        help="continual dataset (generated sets need no files; README: Datasets and weights)")
     train.add_argument("--profile", choices=list(PROFILES), default="smoke",
-                       help="the defaults a run starts from (zeroflow_core/config.py)")
+                       help="the defaults a run starts from (zeroflow_core/profiles.yaml)")
     train.add_argument("--seed", type=int, default=0, help="seed of the run (data order, directions, init)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration key (dotted for sections: optimizer_hyper.lr=1e-3)")
@@ -272,15 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = _command(commands, "pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
     pre.add_argument("--out", required=True, help="folder for backbone.pt and pretrain.json")
-    pre.add_argument("--backbone", default=PRETRAIN_DEFAULTS["backbone"], help="a backbone of zeroflow_core.models")
-    pre.add_argument("--epochs", type=int, default=PRETRAIN_DEFAULTS["epochs"], help="passes over the pretext set")
-    pre.add_argument("--batch-size", type=int, default=PRETRAIN_DEFAULTS["batch_size"], help="images per step")
-    pre.add_argument("--lr", type=float, default=PRETRAIN_DEFAULTS["lr"], help="AdamW learning rate")
-    pre.add_argument("--classes", type=int, default=PRETRAIN_DEFAULTS["classes"], help="pretext classes")
-    pre.add_argument("--seed", type=int, default=PRETRAIN_DEFAULTS["seed"], help="seed of init and data order")
-    pre.add_argument("--threads", type=int, default=PRETRAIN_DEFAULTS["threads"], help="torch threads (0: torch's)")
-    pre.add_argument("--grayscale", action="store_true", default=PRETRAIN_DEFAULTS["grayscale"],
-                     help="pretrain on grey images (the smoke book's backbone)")
+    for setting in PRETRAIN_SETTINGS.values():  # declared once, with the pipeline's pretrain stage
+        flag = "--" + setting.name.replace("_", "-")
+        if isinstance(setting.default, bool):
+            pre.add_argument(flag, action="store_true", default=setting.default, help=setting.help)
+        else:
+            pre.add_argument(flag, type=type(setting.default), default=setting.default, help=setting.help,
+                             **({"choices": list(setting.choices)} if setting.choices else {}))
     pre.set_defaults(run=_pretrain)
 
     # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.params (zeroflow_core.stages).

@@ -1,76 +1,280 @@
-"""Run configuration: profiles, `--set key=value` overrides, and validation before any work.
+"""A run's configuration: one resolver that merges its layers in order and records which layer set each key.
 
-A run is one (method, optimizer, dataset, seed). Its configuration is RUN_KEYS, then the profile's
-run settings and its rules that match the run (profiles.yaml), then the user's overrides. Every key and
-type is checked up front, so a typo stops the run with one message naming the key.
+A run is one (method, optimizer, dataset, seed) under a profile. Its configuration is built from these
+layers, in order; a later layer wins, and mappings (optimizer_hyper, method_config, dataset_options) merge
+key by key:
+
+  registry    the run keys' defaults (RUN_SETTINGS), the method's settings, the optimizer's hyper-parameters
+  profile     the profile's run settings (profiles.yaml)
+  run         the run's own method, optimizer, dataset and seed (the optimizer's direction seed is the run's)
+  rules       each rule of the profile whose `when` matches the run (by dataset, method, optimizer), in file order
+  then what the caller adds: params.yaml's sections (zeroflow_core.cells), a sweep's settings, `--set` overrides
+
+`resolve` returns the configuration and `set_by`, the layer that set each key (dotted for mappings), which a
+run writes into its config.yaml. Every key, type and name is checked before any work, so a typo stops a run
+with one message naming the key and the layer that gave it.
 """
 from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple, Sequence
 
+from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
-
-RUN_KEYS: dict[str, Any] = {
-    "profile": "smoke",
-    "method": "ease",
-    "optimizer": "zo-sgd",
-    "dataset": "synthetic",
-    "seed": 0,
-    "backbone": "vit-smoke",          # a name of zeroflow_core.models.BACKBONES
-    "backbone_weights": "",           # checkpoint path; "" = random init (tests and benchmarks only)
-    "data_root": "data",
-    "n_tasks": 10,
-    "class_order_seed": 1993,         # the reference code's class-order seed
-    "epochs": 3,
-    "batch_size": 48,
-    "transforms": "light",            # light | reference
-    "flip": True,                     # horizontal flips in training augmentation
-    "schedule": "auto",               # auto (cosine for backprop, constant for forward-pass) | cosine | constant
-    "optimizer_hyper": {},            # overrides of the optimizer's defaults
-    "method_config": {},              # the method's settings
-    "dataset_options": {},            # e.g. {n_classes: 50} for the generated set
-    "max_steps_per_epoch": 0,         # 0 = whole epoch; a cap keeps smoke grids small
-    "heldout_every": 10,              # steps between held-out loss records (0 = never)
-    "heldout_batch": 32,
-    "eval_batch": 256,
-    "adapter_bottleneck": 64,         # AdaptFormer adapters (PILOT's EASE/APER: bottleneck 64, scale 0.1)
-    "adapter_scale": 0.1,
-    # trainable: forward-pass optimizers perturb the trained adapters and heads; official: also every other tensor the
-    # official code gives requires_grad, i.e. the stored prototypes (methods/base.py, stored_classifier_trainable)
-    "zo_scope": "trainable",
-    "device": "auto",                 # auto | cpu | cuda
-    # off | bf16: forward-pass optimizers evaluate their losses under bf16 autocast (parameters, perturbations and
-    # restores stay in fp32); backprop runs are never autocast
-    "autocast": "off",
-    "threads": 0,                     # torch CPU threads; 0 = torch's default
-    "workers": 0,                     # DataLoader worker processes (decoding and augmenting images)
-}
-ZO_SCOPES = ("trainable", "official")
-# The optimizer of a method that trains nothing (SimpleCIL): its runs have no optimizer axis.
-NO_OPTIMIZER = "none"
+from zeroflow_core.methods import METHODS
+from zeroflow_core.models import BACKBONES
+from zeroflow_core.optim import FAMILIES, OPTIMIZERS, resolve_hyper
+from zeroflow_core.settings import ConfigError, Setting, check_values, declared, defaults_of, did_you_mean
 
 # The profiles (smoke: the embedded default; paper: the official settings) are data: profiles.yaml, beside
 # this file, with a source for every value taken from the official code.
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
+PROFILES = load_yaml(PROFILES_FILE.read_text())
+# The optimizer of a method that trains nothing (SimpleCIL): its runs have no optimizer axis.
+NO_OPTIMIZER = "none"
+ZO_SCOPES = ("trainable", "official")
+
+
+def _at_least(low):
+    return dict(check=lambda value: value >= low, requirement=f"must be >= {low}")
+
+
+RUN_SETTINGS = declared(
+    Setting("profile", "smoke", "the defaults a run starts from (profiles.yaml)", choices=tuple(PROFILES)),
+    Setting("method", "ease", "continual-learning method", choices=tuple(METHODS)),
+    Setting("optimizer", "zo-sgd", "optimizer of the trained parameters (`zeroflow optimizers`), or none",
+            choices=(*OPTIMIZERS, NO_OPTIMIZER)),
+    Setting("dataset", "synthetic", "continual dataset (README: Datasets and weights)",
+            choices=tuple(available_datasets())),
+    Setting("seed", 0, "seed of the run: initialisation, data order, directions"),
+    Setting("backbone", "vit-smoke", "the ViT (zeroflow_core.models.BACKBONES)", choices=tuple(BACKBONES)),
+    Setting("backbone_weights", "", "the backbone's weights file; empty: random init (tests and benchmarks only)"),
+    Setting("data_root", "data", "folder the real datasets are read from"),
+    Setting("n_tasks", 10, "tasks the classes are split into", **_at_least(1)),
+    Setting("class_order_seed", 1993, "seed of the class order (the reference code's 1993)"),
+    Setting("epochs", 3, "passes over each task's training images", **_at_least(1)),
+    Setting("batch_size", 48, "training images per step", **_at_least(1)),
+    Setting("transforms", "light", "image transforms: light (small images) or reference (PILOT's)",
+            choices=("light", "reference")),
+    Setting("flip", True, "horizontal flips in the training augmentation"),
+    Setting("schedule", "auto", "learning-rate schedule; auto: cosine for backprop, constant for forward passes "
+            "(the official code's ZO base optimizer never sees its scheduler)", choices=("auto", "cosine", "constant")),
+    Setting("optimizer_hyper", {}, "the optimizer's hyper-parameters (`zeroflow optimizers`)"),
+    Setting("method_config", {}, "the method's settings (`zeroflow train --help`)"),
+    Setting("dataset_options", {}, "options of the dataset's loader, e.g. {n_classes: 50} for a generated set"),
+    Setting("max_steps_per_epoch", 0, "cap on the steps of an epoch; 0: the whole epoch", **_at_least(0)),
+    Setting("heldout_every", 10, "steps between held-out loss records (Figure 7); 0: never", **_at_least(0)),
+    Setting("heldout_batch", 32, "held-out images per seen task in a record", **_at_least(1)),
+    Setting("eval_batch", 256, "images per evaluation batch", **_at_least(1)),
+    Setting("adapter_bottleneck", 64, "AdaptFormer adapters' bottleneck (PILOT's EASE/APER: 64)", **_at_least(1)),
+    Setting("adapter_scale", 0.1, "AdaptFormer adapters' output scale (PILOT: 0.1)", check=lambda value: value > 0,
+            requirement="must be > 0"),
+    Setting("zo_scope", "trainable", "what a forward-pass step perturbs: trainable (the adapters and heads the "
+            "method trains) or official (also EASE's stored prototypes, as INFTY's ZeroFlow)", choices=ZO_SCOPES),
+    Setting("device", "auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
+    Setting("autocast", "off", "bf16: forward-pass optimizers evaluate their losses under bf16 autocast (weights, "
+            "perturbations and restores stay fp32); backprop runs are never autocast", choices=("off", "bf16")),
+    Setting("threads", 0, "torch CPU threads; 0: torch's default", **_at_least(0)),
+    Setting("workers", 0, "DataLoader worker processes (decoding and augmenting images)", **_at_least(0)),
+)
+RUN_KEYS = defaults_of(RUN_SETTINGS)
+# What identifies a run; params.yaml's sections, sweeps and --set hold only the other keys.
+IDENTITY_KEYS = ("profile", "method", "optimizer", "dataset", "seed")
+# The run keys that hold a method's settings and an optimizer's hyper-parameters.
+NESTED = ("method_config", "optimizer_hyper")
 RULE_KEYS = ("method", "optimizer", "dataset")
 
+# The smoke backbone's pretraining (`zeroflow pretrain` and the `pretrain` section of params.yaml).
+PRETRAIN_SETTINGS = declared(
+    Setting("backbone", "vit-smoke", "the backbone to pretrain", choices=tuple(BACKBONES)),
+    Setting("epochs", 10, "passes over the pretext set", **_at_least(1)),
+    Setting("batch_size", 64, "images per step", **_at_least(1)),
+    Setting("lr", 1e-3, "AdamW learning rate", check=lambda value: value > 0, requirement="must be > 0"),
+    Setting("classes", 64, "pretext classes", **_at_least(2)),
+    Setting("seed", 0, "seed of the initialisation and the data order"),
+    Setting("threads", 0, "torch threads; 0: torch's default", **_at_least(0)),
+    Setting("grayscale", False, "pretrain on grey images (the smoke book's backbone)"),
+)
+PRETRAIN_DEFAULTS = defaults_of(PRETRAIN_SETTINGS)
 
+
+# ------------------------------------------------------------------------------------------- layers
+@dataclass(frozen=True)
+class Layer:
+    """Values of run keys that one source sets, e.g. ("params.yaml optimizers.zo-sgd", {"optimizer_hyper": ...})."""
+
+    name: str
+    values: dict
+
+
+class Resolved(NamedTuple):
+    config: dict
+    set_by: dict  # key (dotted inside a mapping) → the name of the layer that set it
+
+
+def resolve(run: dict, layers: Sequence[Layer] = ()) -> Resolved:
+    """The configuration of a run: its identity (`run`: any of profile, method, optimizer, dataset, seed; the
+    others take their defaults) under the registry, profile, run and rule layers, then `layers`, then checked."""
+    unknown = sorted(set(run) - set(IDENTITY_KEYS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]!r} is not part of a run's identity ({', '.join(IDENTITY_KEYS)})")
+    for layer in layers:
+        _check_layer(layer)
+    profile = run.get("profile", RUN_KEYS["profile"])
+    _check_choice("profile", profile)
+    profiles = checked_profiles()
+    identity = {key: run.get(key, profiles[profile]["run"].get(key, RUN_KEYS[key])) for key in IDENTITY_KEYS}
+    _check_choice("method", identity["method"])
+    if not METHODS[identity["method"]].trains:
+        identity["optimizer"] = run.get("optimizer", NO_OPTIMIZER)
+    for key in ("optimizer", "dataset"):
+        _check_choice(key, identity[key])
+    method, optimizer, dataset = identity["method"], identity["optimizer"], identity["dataset"]
+    spec = OPTIMIZERS.get(optimizer)
+    given = {key: identity[key] for key in IDENTITY_KEYS if key in run or key == "optimizer"}
+    if spec is not None and "seed" in spec.hyper:
+        given["optimizer_hyper"] = {"seed": identity["seed"]}  # each run draws its own directions
+    registry = {**RUN_KEYS, "method_config": METHODS[method].defaults,
+                "optimizer_hyper": spec.defaults if spec is not None else {}}
+    rules = [Layer(f"profile {profile}: when {_when_text(rule['when'])}", rule["set"])
+             for rule in profiles[profile]["rules"] if rule_matches(rule["when"], method, optimizer, dataset)]
+    resolved = merge([Layer("registry", _plain(registry)), Layer(f"profile {profile}", profiles[profile]["run"]),
+                      Layer("run", given), *rules, *layers])
+    return Resolved(validate(resolved.config), resolved.set_by)
+
+
+def resolve_config(overrides: dict) -> dict:
+    """The configuration of a run given as one dict: its identity keys, and any other run keys as the last
+    layer (what `zeroflow train --set` gives)."""
+    identity = {key: value for key, value in overrides.items() if key in IDENTITY_KEYS}
+    rest = {key: value for key, value in overrides.items() if key not in IDENTITY_KEYS}
+    return resolve(identity, [Layer("--set", rest)] if rest else []).config
+
+
+def merge(layers: Sequence[Layer]) -> Resolved:
+    """Deep-merge the layers in order, recording which layer set each leaf key."""
+    config: dict = {}
+    set_by: dict = {}
+    for layer in layers:
+        _merge_into(config, set_by, layer.values, layer.name, "")
+    return Resolved(config, set_by)
+
+
+def _merge_into(target: dict, set_by: dict, values: dict, name: str, prefix: str) -> None:
+    for key, value in values.items():
+        path = prefix + key
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            if value:  # the mapping is no longer the empty one a layer set: its keys have their own layers
+                set_by.pop(path, None)
+            _merge_into(target[key], set_by, value, name, path + ".")
+            continue
+        for stale in [k for k in set_by if k.startswith(path + ".")]:
+            del set_by[stale]
+        target[key] = copy.deepcopy(value)
+        set_by.update({leaf: name for leaf in _leaves(value, path)})
+
+
+def _leaves(value, path: str) -> list[str]:
+    """The dotted keys under `path` that hold a value (a mapping's own path when it is empty)."""
+    if not isinstance(value, dict) or not value:
+        return [path]
+    return [leaf for key, item in value.items() for leaf in _leaves(item, f"{path}.{key}")]
+
+
+def _when_text(when: dict) -> str:
+    return ", ".join(f"{key}={'|'.join(_as_list(names))}" for key, names in when.items())
+
+
+def _plain(value):
+    """Tuples as lists, as YAML and JSON keep them, so that a configuration equals its config.yaml."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def setting_layer(name: str, values: dict, method: str, optimizer: str) -> Layer:
+    """A layer of settings named as a sweep names them: each an optimizer hyper-parameter (`zeroflow
+    optimizers`), a setting of the method or a run key, looked up in that order, put where it belongs."""
+    placed: dict = {}
+    for key, value in values.items():
+        if optimizer in OPTIMIZERS and key in OPTIMIZERS[optimizer].hyper:
+            placed.setdefault("optimizer_hyper", {})[key] = value
+        elif key in METHODS[method].defaults:
+            placed.setdefault("method_config", {})[key] = value
+        elif key in RUN_SETTINGS and key not in IDENTITY_KEYS + NESTED:
+            placed[key] = value
+        else:
+            raise ConfigError(f"{key!r} is no hyper-parameter of {optimizer} (`zeroflow optimizers`), no setting of "
+                              f"{method} and no run key")
+    return Layer(name, placed)
+
+
+# ------------------------------------------------------------------------------------------- checks
+def _check_choice(key: str, value) -> None:
+    choices = RUN_SETTINGS[key].choices
+    if value not in choices:
+        raise ConfigError(f"configuration key {key!r}: unknown value {value!r}{did_you_mean(value, choices)}; "
+                          f"known: {', '.join(choices)}")
+
+
+def _check_layer(layer: Layer) -> None:
+    """A layer sets only run keys other than the run's identity; an optimizer's or a method's setting given as a
+    run key is pointed to where it belongs."""
+    for key in layer.values:
+        if key in IDENTITY_KEYS:
+            raise ConfigError(f"{layer.name}: {key!r} is part of the run's identity (given by the grid, or by "
+                              f"`zeroflow train --{key}`), not a setting")
+        if key in RUN_SETTINGS:
+            continue
+        hint = did_you_mean(key, RUN_SETTINGS)
+        if not hint:
+            if any(key in spec.hyper for spec in OPTIMIZERS.values()):
+                hint = f" (did you mean 'optimizer_hyper.{key}'?)"
+            elif any(key in method.defaults for method in METHODS.values()):
+                hint = f" (did you mean 'method_config.{key}'?)"
+        raise ConfigError(f"{layer.name}: unknown configuration key {key!r}{hint}; known keys: {', '.join(RUN_SETTINGS)}")
+
+
+def validate(config: dict) -> dict:
+    """Every key, type and name of a resolved configuration, checked without building anything heavy (no model,
+    no data); returns it normalised (an int given for a float setting as a float, everywhere)."""
+    missing = sorted(set(RUN_SETTINGS) - set(config))
+    if missing:
+        raise ConfigError(f"configuration key {missing[0]!r} is missing")
+    config = check_values(config, RUN_SETTINGS, "configuration")
+    method = METHODS[config["method"]]
+    config["method_config"] = method.check_settings(config["method_config"], f"method {config['method']!r}",
+                                                    prefix="method_config.")
+    if not method.trains:
+        if config["optimizer"] != NO_OPTIMIZER or config["optimizer_hyper"]:
+            raise ConfigError(f"method {config['method']!r} trains nothing: its optimizer is {NO_OPTIMIZER!r} "
+                              f"(got {config['optimizer']!r}) and it takes no optimizer_hyper")
+        return config
+    if config["optimizer"] == NO_OPTIMIZER:
+        raise ConfigError(f"method {config['method']!r} trains adapters: name an optimizer (`zeroflow optimizers`)")
+    try:
+        hyper = resolve_hyper(config["optimizer"], **config["optimizer_hyper"])
+    except ValueError as error:
+        raise ConfigError(f"configuration key 'optimizer_hyper' / 'optimizer': {error}") from None
+    config["optimizer_hyper"] = _plain({key: hyper[key] for key in config["optimizer_hyper"]})
+    return config
+
+
+# ------------------------------------------------------------------------------------------- profiles
 def check_profiles(profiles: dict, path: Path = PROFILES_FILE) -> dict:
     """{profile: {"run": {...}, "rules": [{when, set, source}, ...]}} with every key and name checked."""
-    from zeroflow_core.data import available_datasets
-    from zeroflow_core.methods import METHODS
-    from zeroflow_core.optim import FAMILIES, OPTIMIZERS
-
     # a misspelled name in `when` would silently never match
     names = {"method": set(METHODS), "optimizer": set(OPTIMIZERS) | set(FAMILIES), "dataset": set(available_datasets())}
     for name, profile in profiles.items():
         where = f"{path.name}: profile {name!r}"
         if set(profile) != {"run", "rules"}:
             raise ConfigError(f"{where} must have exactly 'run' and 'rules', got {sorted(profile)}")
-        _check_keys(profile["run"], f"{where} run: ")
+        _check_layer(Layer(f"{where} run", {k: v for k, v in profile["run"].items() if k not in IDENTITY_KEYS}))
         for index, rule in enumerate(profile["rules"]):
             if not set(rule) <= {"when", "set", "source"} or not {"when", "set"} <= set(rule):
                 raise ConfigError(f"{where} rule {index}: expected when, set and source, got {sorted(rule)}")
@@ -81,7 +285,7 @@ def check_profiles(profiles: dict, path: Path = PROFILES_FILE) -> dict:
                 bad = [v for v in _as_list(rule["when"].get(key, [])) if v not in allowed]
                 if bad:
                     raise ConfigError(f"{where} rule {index}: unknown {key} {bad[0]!r}")
-            _check_keys(rule["set"], f"{where} rule {index} set: ")
+            _check_layer(Layer(f"{where} rule {index} set", rule["set"]))
     return profiles
 
 
@@ -95,62 +299,12 @@ def _as_list(value) -> list:
 
 
 def rule_matches(when: dict, method: str, optimizer: str, dataset: str) -> bool:
-    from zeroflow_core.optim import OPTIMIZERS
-
     family = OPTIMIZERS[optimizer].family if optimizer in OPTIMIZERS else None
     run = {"method": {method}, "optimizer": {optimizer, family}, "dataset": {dataset}}
     return all(run[key] & set(_as_list(names)) for key, names in when.items())
 
 
-PROFILES = load_yaml(PROFILES_FILE.read_text())  # checked on first use (checked_profiles): it needs the registry
-
-
-# The smoke backbone's pretraining (`zeroflow pretrain` and the `pretrain` section of params.yaml).
-PRETRAIN_DEFAULTS = {"backbone": "vit-smoke", "epochs": 10, "batch_size": 64, "lr": 1e-3, "classes": 64, "seed": 0,
-                     "threads": 0, "grayscale": False}
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the key."""
-
-
-def did_you_mean(name: str, known) -> str:
-    """' (did you mean 'x'?)' for the closest known name, or '' when none is close."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# The grid and `profile` choose these per run; the sections of params.yaml hold only the others.
-GRID_CHOSEN_KEYS = ("method", "optimizer", "dataset", "seed", "profile")
-
-
-def check_section(section: dict, name: str, keys: dict, where: str) -> None:
-    """Every key of `keys` present with its type, and no other key (params.yaml section `name`)."""
-    for key in section:
-        if key not in keys:
-            raise ConfigError(f"{where}: unknown key '{name}.{key}'{did_you_mean(key, keys)}; known: {', '.join(keys)}")
-    for key, kind in keys.items():
-        value = section.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ConfigError(f"{where}: '{name}.{key}' must be a {kind.__name__}, got {value!r}")
-
-
-def check_run_settings(settings: dict, name: str, where: str, chosen=GRID_CHOSEN_KEYS) -> None:
-    """Only run keys that the pipeline does not choose itself (`chosen`)."""
-    settable = [k for k in RUN_KEYS if k not in chosen]
-    for key in settings:
-        if key not in settable:
-            raise ConfigError(f"{where}: unknown key '{name}.{key}'{did_you_mean(key, settable)}; "
-                              f"run settings are: {', '.join(settable)}")
-
-
-def check_seeds(seeds, name: str, where: str) -> None:
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"{where}: '{name}' must be a non-empty list of integers, got {seeds!r}")
-
-
+# ------------------------------------------------------------------------------------------- --set
 def parse_overrides(pairs: list[str]) -> dict:
     """`["epochs=2", "optimizer_hyper.lr=1e-3"]` → nested dict, values parsed as YAML scalars."""
     result: dict = {}
@@ -167,101 +321,3 @@ def parse_overrides(pairs: list[str]) -> dict:
                 raise ConfigError(f"--set {pair!r}: {part!r} is not a section")
         node[leaf] = value
     return result
-
-
-def _merge(base: dict, update: dict) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def resolve_config(overrides: dict) -> dict:
-    """RUN_KEYS ← the profile's run settings ← its matching rules (profiles.yaml) ← overrides, then validated."""
-    _check_keys(overrides, "")
-    profile = overrides.get("profile", RUN_KEYS["profile"])
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    profiles = checked_profiles()
-    config = _merge(RUN_KEYS, profiles[profile]["run"])
-    config["profile"] = profile
-    dataset = overrides.get("dataset", config["dataset"])
-    optimizer = overrides.get("optimizer", config["optimizer"])
-    method = overrides.get("method", config["method"])
-    from zeroflow_core.methods import METHODS
-
-    if method in METHODS and not METHODS[method].trains:
-        config["optimizer"] = NO_OPTIMIZER
-        optimizer = overrides.get("optimizer", NO_OPTIMIZER)
-    for rule in profiles[profile]["rules"]:
-        if rule_matches(rule["when"], method, optimizer, dataset):
-            config = _merge(config, rule["set"])
-    config = _merge(config, overrides)
-    validate(config)
-    return config
-
-
-def _check_keys(config: dict, where: str) -> None:
-    unknown = sorted(set(config) - set(RUN_KEYS))
-    if unknown:
-        key = unknown[0]
-        hint = did_you_mean(key, RUN_KEYS)
-        if not hint and not where:  # an optimizer's or a method's setting given as a run key
-            from zeroflow_core.methods import METHODS
-            from zeroflow_core.optim import OPTIMIZERS
-
-            if any(key in spec.hyper for spec in OPTIMIZERS.values()):
-                hint = f" (did you mean 'optimizer_hyper.{key}'?)"
-            elif any(key in method.defaults for method in METHODS.values()):
-                hint = f" (did you mean 'method_config.{key}'?)"
-        raise ConfigError(f"unknown configuration key {where}{key!r}{hint}; known keys: {', '.join(RUN_KEYS)}")
-
-
-def validate(config: dict) -> None:
-    """Check every key, type and name; also builds nothing heavy (no model, no data)."""
-    from zeroflow_core.data import available_datasets
-    from zeroflow_core.methods import METHODS
-    from zeroflow_core.models import BACKBONES
-    from zeroflow_core.optim import resolve_hyper
-
-    _check_keys(config, "")
-    for key, default in RUN_KEYS.items():
-        value = config[key]
-        expected = (int, float) if isinstance(default, float) else type(default)
-        if isinstance(value, bool) and not isinstance(default, bool) or not isinstance(value, expected):
-            raise ConfigError(f"configuration key {key!r} must be {type(default).__name__}, "
-                              f"got {type(value).__name__} {value!r}")
-    choices = {"method": list(METHODS), "dataset": available_datasets(), "backbone": list(BACKBONES),
-               "transforms": ["light", "reference"], "schedule": ["auto", "cosine", "constant"],
-               "device": ["auto", "cpu", "cuda"], "profile": list(PROFILES), "zo_scope": list(ZO_SCOPES),
-               "autocast": ["off", "bf16"]}
-    for key, allowed in choices.items():
-        if config[key] not in allowed:
-            raise ConfigError(f"configuration key {key!r}: unknown value {config[key]!r}; known: {', '.join(allowed)}")
-    for key in ("n_tasks", "epochs", "batch_size", "eval_batch", "heldout_batch"):
-        if config[key] < 1:
-            raise ConfigError(f"configuration key {key!r} must be >= 1, got {config[key]}")
-    for key in ("max_steps_per_epoch", "heldout_every", "threads", "workers"):
-        if config[key] < 0:
-            raise ConfigError(f"configuration key {key!r} must be >= 0, got {config[key]}")
-    method = METHODS[config["method"]]
-    if not method.trains:
-        if config["optimizer"] != NO_OPTIMIZER or config["optimizer_hyper"]:
-            raise ConfigError(f"method {config['method']!r} trains nothing: its optimizer is {NO_OPTIMIZER!r} "
-                              f"(got {config['optimizer']!r}) and it takes no optimizer_hyper")
-    else:
-        if config["optimizer"] == NO_OPTIMIZER:
-            raise ConfigError(f"method {config['method']!r} trains adapters: name an optimizer (`zeroflow optimizers`)")
-        try:
-            resolve_hyper(config["optimizer"], **config["optimizer_hyper"])
-        except ValueError as error:
-            raise ConfigError(f"configuration key 'optimizer_hyper' / 'optimizer': {error}") from None
-    if config["adapter_bottleneck"] < 1 or config["adapter_scale"] <= 0:
-        raise ConfigError("configuration keys 'adapter_bottleneck' and 'adapter_scale' must be positive")
-    unknown = sorted(set(config["method_config"]) - set(method.defaults))
-    if unknown:
-        raise ConfigError(f"configuration key 'method_config.{unknown[0]}': method {config['method']!r} "
-                          f"takes: {', '.join(method.defaults) or 'no settings'}")

@@ -89,7 +89,7 @@ def prepare_folder(folder: Path, cells: list[Cell], code: str) -> list[Cell]:
 def run_cells(folder: Path, cells: list[Cell], settings: dict | None = None, log=print, retries: int = 2) -> list[Cell]:
     """Run every cell not finished before (with this configuration and this code); returns those that ran.
 
-    `settings` is the `execution` section of params.yaml (zeroflow_core.params.execution); None runs
+    `settings` is the `execution` section of params.yaml (zeroflow_core.cells.execution); None runs
     the cells one by one in this process."""
     settings = {"backend": "local", "workers": 1, **(settings or {})}
     code = code_fingerprint()
@@ -185,7 +185,7 @@ def gpu_slot(worker: int, gpus_per_cell: int, visible: list[str] | None) -> list
 def run_cell(cell: Cell) -> dict:
     from zeroflow_core.train import train
 
-    return train(cell.config, cell.out, progress=False)
+    return train(cell.config, cell.out, progress=False, set_by=cell.set_by)
 
 
 # -- Ray ---------------------------------------------------------------------------------------------

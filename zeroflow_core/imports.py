@@ -1,7 +1,8 @@
 """Which files of zeroflow_core a piece of code imports, read from the source (nothing is imported).
 
 Used twice: the executor fingerprints the files a cell's run imports (`run_code`), and a test checks
-that every stage of dvc.yaml depends on exactly the files its command imports. The reading is
+that every stage of dvc.yaml depends on exactly the files its command imports, and on the data files those
+modules read (`data_files`). The reading is
 whole-module: an import anywhere in a module, in a function too, counts, so a module's closure may be
 a little larger than what one call needs, never smaller.
 """
@@ -86,3 +87,16 @@ def run_code(root: Path = PACKAGE) -> list[Path]:
     """The files that decide a cell's results: what the executor's run of a cell imports."""
     return sorted(function_closure(root / "executor.py", "run_cell", root))
 
+
+
+def data_files(files) -> set[Path]:
+    """The data files that the given modules read, as each module names them: a module-level Path constant whose
+    name ends in _FILE (config.PROFILES_FILE, pages.PAGES_FILE). The modules are imported to read them."""
+    import importlib
+
+    found = set()
+    for file in files:
+        module = importlib.import_module(module_name(Path(file)))
+        found |= {value.resolve() for name, value in vars(module).items()
+                  if name.endswith("_FILE") and isinstance(value, Path) and value.is_file()}
+    return found

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.cells import Cell
+from zeroflow_core.cells import Cell, execution, placed, resolve_run
+from zeroflow_core.config import Layer
 from zeroflow_core.executor import run_cells
 
 SEARCH_DIR = Path("runs/lr-search")
@@ -21,16 +22,13 @@ TOLERANCE = 1.0
 
 
 def search_cells(params: dict, method: str, dataset: str, optimizers, learning_rates, seed: int = 0) -> list[Cell]:
-    from zeroflow_core.params import execution, placed, run_config
-
     cells = []
     for optimizer in optimizers:
         for lr in learning_rates:
-            config = run_config(params, method, optimizer, dataset, seed)
-            config["optimizer_hyper"]["lr"] = float(lr)
-            config["heldout_every"] = 0
+            searched = Layer("zeroflow search-lr", {"optimizer_hyper": {"lr": float(lr)}, "heldout_every": 0})
+            resolved = placed(resolve_run(params, method, optimizer, dataset, seed, [searched]), execution(params))
             name = f"{method}-{optimizer}-{dataset}-lr{lr:g}-{seed}"
-            cells.append(Cell(name, placed(config, execution(params)), SEARCH_DIR / name))
+            cells.append(Cell(name, resolved.config, SEARCH_DIR / name, resolved.set_by))
     return cells
 
 
@@ -38,8 +36,6 @@ def search(params: dict, method: str, dataset: str, optimizers, learning_rates, 
            log=print) -> pd.DataFrame:
     """One row per optimizer × lr: avg_acc, last_acc, forgetting, and whether it is the optimizer's best."""
     cells = search_cells(params, method, dataset, optimizers, learning_rates, seed)
-    from zeroflow_core.params import execution
-
     run_cells(SEARCH_DIR, cells, execution(params), log=log)
     rows = []
     for cell in cells:

@@ -42,7 +42,9 @@ def type_name(default) -> str:
 
 def has_type_of(value, default) -> bool:
     """Whether `value` has the type of `default`: a float setting takes an int, a bool only a bool, a list or
-    tuple either, and an int setting no bool."""
+    tuple either, and an int setting no bool; a setting without a default (None) leaves the type to its check."""
+    if default is None:
+        return True
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, float):
@@ -67,12 +69,10 @@ class Setting:
     requirement: str = ""
 
     def normalise(self, value):
-        """The value as the setting stores it: an int given for a float setting becomes a float (so `lr: 1`
-        and `lr: 1.0` are one configuration), a list given for a tuple setting a tuple."""
+        """The value as the setting stores it: an int given for a float setting becomes a float, so that
+        `lr: 1` and `lr: 1.0` are one configuration."""
         if isinstance(self.default, float) and is_integer(value):
             return float(value)
-        if isinstance(self.default, tuple) and isinstance(value, list):
-            return tuple(value)
         return value
 
     def problem(self, value) -> str | None:

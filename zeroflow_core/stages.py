@@ -1,6 +1,6 @@
 """The stages of dvc.yaml that run cells: `train@<method>-<dataset>` and `ablation@<sweep>`.
 
-Each resolves its cells from params.yaml (zeroflow_core.params) and gives them to the executor
+Each resolves its cells from params.yaml (zeroflow_core.cells) and gives them to the executor
 (zeroflow_core.executor), which keeps the cells finished before and runs the rest.
 """
 from __future__ import annotations
@@ -10,12 +10,11 @@ import json
 import statistics
 from pathlib import Path
 
-from zeroflow_core.cells import Cell
+from zeroflow_core.cells import ABLATIONS_DIR, Cell, execution, stage_folder, sweep_cells, train_cells
 from zeroflow_core.config import ConfigError
 from zeroflow_core.executor import run_cells
 from zeroflow_core.io import write_atomically, write_json
 from zeroflow_core.methods import METHODS
-from zeroflow_core.params import ABLATIONS_DIR, execution, stage_folder, sweep_cells, train_cells
 
 # `dvc metrics show` and `dvc plots show` read these (dvc.yaml): one file per method × dataset
 METRICS_DIR = Path("runs/metrics")

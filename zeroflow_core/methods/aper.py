@@ -14,12 +14,13 @@ import torch.nn.functional as F
 from zeroflow_core.methods.base import FeatureFn
 from zeroflow_core.methods.prototypes import PrototypeClassifier
 from zeroflow_core.models.heads import CosineClassifier
+from zeroflow_core.settings import Setting, declared
 
 
 class Aper(PrototypeClassifier):
     name = "aper"
-    # head_scale: the training head's initial σ, 1 as PILOT's CosineLinear
-    defaults = {"head_scale": 1.0}
+    settings = declared(Setting("head_scale", 1.0, "the training head's initial σ (PILOT's CosineLinear: 1)",
+                                check=lambda value: value > 0, requirement="must be > 0"))
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)

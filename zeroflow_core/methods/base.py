@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zeroflow_core.models.vit import AdapterViT
+from zeroflow_core.settings import Setting, check_values, defaults_of
 
 # `features_of(adapter_set)` returns (features, labels) of the current task's training images
 # under the test transform, computed with the given adapter set (None = the plain backbone).
@@ -34,18 +35,24 @@ FeatureFn = Callable[[int | None], tuple[torch.Tensor, torch.Tensor]]
 
 class ContinualMethod(nn.Module):
     name = "base"
-    #: hyper-parameters the method accepts, with their defaults (validated by the run config)
+    #: the method's settings (a run's `method_config`), each with its default, type and help; `defaults` follows
+    settings: dict[str, Setting] = {}
     defaults: dict = {}
     #: False for a method that never steps an optimizer (its runs have no optimizer axis)
     trains: bool = True
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = defaults_of(cls.settings)
+
+    @classmethod
+    def check_settings(cls, values: dict, where: str, prefix: str = "", error=None) -> dict:
+        """The one check of a method's settings (params.yaml, a run's configuration, the constructor)."""
+        return check_values(values, cls.settings, where, prefix=prefix, **({"error": error} if error else {}))
+
     def __init__(self, vit: AdapterViT, n_classes: int, classes_per_task: int, **config):
         super().__init__()
-        unknown = sorted(set(config) - set(self.defaults))
-        if unknown:
-            raise ValueError(f"method {self.name!r} has no setting {', '.join(map(repr, unknown))}; "
-                             f"it takes: {', '.join(self.defaults) or 'none'}")
-        self.config = {**self.defaults, **config}
+        self.config = {**self.defaults, **self.check_settings(config, f"method {self.name!r}", error=ValueError)}
         self.vit = vit
         self.n_classes = n_classes
         self.classes_per_task = classes_per_task

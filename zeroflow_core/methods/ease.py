@@ -24,6 +24,7 @@ from torch import nn
 from zeroflow_core.methods.base import ContinualMethod, FeatureFn, seen_prototype_logits
 from zeroflow_core.models.heads import CosineClassifier, class_means, cosine_matrix
 from zeroflow_core.optim.directions import derive_seed
+from zeroflow_core.settings import Setting, declared
 
 
 def semantic_complement(own: torch.Tensor, anchors_old: torch.Tensor, anchors_new: torch.Tensor) -> torch.Tensor:
@@ -58,8 +59,15 @@ def complement_prototypes(prototypes: torch.Tensor, classes_per_task: int) -> to
 
 class Ease(ContinualMethod):
     name = "ease"
-    # head_scale: the training heads' initial σ, 1 as PILOT's CosineLinear
-    defaults = {"alpha": 0.1, "beta": 0.0, "use_init_ptm": False, "head_scale": 1.0}
+    settings = declared(
+        Setting("alpha", 0.1, "weight α of the other subspaces in a class's score, divided by the tasks learned "
+                "(PILOT: 0.1; CUB 0.05)", check=lambda value: value >= 0, requirement="must be >= 0"),
+        Setting("beta", 0.0, "weight of the plain backbone's subspace when use_init_ptm is on",
+                check=lambda value: value >= 0, requirement="must be >= 0"),
+        Setting("use_init_ptm", False, "also score with the plain backbone's prototypes (PILOT's use_init_ptm)"),
+        Setting("head_scale", 1.0, "the training heads' initial σ (PILOT's CosineLinear: 1)",
+                check=lambda value: value > 0, requirement="must be > 0"),
+    )
     #: multiplies the evaluation cosines; PILOT's evaluation classifier keeps sigma = 1, argmax is the
     #: same, but a held-out cross-entropy at scale 1 barely moves, so we use the training heads' scale
     prototype_scale = 16.0

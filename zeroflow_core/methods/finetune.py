@@ -10,7 +10,6 @@ from zeroflow_core.models.heads import CosineClassifier
 
 class Finetune(ContinualMethod):
     name = "finetune"
-    defaults = {}
     head_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):

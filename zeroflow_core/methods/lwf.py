@@ -20,16 +20,20 @@ import torch.nn.functional as F
 
 from zeroflow_core.methods.finetune import Finetune
 from zeroflow_core.optim.base import eval_mode
+from zeroflow_core.settings import Setting, declared
 
 
 class LwF(Finetune):
     name = "lwf"
-    defaults = {"alpha": 1.0, "temperature": 2.0}
+    settings = declared(
+        Setting("alpha", 1.0, "weight α of the distillation term L_reg (paper eq. 3)",
+                check=lambda value: value >= 0, requirement="must be >= 0"),
+        Setting("temperature", 2.0, "distillation temperature T", check=lambda value: value > 0,
+                requirement="must be > 0"),
+    )
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)
-        if self.config["temperature"] <= 0:
-            raise ValueError(f"lwf: temperature must be > 0, got {self.config['temperature']!r}")
         self.teacher_set: int | None = None
         self.teacher_head = None
         # the task whose start the teacher copies: a repeated begin_task(t) keeps that teacher

@@ -17,16 +17,19 @@ import torch
 import torch.nn.functional as F
 
 from zeroflow_core.methods.finetune import Finetune
+from zeroflow_core.settings import Setting, declared
 
 
 class Replay(Finetune):
     name = "replay"
-    defaults = {"memory_per_class": 20, "seed": 0}
+    settings = declared(
+        Setting("memory_per_class", 20, "old-class images kept per class (reservoir sampling over the stream)",
+                check=lambda value: value >= 1, requirement="must be >= 1"),
+        Setting("seed", 0, "seed of the memory's sampling and of the replay batches"),
+    )
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
         super().__init__(vit, n_classes, classes_per_task, **config)
-        if int(self.config["memory_per_class"]) < 1:
-            raise ValueError(f"replay: memory_per_class must be >= 1, got {self.config['memory_per_class']!r}")
         self.memory: dict[int, list[torch.Tensor]] = {}
         self.seen: dict[int, int] = {}
         self.generator = torch.Generator().manual_seed(int(self.config["seed"]))

@@ -15,7 +15,6 @@ from zeroflow_core.methods.prototypes import PrototypeClassifier
 
 class SimpleCIL(PrototypeClassifier):
     name = "simplecil"
-    defaults = {}
     trains = False
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
