@@ -134,3 +134,20 @@ def test_no_module_of_the_package_imports_back_a_module_that_imports_it():
     for file in modules:
         visit(file, [])
     assert len(order) == len(modules)
+
+
+def test_every_name_imported_from_the_package_exists():
+    """Imports inside functions run only when the function does (a command line's handler, say): each one names
+    something its module has."""
+    import importlib
+
+    sources = sorted(PACKAGE.rglob("*.py")) + sorted((REPO / "tests").glob("*.py"))
+    missing = []
+    for file in sources:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(PACKAGE.name):
+                module = importlib.import_module(node.module)
+                missing += [f"{file.relative_to(REPO)}: {node.module}.{alias.name}" for alias in node.names
+                            if not hasattr(module, alias.name)
+                            and importlib.util.find_spec(f"{node.module}.{alias.name}") is None]
+    assert not missing, missing

@@ -375,6 +375,30 @@ def trend(summary: pd.DataFrame, optimizer: str, metric: str = "avg_acc") -> tup
                           first[f"{metric}_std"], lower_is_better=metric in LOWER_IS_BETTER)
 
 
+class Sweep(NamedTuple):
+    """One sweep read for its page: every cell, the summary per optimizer and value, the no-training row of the
+    same dataset and seeds, and what the page says first (Markdown paragraphs)."""
+
+    cells: pd.DataFrame
+    summary: pd.DataFrame
+    anchor: pd.Series
+    read: str
+    notes: list[str]
+
+
+def load_sweep(out: Path, ablation_dir, method: str, dataset: str, optimizers, values, seeds, hyper: str,
+               run_settings: dict, sweep_optimizers: dict, runs_dir, baseline: str) -> Sweep:
+    """A sweep page's inputs, with its cells and summary written to out/runs.csv and out/summary.csv."""
+    cells = load_ablation(ablation_dir, method, dataset, optimizers, values, seeds, hyper)
+    summary = ablation_summary(cells)
+    cells.to_csv(out / "runs.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    read = f"{len(cells)} runs of {method_label(method)} on {dataset_label(dataset)} read from {ablation_dir}/"
+    # the no-training row: what every value of the sweep is worth against
+    return Sweep(cells, summary, no_training_summary(runs_dir, baseline, dataset, seeds), read,
+                 sweep_notes(run_settings, sweep_optimizers, optimizers))
+
+
 def sweep_notes(run_settings: dict, sweep_optimizers: dict, optimizers) -> list[str]:
     """What a sweep's page says first (Markdown paragraphs): the settings its runs take over the grid's."""
     notes = []

@@ -217,8 +217,8 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from zeroflow_core.pages import execute_notebook
     from zeroflow_core.params import load_params
+    from zeroflow_core.report import execute_notebook
 
     path = execute_notebook(args.name, load_params(args.params), args.params)
     print(f"executed -> {path}")

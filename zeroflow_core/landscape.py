@@ -212,6 +212,25 @@ def summary_table(stats: pd.DataFrame) -> pd.DataFrame:
     return aggregate(stats, metrics=STATISTICS, by=("panel", "title", "optimizer"))
 
 
+class Figure(NamedTuple):
+    """One trajectory figure computed: its problem, panels, the paths of every panel and seed, their
+    statistics (a row per panel and seed) and the summary (a row per panel)."""
+
+    problem: TwoTaskProblem
+    panels: list
+    paths: dict
+    stats: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def run_figure(panels, steps: int, seeds) -> Figure:
+    """Every panel's trajectories on the toy problem, each seed, with their statistics."""
+    problem = TwoTaskProblem()
+    paths = run_panels(panels, problem, steps, seeds)
+    stats = statistics(panels, paths, seeds, problem)
+    return Figure(problem, panels, paths, stats, summary_table(stats))
+
+
 class Claim(NamedTuple):
     """A statement of the paper's Section 5 as a comparison: panel `rougher` has the larger jitter (turning)."""
 
