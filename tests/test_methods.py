@@ -499,9 +499,11 @@ def test_training_heads_start_at_pilots_sigma_of_one(name):
 
 
 # ------------------------------------------------------------------------------------------ settings
-def test_every_method_declares_its_settings_with_a_default_a_type_and_help():
+def test_every_method_declares_its_label_and_its_settings_with_a_default_a_type_and_help():
     from zeroflow_core.methods import METHODS
 
+    labels = [method.label for method in METHODS.values()]
+    assert len(set(labels)) == len(labels) and "base" not in labels
     for name, method in METHODS.items():
         assert method.defaults == {key: setting.default for key, setting in method.settings.items()}, name
         for setting in method.settings.values():

@@ -2,7 +2,8 @@
 
 Plain pandas, so it is tested without a kernel (tests/test_report.py); the drawing is in figures.py and the
 sections' tables and statements in analysis.py. Data comes only from each run's metrics.json and from
-reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`).
+reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
+a method's and a dataset's label from their own declarations (`ContinualMethod.label`, `register_dataset`).
 """
 from __future__ import annotations
 
@@ -13,18 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.config import NO_OPTIMIZER
-from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import optimizers_of, run_folder, run_name, sweep_cells
+from zeroflow_core.config import NO_OPTIMIZER
+from zeroflow_core.data import dataset_label
+from zeroflow_core.methods import METHODS
+from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
 from zeroflow_core.pages import BOOK, NOTEBOOKS, check_pages_against, notebook_parameters, switches
 
-METHOD_LABELS = {"simplecil": "SimpleCIL", "ease": "EASE", "aper": "APER", "finetune": "Fine-tune", "replay": "Replay",
-                 "lwf": "LwF"}
 PAPER_METHODS = ("ease", "aper")
 PAPER_DATASETS = ("cifar100", "cub", "imagenet_a", "omnibenchmark")
-DATASET_LABELS = {"cifar100": "CIFAR-100", "cub": "CUB", "imagenet_a": "ImageNet-A",
-                  "omnibenchmark": "OmniBenchmark", "digits": "Digits", "synthetic": "Synthetic-100", "hues": "Hues"}
 PAPER_SETUP = "ViT-B/16-IN21K"
 # metrics.json key → Table 1 column; forgetting is the one where lower is better.
 TABLE_METRICS = {"avg_acc": "Avg", "last_acc": "Last", "forgetting": "Fgt"}
@@ -65,11 +64,8 @@ def optimizer_colour(optimizer: str) -> str | None:
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
-
-
-def dataset_label(dataset: str) -> str:
-    return DATASET_LABELS.get(dataset, dataset)
+    """The name the book prints for a method (its class's `label`); an unknown one keeps its own."""
+    return METHODS[method].label if method in METHODS else method
 
 
 def paper_row(optimizer: str) -> tuple[str, str]:

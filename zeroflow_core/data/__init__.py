@@ -6,6 +6,7 @@ from .datasets import (
     DatasetError,
     ImageSet,
     available_datasets,
+    dataset_label,
     expected_layout,
     load_dataset,
     load_image_folder,
@@ -29,7 +30,7 @@ from .transforms import (
 )
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "SPLITS", "DatasetError", "ImageSet", "available_datasets",
+    "IMAGE_EXTENSIONS", "SPLITS", "DatasetError", "ImageSet", "available_datasets", "dataset_label",
     "expected_layout", "load_dataset", "load_image_folder", "register_dataset",
     "stratified_split", "PRETEXT", "SYNTHETIC", "Family", "class_parameters", "generate_images",
     "ClassIncrementalScenario", "TaskDataset", "TensorCache", "item_seed", "TRANSFORM_KINDS",

@@ -118,18 +118,20 @@ class DatasetSpec:
     loader: Callable[..., ImageSet]
     layout: str
     needs_root: bool
+    label: str  # the name the book prints
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 
 
-def register_dataset(name: str, layout: str, needs_root: bool = True):
-    """Decorator adding a loader `fn(root, split, **options) -> ImageSet` to the registry."""
+def register_dataset(name: str, layout: str, needs_root: bool = True, label: str | None = None):
+    """Decorator adding a loader `fn(root, split, **options) -> ImageSet` to the registry; `label` is the name
+    the book prints (the registry name by default)."""
 
     def deco(fn):
         if name in _REGISTRY:
             raise ValueError(f"dataset {name!r} is already registered")
-        _REGISTRY[name] = DatasetSpec(name, fn, layout, needs_root)
+        _REGISTRY[name] = DatasetSpec(name, fn, layout, needs_root, label or name)
         return fn
 
     return deco
@@ -137,6 +139,11 @@ def register_dataset(name: str, layout: str, needs_root: bool = True):
 
 def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def dataset_label(name: str) -> str:
+    """The name the book prints for a dataset; an unknown one keeps its own."""
+    return _REGISTRY[name].label if name in _REGISTRY else name
 
 
 def expected_layout(name: str) -> str:
@@ -194,7 +201,7 @@ def _unpickle(path: Path):
         return pickle.load(f, encoding="bytes")
 
 
-@register_dataset("cifar100", CIFAR100_LAYOUT)
+@register_dataset("cifar100", CIFAR100_LAYOUT, label="CIFAR-100")
 def load_cifar100(root: Path, split: str) -> ImageSet:
     layout = CIFAR100_LAYOUT
     base = root / "cifar-100-python"
@@ -283,10 +290,10 @@ def _folder_layout(dirname: str, example: str) -> str:
 
 
 _FOLDER_DATASETS = {
-    # registry name: (folder under root, example file pattern)
-    "cub": ("cub", "*.jpg"),
-    "imagenet_a": ("imagenet-a", "*"),
-    "omnibenchmark": ("omnibenchmark", "*"),
+    # registry name: (folder under root, example file pattern, label)
+    "cub": ("cub", "*.jpg", "CUB"),
+    "imagenet_a": ("imagenet-a", "*", "ImageNet-A"),
+    "omnibenchmark": ("omnibenchmark", "*", "OmniBenchmark"),
 }
 
 
@@ -299,9 +306,9 @@ def _make_folder_loader(name: str, dirname: str, layout: str):
     return loader
 
 
-for _name, (_dirname, _example) in _FOLDER_DATASETS.items():
+for _name, (_dirname, _example, _label) in _FOLDER_DATASETS.items():
     _layout = _folder_layout(_dirname, _example)
-    register_dataset(_name, _layout)(_make_folder_loader(_name, _dirname, _layout))
+    register_dataset(_name, _layout, label=_label)(_make_folder_loader(_name, _dirname, _layout))
 
 
 # ----------------------------------------------------------------------------- digits
@@ -345,7 +352,7 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     return data[:, :-1], data[:, -1].astype(np.int64)
 
 
-@register_dataset("digits", DIGITS_LAYOUT, needs_root=False)
+@register_dataset("digits", DIGITS_LAYOUT, needs_root=False, label="Digits")
 def load_digits_set(root, split: str, seed: int = 0, test_fraction: float = 0.25) -> ImageSet:
     pixels, labels = _bundled_digits()
     # pixel values are counts 0..16 of a 4x4 block; map to the full 8-bit range, grey -> RGB

@@ -139,7 +139,7 @@ def _generated_set(family: Family, name: str, split: str, seed: int, n_classes: 
                           "n_test": n_test, "image_size": image_size})
 
 
-@register_dataset("synthetic", "nothing on disk (generated from a seed)", needs_root=False)
+@register_dataset("synthetic", "nothing on disk (generated from a seed)", needs_root=False, label="Synthetic-100")
 def load_synthetic(root, split: str, seed: int = 0, n_classes: int = 100, n_train: int = 60,
                    n_test: int = 20, image_size: int = 32) -> ImageSet:
     """Generated stand-in for the continual-learning datasets."""
@@ -162,7 +162,7 @@ def hue_rotation(angle: float) -> np.ndarray:
     return c * np.eye(3) + (1.0 - c) / 3.0 * np.ones((3, 3)) + s * cross
 
 
-@register_dataset("hues", "nothing on disk (generated from a seed)", needs_root=False)
+@register_dataset("hues", "nothing on disk (generated from a seed)", needs_root=False, label="Hues")
 def load_hues(root, split: str, seed: int = 0, n_shapes: int = 10, n_hues: int = 5, n_train: int = 40,
               n_test: int = 20, image_size: int = 32) -> ImageSet:
     """Generated shapes in several hues: class = (shape, hue), n_shapes x n_hues classes.

@@ -19,6 +19,7 @@ from zeroflow_core.settings import Setting, declared
 
 class Aper(PrototypeClassifier):
     name = "aper"
+    label = "APER"
     settings = declared(Setting("head_scale", 1.0, "the training head's initial σ (PILOT's CosineLinear: 1)",
                                 check=lambda value: value > 0, requirement="must be > 0"))
 

@@ -35,6 +35,7 @@ FeatureFn = Callable[[int | None], tuple[torch.Tensor, torch.Tensor]]
 
 class ContinualMethod(nn.Module):
     name = "base"
+    label = "base"  # the name the book prints
     #: the method's settings (a run's `method_config`), each with its default, type and help; `defaults` follows
     settings: dict[str, Setting] = {}
     defaults: dict = {}

@@ -59,6 +59,7 @@ def complement_prototypes(prototypes: torch.Tensor, classes_per_task: int) -> to
 
 class Ease(ContinualMethod):
     name = "ease"
+    label = "EASE"
     settings = declared(
         Setting("alpha", 0.1, "weight α of the other subspaces in a class's score, divided by the tasks learned "
                 "(PILOT: 0.1; CUB 0.05)", check=lambda value: value >= 0, requirement="must be >= 0"),

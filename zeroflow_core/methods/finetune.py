@@ -10,6 +10,7 @@ from zeroflow_core.models.heads import CosineClassifier
 
 class Finetune(ContinualMethod):
     name = "finetune"
+    label = "Fine-tune"
     head_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):

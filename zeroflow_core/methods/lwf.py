@@ -25,6 +25,7 @@ from zeroflow_core.settings import Setting, declared
 
 class LwF(Finetune):
     name = "lwf"
+    label = "LwF"
     settings = declared(
         Setting("alpha", 1.0, "weight α of the distillation term L_reg (paper eq. 3)",
                 check=lambda value: value >= 0, requirement="must be >= 0"),

@@ -22,6 +22,7 @@ from zeroflow_core.settings import Setting, declared
 
 class Replay(Finetune):
     name = "replay"
+    label = "Replay"
     settings = declared(
         Setting("memory_per_class", 20, "old-class images kept per class (reservoir sampling over the stream)",
                 check=lambda value: value >= 1, requirement="must be >= 1"),

@@ -15,6 +15,7 @@ from zeroflow_core.methods.prototypes import PrototypeClassifier
 
 class SimpleCIL(PrototypeClassifier):
     name = "simplecil"
+    label = "SimpleCIL"
     trains = False
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
