@@ -94,19 +94,13 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     from zeroflow_core.models.vit import BACKBONES
     from zeroflow_core.optim import OPTIMIZERS
 
-    missing = [key for key in EFFICIENCY_SETTINGS if key not in section]
-    if missing:
-        raise ConfigError(f"{where}: 'efficiency.{missing[0]}' is missing")
-    check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.")
+    check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.", required=EFFICIENCY_SETTINGS)
     if not section["models"]:
         raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
     for model, settings in section["models"].items():
         if model not in BACKBONES:
             raise ConfigError(f"{where}: 'efficiency.models.{model}': unknown model; known: {', '.join(BACKBONES)}")
-        check_values(settings, MODEL_SETTINGS, where, prefix=f"efficiency.models.{model}.")
-        missing = [key for key in MODEL_REQUIRED if key not in settings]
-        if missing:
-            raise ConfigError(f"{where}: 'efficiency.models.{model}.{missing[0]}' is missing")
+        check_values(settings, MODEL_SETTINGS, where, prefix=f"efficiency.models.{model}.", required=MODEL_REQUIRED)
     for name, settings in [("efficiency", section), *((f"efficiency.models.{m}", s) for m, s in section["models"].items())]:
         unknown = [optimizer for optimizer in settings.get("optimizers", []) if optimizer not in OPTIMIZERS]
         if unknown:

@@ -113,10 +113,7 @@ def _check_profile(params: dict, where: str) -> None:
 
 def _check_grid(params: dict, where: str) -> None:
     grid = params["grid"]
-    for key in GRID_SETTINGS:
-        if key not in grid:
-            raise ConfigError(f"{where}: 'grid.{key}' is missing")
-    check_values(grid, GRID_SETTINGS, where, prefix="grid.")
+    check_values(grid, GRID_SETTINGS, where, prefix="grid.", required=GRID_SETTINGS)
     baseline = grid["baseline"]
     if baseline not in METHODS or METHODS[baseline].trains:
         untrained = [name for name, method in METHODS.items() if not method.trains]
@@ -193,10 +190,7 @@ def _check_efficiency(params: dict, where: str) -> None:
 def _check_ablations(params: dict, where: str) -> None:
     """Shape and types of the `ablations` section (each cell's run settings are resolved by check_params)."""
     section = params["ablations"]
-    for key in ABLATION_SETTINGS:
-        if key not in section:
-            raise ConfigError(f"{where}: 'ablations.{key}' is missing")
-    check_values(section, ABLATION_SETTINGS, where, prefix="ablations.")
+    check_values(section, ABLATION_SETTINGS, where, prefix="ablations.", required=ABLATION_SETTINGS)
     # the sweep sets the optimizer's hyper-parameters itself (ablations.optimizers)
     check_run_keys(section["train"], "ablations.train", where, chosen=NESTED)
     for optimizer, hyper in section["optimizers"].items():
@@ -204,10 +198,7 @@ def _check_ablations(params: dict, where: str) -> None:
     if not section["sweeps"]:
         raise ConfigError(f"{where}: 'ablations.sweeps' must declare at least one sweep")
     for name, sweep in section["sweeps"].items():
-        check_values(sweep, SWEEP_SETTINGS, where, prefix=f"ablations.sweeps.{name}.")
-        missing = [key for key in SWEEP_REQUIRED if key not in sweep]
-        if missing:
-            raise ConfigError(f"{where}: 'ablations.sweeps.{name}.{missing[0]}' is missing")
+        check_values(sweep, SWEEP_SETTINGS, where, prefix=f"ablations.sweeps.{name}.", required=SWEEP_REQUIRED)
         if "official" in sweep and sweep["official"] not in sweep["values"]:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
                               f"got {sweep['official']!r}")
@@ -217,10 +208,7 @@ def _check_ablations(params: dict, where: str) -> None:
 
 
 def _check_landscape(params: dict, where: str) -> None:
-    for key in LANDSCAPE_SETTINGS:
-        if key not in params["landscape"]:
-            raise ConfigError(f"{where}: 'landscape.{key}' is missing")
-    check_values(params["landscape"], LANDSCAPE_SETTINGS, where, prefix="landscape.")
+    check_values(params["landscape"], LANDSCAPE_SETTINGS, where, prefix="landscape.", required=LANDSCAPE_SETTINGS)
 
 
 # One check per section of params.yaml, in this order (the grid first: the others name its methods and datasets).

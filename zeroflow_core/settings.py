@@ -106,12 +106,16 @@ def defaults_of(settings: Mapping[str, Setting]) -> dict:
 
 
 def check_values(values: Mapping, settings: Mapping[str, Setting], where: str, *, prefix: str = "",
-                 error=ConfigError) -> dict:
-    """Refuse a name that `settings` does not declare (with the closest one) and a value of the wrong type or
-    range; return the values normalised (Setting.normalise). `where` names the owner in the message, e.g.
-    "optimizer 'zo-sgd'" or "params.yaml"; `prefix` is put before each name, e.g. "methods.ease."."""
+                 required: Iterable[str] = (), error=ConfigError) -> dict:
+    """Refuse a name that `settings` does not declare (with the closest one), a value of the wrong type or
+    range, and a missing `required` name; return the values normalised (Setting.normalise). `where` names the
+    owner in the message, e.g. "optimizer 'zo-sgd'" or "params.yaml"; `prefix` is put before each name, e.g.
+    "methods.ease."."""
     if not isinstance(values, Mapping):
         raise error(f"{where}: {prefix.rstrip('.') or 'settings'} must be a mapping, got {values!r}")
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise error(f"{where}: '{prefix}{missing[0]}' is missing")
     checked = {}
     for name, value in values.items():
         if name not in settings:
