@@ -146,6 +146,24 @@ def test_exact_conserve_reject_leaves_parameters_and_state_bit_identical(quadrat
     assert not torch.equal(quadratic.theta.detach(), theta)
 
 
+def test_a_conserve_move_to_theta_plus_delta_continues_the_rules_state():
+    """θ + Δ keeps the state the rule has after a step on −ĝ, continued from the parameter's own state (an earlier
+    version started it afresh each time, under a key of the backup tensor, which state_dict() then refused)."""
+    theta = torch.nn.Parameter(torch.zeros(4))
+    opt = create_optimizer("zo-sgd-conserve", [theta], lr=0.1, momentum=0.9, weight_decay=0.0)
+    # scripted losses: L(θ) 1.0, the query's θ ± εz give an estimate, then θ − Δ 2.0 and θ + Δ 0.5
+    script = iter([1.0, 1.2, 1.0, 2.0, 0.5] * 2)
+    points = [theta.detach().clone()]
+    for _ in range(2):
+        opt.step(lambda: torch.tensor(next(script)))
+        points.append(theta.detach().clone())
+    assert len(opt.state) == 1 and opt.state_dict()["state"].keys() == {0}
+    # step 1: θ1 = θ0 + lr·ĝ1 and the buffer is −ĝ1; step 2: θ2 = θ1 + lr·(m·b1 + ĝ2), the buffer m·b1 − ĝ2
+    first = (points[0] - points[1]) / 0.1
+    second = 2 * 0.9 * first - (points[2] - points[1]) / 0.1
+    torch.testing.assert_close(opt.state[theta]["momentum_buffer"], second)
+
+
 def _normal_equations(quadratic):
     # θ* solves Hθ = b; recover H and b from the gradient, which is affine in θ.
     with torch.no_grad():

@@ -58,8 +58,9 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         """(group, parameter) pairs the optimizer updates: frozen parameters are skipped."""
         return [(group, p) for group in self.param_groups for p in group["params"] if p.requires_grad]
 
-    def propose(self, group: dict, param: torch.Tensor, grad: torch.Tensor):
-        return rules.propose(self.rule, group, param, grad, self.state[param])
+    def propose(self, group: dict, param: torch.Tensor, grad: torch.Tensor, state: dict | None = None):
+        """The rule's step for `param` and the state it would leave, from `state` (by default param's own)."""
+        return rules.propose(self.rule, group, param, grad, self.state[param] if state is None else state)
 
     def apply(self, group: dict, param: torch.Tensor, grad: torch.Tensor) -> None:
         delta, new_state = self.propose(group, param, grad)

@@ -200,9 +200,9 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             for p, b, (delta, new_state) in zip(params, backup, proposals):
                 torch.sub(b, delta.to(p.dtype), out=p)
                 self.state[p].update(new_state)
-        else:  # θ + Δ is already in place
+        else:  # θ + Δ is already in place; the rule's state is p's, its weight decay reads θ (the backup)
             for (group, p), b, g in zip(pairs, backup, estimates):
-                self.state[p].update(self.propose(group, b, -g)[1])
+                self.state[p].update(self.propose(group, b, -g, state=self.state[p])[1])
         return base_loss
 
     def _reference_conserve_step(self, closure, pairs, scalars, base_loss) -> float:
