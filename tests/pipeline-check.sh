@@ -24,7 +24,9 @@ dvc repro
 test -s site/latest/index.html
 up_to_date
 # dvc metrics show: a row per method × dataset; zeroflow plots: the curves on a page with its own scripts
-dvc metrics show | grep -q "runs/metrics/ease-hues.json"
+# (captured first: `grep -q` stops reading at its match, and pipefail would fail on the writer's SIGPIPE)
+metrics=$(dvc metrics show)
+grep -q "runs/metrics/ease-hues.json" <<<"$metrics"
 zeroflow plots --out build/plots
 grep -q "runs/plots/loss/ease-hues.csv" build/plots/index.html
 ! grep -q "cdn.jsdelivr" build/plots/index.html
@@ -62,11 +64,12 @@ while IFS= read -r command; do
   echo "+ $command" | tee -a "$log"
   bash -c "$command" < /dev/null 2>&1 | tee -a "$log"
   if [[ $command == "dvc queue start"* ]]; then  # the README's reader waits for the queue; so does this check
-    for _ in $(seq 120); do dvc queue status | grep -qE "Queued|Running" || break; sleep 10; done
+    for _ in $(seq 120); do status=$(dvc queue status); grep -qE "Queued|Running" <<<"$status" || break; sleep 10; done
   fi
 done < <(python tests/readme_commands.py pipeline)
 grep -q "optimizers.zo-sgd.lr *0.001 *0.002" "$log"                        # dvc params diff
 test "$(dvc queue status | grep -c Success)" = 2                             # both queued experiments ran
 exp_show=$(python tests/readme_commands.py pipeline | grep '^dvc exp show' | tail -1)
-bash -c "$exp_show" | grep -q "0.005"                                         # the README's table shows them
+table=$(bash -c "$exp_show")
+grep -q "0.005" <<<"$table"                                                  # the README's table shows them
 echo "pipeline-check: book built, status clean, push/pull round trip clean, one-value edit reran 2 of 4 cells, README's dvc commands ran"
