@@ -448,7 +448,7 @@ def test_zo_step_evaluates_in_eval_mode_and_restores_the_mode(quadratic):
     ("zo-sgd", {"q": 1.5}, "q"), ("zo-sgd", {"sparsity": 1.0}, "sparsity"), ("zo-sgd", {"sparsity": -0.1}, "sparsity"),
     ("zo-sgd", {"history": 1.0}, "history"), ("zo-sgd", {"direction": "uniform"}, "direction"),
     ("zo-sgd-sign", {"sign_mode": "both"}, "sign_mode"), ("zo-sgd-conserve", {"conserve_mode": "x"}, "conserve_mode"),
-    ("zo-sgd", {"lr": 0}, "lr"), ("zo-sgd", {"fo_every": -1}, "fo_every"), ("fo-sgd", {"momentum": 1.5}, "momentum"),
+    ("zo-sgd", {"lr": -0.01}, "lr"), ("zo-sgd", {"fo_every": -1}, "fo_every"), ("fo-sgd", {"momentum": 1.5}, "momentum"),
     ("zo-sgd", {"betas": (0.9, 0.99)}, "betas"), ("fo-adam", {"zo_eps": 1e-3}, "zo_eps"),
     ("zo-sgd", {"learning_rate": 0.1}, "learning_rate"), ("zo-sgd", {"lr": "fast"}, "'lr' must be float"),
     ("zo-sgd", {"one_sided": 1}, "one_sided"), ("zo-adam", {"q": 2.0}, "'q' must be int"), ("zo-sgd-conserve", {"q": 2, "conserve_mode": "reference"},

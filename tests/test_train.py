@@ -71,8 +71,10 @@ def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
     assert none["optimizer"] == "none" and none["optimizer_hyper"] == {}
     with pytest.raises(ConfigError, match="trains nothing"):
         resolve_config({"method": "simplecil", "optimizer": "zo-sgd"})
-    with pytest.raises(ConfigError, match="name an optimizer"):
-        resolve_config({"method": "ease", "optimizer": "none"})
+    control = resolve_config({"method": "ease", "optimizer": "none"})  # EASE's zero-step control
+    assert control["optimizer"] == "none" and control["optimizer_hyper"] == {}
+    with pytest.raises(ConfigError, match="zero-step control of 'ease'.*takes no optimizer_hyper"):
+        resolve_config({"method": "ease", "optimizer": "none", "optimizer_hyper": {"lr": 0.1}})
     paper = resolve_config({"profile": "paper", "dataset": "cifar100", "optimizer": "zo-sgd"})
     assert paper["backbone"] == "vit-b16" and paper["batch_size"] == 48 and paper["transforms"] == "reference"
 

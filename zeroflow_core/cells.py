@@ -91,8 +91,9 @@ def run_folder(method: str, optimizer: str, dataset: str, seed: int, runs_dir: P
 
 
 def optimizers_of(method: str, optimizers) -> list[str]:
-    """The optimizer axis of a method: the given optimizers, or the single `none` for one that trains nothing."""
-    return list(optimizers) if METHODS[method].trains else [NO_OPTIMIZER]
+    """The optimizer axis of a method: the given optimizers and `none`, its zero-step control (every step
+    skipped: what the method's structure gives without training), or only `none` for one that trains nothing."""
+    return [*optimizers, NO_OPTIMIZER] if METHODS[method].trains else [NO_OPTIMIZER]
 
 
 def grid_cells(params: dict):

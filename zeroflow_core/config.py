@@ -45,7 +45,8 @@ def _at_least(low):
 RUN_SETTINGS = declared(
     Setting("profile", "smoke", "the defaults a run starts from (profiles.yaml)", choices=tuple(PROFILES)),
     Setting("method", "ease", "continual-learning method", choices=tuple(METHODS)),
-    Setting("optimizer", "zo-sgd", "optimizer of the trained parameters (`zeroflow optimizers`), or none",
+    Setting("optimizer", "zo-sgd", "optimizer of the trained parameters (`zeroflow optimizers`), or none: the "
+            "method's zero-step control (its adapters and heads built, every step skipped)",
             choices=(*OPTIMIZERS, NO_OPTIMIZER)),
     Setting("dataset", "synthetic", "continual dataset (README: Datasets and weights)",
             choices=tuple(available_datasets())),
@@ -74,6 +75,10 @@ RUN_SETTINGS = declared(
             requirement="must be > 0"),
     Setting("zo_scope", "trainable", "what a forward-pass step perturbs: trainable (the adapters and heads the "
             "method trains) or official (also EASE's stored prototypes, as INFTY's ZeroFlow)", choices=ZO_SCOPES),
+    Setting("update_probe", False, "after each task, record how far the adapters and the heads moved and the cosine "
+            "of that update with the backprop gradient at the task's starting point on held-out images (one backward "
+            "per task: the smoke book's 'where training goes'; off in the paper profile, whose forward-pass runs "
+            "must not need backprop's memory)"),
     Setting("device", "auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda")),
     Setting("autocast", "off", "bf16: forward-pass optimizers evaluate their losses under bf16 autocast (weights, "
             "perturbations and restores stay fp32); backprop runs are never autocast", choices=("off", "bf16")),
@@ -255,8 +260,11 @@ def validate(config: dict) -> dict:
             raise ConfigError(f"method {config['method']!r} trains nothing: its optimizer is {NO_OPTIMIZER!r} "
                               f"(got {config['optimizer']!r}) and it takes no optimizer_hyper")
         return config
-    if config["optimizer"] == NO_OPTIMIZER:
-        raise ConfigError(f"method {config['method']!r} trains adapters: name an optimizer (`zeroflow optimizers`)")
+    if config["optimizer"] == NO_OPTIMIZER:  # the method's zero-step control: its structure, every step skipped
+        if config["optimizer_hyper"]:
+            raise ConfigError(f"the zero-step control of {config['method']!r} (optimizer {NO_OPTIMIZER!r}) takes no "
+                              "optimizer_hyper")
+        return config
     try:
         hyper = resolve_hyper(config["optimizer"], **config["optimizer_hyper"])
     except ValueError as error:

@@ -37,11 +37,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from zeroflow_core import metrics
-from zeroflow_core.config import ConfigError, validate
+from zeroflow_core.config import NO_OPTIMIZER, ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
 from zeroflow_core.cells import SET_BY, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
+from zeroflow_core.models.parameter_sets import SetClosure
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
@@ -103,9 +104,10 @@ class Run:
         """Algorithm 1 on one task: at each step `optimizer.step(closure)` evaluates the loss (a forward-pass
         optimizer at perturbed parameters, forward passes only), estimates the gradient and updates."""
         config, method, history = self.config, self.method, self.history
-        curve = []
+        curve, step_norms = [], []
         history["loss_curves"].append(curve)
-        if not method.trains_on(task):
+        history["step_norms"].append(step_norms)
+        if not method.trains_on(task) or config["optimizer"] == NO_OPTIMIZER:  # the zero-step control stops here
             return
         with method.stored_classifier_trainable(config["zo_scope"] == "official"):
             optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
@@ -113,6 +115,8 @@ class Run:
             scheduler = _scheduler(config, optimizer)
             train_set = self.data.train_set(task)
             heldout = self.evaluation.heldout_records(task)
+            trained = [p for p in method.parameters() if p.requires_grad]
+            probe = UpdateProbe(method, self.data.probe_batch(task)) if config["update_probe"] else None
             forwards = 0  # image-forwards of this task's steps: the held-out records' allowance grows with them
             for epoch in tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", leave=False,
                               disable=not self.progress):
@@ -122,13 +126,17 @@ class Run:
                                  total=self.data.steps_per_epoch(train_set), leave=False, disable=not self.progress):
                     counted = method.vit.images_forwarded
                     batch = method.prepare_batch(x, y)
-                    curve.append(float(optimizer.step(lambda: self._loss(batch))))
+                    before = [p.detach().clone() for p in trained]
+                    curve.append(float(optimizer.step(SetClosure(method, functools.partial(self._loss, batch)))))
+                    step_norms.append(_distance(trained, before))
                     forwards += method.vit.images_forwarded - counted
                     history["steps"] += 1
                     heldout.after_step(history["steps"], forwards)
                 if scheduler is not None:
                     scheduler.step()
                 history["epoch_seconds"].append(time.perf_counter() - started)
+            if probe is not None:
+                history["updates"].append({"task": task, **probe.finish()})
         history["train_image_forwards"] += forwards
         history["forward_passes"] += optimizer.forward_passes
         history["backward_passes"] += optimizer.backward_passes
@@ -139,6 +147,64 @@ class Run:
             return self.method.loss(batch)
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
             return self.method.loss(batch).float()
+
+
+def _distance(params: list[torch.Tensor], before: list[torch.Tensor]) -> float:
+    """‖θ − θ_before‖ over every trained tensor: the size of one step."""
+    with torch.no_grad():
+        return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(
+            torch._foreach_sub([p.detach() for p in params], before)))))
+
+
+class UpdateProbe:
+    """Where a task's training went: how far the adapters and the heads moved, and how much of that movement is
+    signal, the cosine between the accumulated update θ_start − θ_end and the backprop gradient at θ_start on
+    held-out images of the task (a first-order optimizer's update follows the gradient; a noisy estimate's
+    spreads over directions the loss does not care about)."""
+
+    def __init__(self, method, batch: tuple[torch.Tensor, torch.Tensor]):
+        self.method = method
+        self.params = {name: p for name, p in method.named_parameters() if p.requires_grad}
+        self.start = {name: p.detach().clone() for name, p in self.params.items()}
+        self.gradient = self._gradient(batch)
+
+    def _gradient(self, batch) -> dict[str, torch.Tensor]:
+        x, y = batch
+        was_training = self.method.training
+        self.method.eval()
+        saved = {name: p.grad for name, p in self.params.items()}
+        try:
+            with torch.enable_grad():
+                for p in self.params.values():
+                    p.grad = None
+                self.method.loss({"x": x, "y": y}).backward()
+                return {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+                        for name, p in self.params.items()}
+        finally:
+            for name, p in self.params.items():
+                p.grad = saved[name]
+            self.method.train(was_training)
+
+    def finish(self) -> dict:
+        """Per group (adapters, heads) and in all: ‖Δθ‖, ‖Δθ‖ / ‖θ_start‖ and cos(θ_start − θ_end, ∇L(θ_start))."""
+        def group(name: str) -> str:
+            if ".adapter_sets." in f".{name}":
+                return "adapters"
+            return "stored" if name.startswith("stored_classifier") else "heads"  # zo_scope official's prototypes
+
+        groups = {g: [n for n in self.params if group(n) == g] for g in ("adapters", "heads", "stored")}
+        groups["all"] = list(self.params)
+        out = {}
+        for group, names in groups.items():
+            if not names:
+                continue
+            update = torch.cat([(self.start[n] - self.params[n].detach()).flatten() for n in names])
+            start = torch.cat([self.start[n].flatten() for n in names])
+            gradient = torch.cat([self.gradient[n].flatten() for n in names])
+            moved, size, norm = float(update.norm()), float(start.norm()), float(gradient.norm())
+            out[group] = {"moved": moved, "relative": moved / size if size else None,
+                          "cosine": float(update @ gradient) / (moved * norm) if moved and norm else None}
+        return out
 
 
 def build_vit(config: dict) -> tuple[AdapterViT, dict]:
@@ -158,7 +224,7 @@ def _new_history(n_tasks: int) -> dict:
     return {"acc_matrix": metrics.empty_acc_matrix(n_tasks).tolist(), "acc_seen": [],
             "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
             "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None,
-            "train_image_forwards": 0, "heldout_image_forwards": 0}
+            "train_image_forwards": 0, "heldout_image_forwards": 0, "step_norms": [], "updates": []}
 
 
 def _optimizer_hyper(config: dict, task: int) -> dict:
@@ -188,6 +254,9 @@ def _summary(config: dict, history: dict, device: torch.device) -> dict:
         "acc_matrix": [[None if np.isnan(v) else v for v in row] for row in matrix.tolist()],
         "acc_seen": h["acc_seen"],
         "loss_curves": h["loss_curves"],
+        # the mean size of a step in each task (‖θ_{t+1} − θ_t‖), and where each task's training went (UpdateProbe)
+        "step_norms": [float(np.mean(norms)) if norms else None for norms in h["step_norms"]],
+        "updates": h["updates"],
         "heldout_losses": h["heldout"],
         "peak_memory_mb": peak_memory_mb(device),
         "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
@@ -266,6 +335,10 @@ class RunData:
                             num_workers=0 if self.small_images else self.config["workers"])
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def probe_batch(self, task: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The update probe's held-out images: the task's first `heldout_batch` test images (UpdateProbe)."""
+        return self.heldout_batches(task)[task]
 
     def heldout_batches(self, task: int) -> list:
         """The first held-out (test) images of every task seen so far, one fixed batch per task."""

@@ -14,12 +14,14 @@ import torch.nn.functional as F
 from zeroflow_core.methods.base import FeatureFn
 from zeroflow_core.methods.prototypes import PrototypeClassifier
 from zeroflow_core.models.heads import CosineClassifier
+from zeroflow_core.models.parameter_sets import set_cross_entropy
 from zeroflow_core.settings import Setting, declared
 
 
 class Aper(PrototypeClassifier):
     name = "aper"
     label = "APER"
+    evaluates_parameter_sets = True  # set_cross_entropy; its own parameters are read by no loss
     settings = declared(Setting("head_scale", 1.0, "the training head's initial σ (PILOT's CosineLinear: 1)",
                                 check=lambda value: value > 0, requirement="must be > 0"))
 
@@ -47,7 +49,7 @@ class Aper(PrototypeClassifier):
         return self.head(self.vit.features(x, 0))
 
     def loss(self, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(self.training_logits(batch["x"]), batch["y"])
+        return set_cross_entropy(self.training_logits(batch["x"]), batch["y"])
 
     @torch.no_grad()
     def end_task(self, task: int, features_of: FeatureFn) -> None:

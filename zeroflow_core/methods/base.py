@@ -41,6 +41,9 @@ class ContinualMethod(nn.Module):
     defaults: dict = {}
     #: False for a method that never steps an optimizer (its runs have no optimizer axis)
     trains: bool = True
+    #: its loss reduces per parameter set (models/parameter_sets.py), so a zeroth-order step can evaluate all its
+    #: queries in one forward; otherwise the step falls back to one forward per query
+    evaluates_parameter_sets: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

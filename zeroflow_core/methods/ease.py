@@ -23,6 +23,7 @@ from torch import nn
 
 from zeroflow_core.methods.base import ContinualMethod, FeatureFn, seen_prototype_logits
 from zeroflow_core.models.heads import CosineClassifier, class_means, cosine_matrix
+from zeroflow_core.models.parameter_sets import set_cross_entropy
 from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.settings import Setting, declared
 
@@ -60,6 +61,7 @@ def complement_prototypes(prototypes: torch.Tensor, classes_per_task: int) -> to
 class Ease(ContinualMethod):
     name = "ease"
     label = "EASE"
+    evaluates_parameter_sets = True  # set_cross_entropy; its own parameters are read by no loss
     settings = declared(
         Setting("alpha", 0.1, "weight α of the other subspaces in a class's score, divided by the tasks learned "
                 "(PILOT: 0.1; CUB 0.05)", check=lambda value: value >= 0, requirement="must be >= 0"),
@@ -112,7 +114,7 @@ class Ease(ContinualMethod):
         return self.heads[self.task](self.vit.features(x, self.task))
 
     def loss(self, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(self.training_logits(batch["x"]), batch["y"] - self.task_offset)
+        return set_cross_entropy(self.training_logits(batch["x"]), batch["y"] - self.task_offset)
 
     @torch.no_grad()
     def end_task(self, task: int, features_of: FeatureFn) -> None:

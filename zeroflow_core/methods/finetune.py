@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-
 from zeroflow_core.methods.base import ContinualMethod
 from zeroflow_core.models.heads import CosineClassifier
+from zeroflow_core.models.parameter_sets import set_cross_entropy
 
 
 class Finetune(ContinualMethod):
     name = "finetune"
     label = "Fine-tune"
+    evaluates_parameter_sets = True  # set_cross_entropy; its own parameters are read by no loss
     head_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
@@ -24,10 +24,10 @@ class Finetune(ContinualMethod):
         self.head = CosineClassifier(vit.embed_dim, n_classes, scale=self.head_scale)
 
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.vit.features(x, 0))[:, : self.n_seen]
+        return self.head(self.vit.features(x, 0))[..., : self.n_seen]
 
     def loss(self, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(self.training_logits(batch["x"]), batch["y"])
+        return set_cross_entropy(self.training_logits(batch["x"]), batch["y"])
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.training_logits(x)

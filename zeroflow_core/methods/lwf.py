@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from zeroflow_core.methods.finetune import Finetune
+from zeroflow_core.models.parameter_sets import set_cross_entropy
 from zeroflow_core.optim.base import eval_mode
 from zeroflow_core.settings import Setting, declared
 
@@ -67,15 +68,18 @@ class LwF(Finetune):
         return batch
 
     def distillation(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        """T^2 KL(teacher || student) on the old classes, averaged over the batch."""
+        """T^2 KL(teacher || student) on the old classes, averaged over the batch (per set when the student's
+        logits carry a set dimension, parameter_sets)."""
         t = self.config["temperature"]
-        student = F.log_softmax(student_logits[:, : teacher_logits.shape[1]] / t, dim=1)
-        teacher = F.log_softmax(teacher_logits / t, dim=1)
-        return F.kl_div(student, teacher, reduction="batchmean", log_target=True) * t * t
+        student = F.log_softmax(student_logits[..., : teacher_logits.shape[1]] / t, dim=-1)
+        teacher = F.log_softmax(teacher_logits / t, dim=-1)
+        if student.dim() == 2:
+            return F.kl_div(student, teacher, reduction="batchmean", log_target=True) * t * t
+        return (teacher.exp() * (teacher - student)).sum(-1).mean(-1) * t * t
 
     def loss(self, batch: dict) -> torch.Tensor:
         logits = self.training_logits(batch["x"])
-        loss = F.cross_entropy(logits, batch["y"])
+        loss = set_cross_entropy(logits, batch["y"])
         if "teacher_logits" in batch:
             loss = loss + self.config["alpha"] * self.distillation(logits, batch["teacher_logits"])
         return loss

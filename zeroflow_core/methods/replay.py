@@ -14,9 +14,9 @@ batch; the memory (kept on the CPU) and the generator state are checkpointed wit
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from zeroflow_core.methods.finetune import Finetune
+from zeroflow_core.models.parameter_sets import set_cross_entropy
 from zeroflow_core.settings import Setting, declared
 
 
@@ -78,8 +78,8 @@ class Replay(Finetune):
             return super().loss(batch)
         n = len(batch["y"])
         logits = self.training_logits(torch.cat([batch["x"], batch["x_replay"]]))
-        current = F.cross_entropy(logits[:n], batch["y"])
-        replayed = F.cross_entropy(logits[n:], batch["y_replay"])
+        current = set_cross_entropy(logits[..., :n, :], batch["y"])
+        replayed = set_cross_entropy(logits[..., n:, :], batch["y_replay"])
         tasks_seen = self.task + 1
         return current / tasks_seen + (1 - 1 / tasks_seen) * replayed
 

@@ -14,6 +14,8 @@ class CosineClassifier(nn.Module):
     absorbed by a head that already separates the task at σ = 16.
     """
 
+    evaluates_parameter_sets = True
+
     def __init__(self, in_features: int, n_classes: int, scale: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_classes, in_features))
@@ -21,7 +23,13 @@ class CosineClassifier(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.linear(F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1))
+        """(B, D) features give (B, C) logits; with a set dimension P in the features or the parameters
+        (parameter_sets), (P, B, C)."""
+        features, weight = F.normalize(features, dim=-1), F.normalize(self.weight, dim=-1)
+        if self.weight.dim() == 2 and self.scale.dim() == 0:
+            return self.scale * F.linear(features, weight)
+        scale = self.scale.view(-1, 1, 1) if self.scale.dim() else self.scale
+        return scale * torch.matmul(features, weight.transpose(-1, -2))
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

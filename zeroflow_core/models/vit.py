@@ -98,11 +98,15 @@ class AdapterViT(nn.Module):
     def _features(self, x: torch.Tensor, adapter_set: int | None) -> torch.Tensor:
         vit = self.backbone
         adapters = [None] * len(vit.blocks) if adapter_set is None else self.adapter_sets[adapter_set]
-        self.images_forwarded += x.shape[0]
+        images = x.shape[0]
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(x))))
+        sets = 0  # P once stacked adapter weights (parameter_sets) have given x a set dimension
         for block, adapter in zip(vit.blocks, adapters):
-            x = block_forward(block, x, adapter)
-        return vit.norm(x)[:, 0]
+            x, sets = block_forward(block, x, adapter, sets)
+        # what the algorithm evaluates: the batch at every parameter set (the shared prefix ran once)
+        self.images_forwarded += images * max(sets, 1)
+        features = vit.norm(x)[:, 0]
+        return features.unflatten(0, (sets, images)) if sets else features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from typing import Callable, Iterable
 
 import torch
@@ -12,6 +13,10 @@ from torch import nn
 import zeroflow_core.optim.rules as rules
 from zeroflow_core.optim.hyper import check_group
 from zeroflow_core.settings import Setting, check_values, defaults_of
+
+
+# why batched steps fell back to one forward per query, each said once per process
+_FALLBACKS_REPORTED: set[str] = set()
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -66,6 +71,19 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         delta, new_state = self.propose(group, param, grad)
         param.sub_(delta.to(param.dtype))
         self.state[param].update(new_state)
+
+    def batches(self, closure: Callable, params: list[torch.Tensor]) -> bool:
+        """Whether this step evaluates its queries in batched forwards (the `batched` setting, and a closure that
+        evaluates parameter sets: models/parameter_sets.SetClosure); says once per process why not when asked."""
+        if not self.defaults.get("batched") or not self.shared("batched"):
+            return False
+        unsupported = getattr(closure, "unsupported", None)
+        reason = unsupported(params) if unsupported else "the closure is a plain function (no losses_at)"
+        if reason and reason not in _FALLBACKS_REPORTED:
+            _FALLBACKS_REPORTED.add(reason)
+            print(f"{type(self).__name__}: batched queries fall back to one forward per query: {reason}",
+                  file=sys.stderr)
+        return reason is None
 
     def evaluate(self, closure: Callable, what: str) -> float:
         """Call the closure once (a forward pass), refusing a non-finite loss."""
@@ -137,9 +155,12 @@ def eval_mode(model: nn.Module | None):
         yield
         return
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    # what model.eval() does, without walking the module tree again nor nn.Module.__setattr__'s checks for
+    # parameters and submodules (a plain attribute): a forward-pass step enters this once per step
+    for module, _ in modes:
+        object.__setattr__(module, "training", False)
     try:
         yield
     finally:
         for module, training in modes:
-            module.training = training
+            object.__setattr__(module, "training", training)

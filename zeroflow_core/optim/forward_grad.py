@@ -1,9 +1,15 @@
 """Forward-Grad (Baydin et al. 2022): the directional derivative L'(θ)·v from one forward-mode pass.
 
-(L, L'·v) come from `torch.func.jvp` over `torch.func.functional_call`, and (L'·v) v is an
-unbiased estimate of ∇L for v ~ N(0, I), fed to the SGD or Adam rule. The closure is run inside
-`functional_call`, so it must reach the parameters through the model's modules (as every
-`model(x)` call does), not through references to Parameter objects captured beforehand.
+Each trainable tensor is swapped, in the modules that hold it, for a dual tensor (θ, v) of PyTorch's forward-mode
+AD (`torch.autograd.forward_ad`), and one call of the closure gives L and L'·v; (L'·v) v is an unbiased estimate of
+∇L for v ~ N(0, I), fed to the SGD or Adam rule. Only the trainable tensors carry a tangent, so a frozen weight
+costs nothing beyond its forward (torch.func.jvp over functional_call, the earlier implementation, ran about twice
+as long on the smoke model: decompositions in Python, and a matmul with every frozen weight's zero tangent). The
+closure must reach the parameters through the model's modules (as every `model(x)` call does), not through
+references to Parameter objects captured beforehand.
+
+With `batched`, the q tangents go through one forward: the trainable tensors become stacked dual tensors (q copies
+of θ, the q tangents) and the loss returns q values and q derivatives (models/parameter_sets.py).
 """
 from __future__ import annotations
 
@@ -11,69 +17,14 @@ import contextlib
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+import torch.autograd.forward_ad as fwAD
 from torch import nn
-from torch.func import functional_call, jvp
-from torch.overrides import TorchFunctionMode
 
+from zeroflow_core.models.parameter_sets import holders, swapped
 from zeroflow_core.models.vit import disable_fused_attention
 from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer, eval_mode
 from zeroflow_core.optim.directions import DirectionStream, derive_seed
 from zeroflow_core.optim.hyper import FORWARD_GRAD
-
-
-class _ClosureModule(nn.Module):
-    """Lets functional_call swap the model's parameters for the duration of one closure call."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.closure: Callable | None = None
-
-    def forward(self):
-        return self.closure()
-
-
-class _FrozenWeightLinear(torch.autograd.Function):
-    """x Wᵀ + b with W and b frozen: the tangent is ẋ Wᵀ and nothing else.
-
-    Under torch.func.jvp the stock rule of linear also multiplies x by the frozen weight's
-    (zero) tangent, a full matmul that CPU kernels do not skip; in a ViT with adapters that is
-    one wasted matmul per frozen linear, most of the model's compute.
-    """
-
-    @staticmethod
-    def forward(x, weight, bias):
-        return F.linear(x, weight, bias)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_forward(inputs[1])
-
-    @staticmethod
-    def jvp(ctx, x_tangent, weight_tangent, bias_tangent):
-        (weight,) = ctx.saved_tensors
-        return F.linear(x_tangent, weight)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        raise RuntimeError("forward-grad's frozen-weight linear supports forward-mode AD only")
-
-
-class _FrozenLinears(TorchFunctionMode):
-    """Sends F.linear calls whose weight (and bias) are frozen parameters to the rule above."""
-
-    def __init__(self, frozen: set[int]):
-        super().__init__()
-        self.frozen = frozen
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is F.linear and id(args[1]) in self.frozen:
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if bias is None or id(bias) in self.frozen:
-                return _FrozenWeightLinear.apply(args[0], args[1], bias)
-        return func(*args, **kwargs)
 
 
 class ForwardGradient(ZeroFlowOptimizer):
@@ -87,13 +38,11 @@ class ForwardGradient(ZeroFlowOptimizer):
             raise ValueError("forward-grad needs model=: the module whose parameters it differentiates through")
         super().__init__(params, hyper)
         self.model = model
-        self._wrapper = _ClosureModule(model)
+        # the fused scaled-dot-product kernels have no forward-mode rule on CPU
         disable_fused_attention(model)
-        names = {id(p): name for name, p in model.named_parameters()}
-        missing = [p for _, p in self.trainable() if id(p) not in names]
-        if missing:
+        if any(not held for held in holders(model, [p for _, p in self.trainable()])):
             raise ValueError("forward-grad: every optimized parameter must belong to the given model")
-        self._names = names
+        self._holders: tuple[tuple[int, ...], list] | None = None
 
     rule = property(lambda self: self.shared("base"))
     forwards_per_step = property(lambda self: self.shared("q"))
@@ -103,35 +52,45 @@ class ForwardGradient(ZeroFlowOptimizer):
             raise ValueError(f"{type(self).__name__}.step needs a closure that returns the mini-batch loss")
         pairs = self.trainable()
         params = [p for _, p in pairs]
-        names = ["model." + self._names[id(p)] for p in params]
-        primals = tuple(p.detach() for p in params)
-        estimates = [torch.zeros_like(p, dtype=torch.float32) for p in params]
-        self._wrapper.closure = closure
-
-        def loss_of(*values):
-            return functional_call(self._wrapper, dict(zip(names, values)), (), strict=False)
-
-        optimized = {id(p) for p in params}
-        frozen = {id(t) for t in self.model.parameters() if id(t) not in optimized}
-        losses = []
         q, seed, direction = self.shared("q"), self.shared("seed"), self.shared("direction")
+        tangents = [list(DirectionStream(derive_seed(seed, "forward-grad", self.steps_taken, query),
+                                         direction).draw_all(params)) for query in range(q)]
         mode = eval_mode(self.model) if self.shared("mode") == "eval" else contextlib.nullcontext()
-        with torch.no_grad(), mode, _FrozenLinears(frozen):
-            for query in range(q):
-                stream = DirectionStream(derive_seed(seed, "forward-grad", self.steps_taken, query), direction)
-                tangents = tuple(z.to(p.dtype) for p, z in zip(params, stream.draw_all(params)))
-                loss, derivative = jvp(loss_of, primals, tangents)
-                self.forward_passes += 1
+        with torch.no_grad(), mode:
+            losses, derivatives = self._derivatives(closure, params, tangents)
+            for query, (loss, derivative) in enumerate(zip(losses, derivatives)):
                 if not (torch.isfinite(loss) and torch.isfinite(derivative)):
                     raise NonFiniteLossError(
                         f"ForwardGradient: non-finite loss or derivative at step {self.steps_taken}, query {query}; "
                         "the parameters are left as they were before this step"
                     )
-                for estimate, tangent in zip(estimates, tangents):
-                    estimate.add_(tangent, alpha=float(derivative) / q)
-                losses.append(float(loss))
-            for (group, p), estimate in zip(pairs, estimates):
+            self.forward_passes += q
+            for index, (group, p) in enumerate(pairs):
+                estimate = torch.zeros_like(p, dtype=torch.float32)
+                for query in range(q):
+                    estimate.add_(tangents[query][index], alpha=float(derivatives[query]) / q)
                 self.apply(group, p, estimate)
-        self._wrapper.closure = None
         self.steps_taken += 1
-        return torch.tensor(sum(losses) / len(losses))
+        return losses.float().mean()
+
+    def _derivatives(self, closure, params, tangents) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L, L'·v) for each tangent set: q forward-mode calls of the closure, or one with `batched` when the
+        closure evaluates parameter sets."""
+        with fwAD.dual_level():
+            if self.batches(closure, params):
+                duals = [fwAD.make_dual(p.detach().expand(len(tangents), *p.shape).contiguous(),
+                                        torch.stack([t[i] for t in tangents]).to(p.dtype))
+                         for i, p in enumerate(params)]
+                return fwAD.unpack_dual(closure.losses_at(params, duals))[:2]
+            results = []
+            for query_tangents in tangents:
+                duals = [fwAD.make_dual(p.detach(), t.to(p.dtype)) for p, t in zip(params, query_tangents)]
+                with swapped(self._places(params), duals):
+                    results.append(fwAD.unpack_dual(closure())[:2])
+        return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
+
+    def _places(self, params) -> list:
+        key = tuple(id(p) for p in params)
+        if self._holders is None or self._holders[0] != key:
+            self._holders = (key, holders(self.model, params))
+        return self._holders[1]

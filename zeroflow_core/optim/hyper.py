@@ -54,7 +54,8 @@ def _at_least_one(value) -> bool:
 
 # The descent rule's (rules.py); every optimizer's groups hold all of them, whichever rule reads them.
 DESCENT = declared(
-    Setting("lr", 1e-3, "step size", check=_positive, requirement="must be > 0"),
+    Setting("lr", 1e-3, "step size (0 switches the step off: the run then equals its zero-step control)",
+            check=_non_negative, requirement="must be >= 0"),
     Setting("momentum", 0.0, "SGD momentum (dampening 0, no Nesterov, as torch.optim.SGD)",
             check=_fraction, requirement="must be in [0, 1)"),
     Setting("betas", (0.9, 0.999), "Adam's decay rates of the first and second moment estimates",
@@ -66,6 +67,11 @@ DESCENT = declared(
 
 # The random directions, shared by the zeroth-order estimate and forward-grad.
 DIRECTION_STREAM = declared(
+    Setting("batched", False,
+            "evaluate a step's queries in one forward (zeroth-order: its 2q, or q + 1, perturbed losses; forward-grad: "
+            "its q tangents): the trainable tensors are stacked per query and the frozen layers see the copies of the "
+            "batch as one batch (models/parameter_sets.py). The same directions and, up to float rounding, the same "
+            "estimate as one forward per query, to which a closure that cannot evaluate parameter sets falls back"),
     Setting("q", 1, "queries per step: random directions whose estimates are averaged",
             check=_at_least_one, requirement="must be an integer >= 1"),
     Setting("seed", 0, "seed of the direction stream (a run derives one per task from its seed)"),
@@ -89,6 +95,10 @@ ZEROTH_ORDER_ONLY = declared(
             "exact: the mask zeroes r of each direction; official: Φ(r) of it, as INFTY's mask, which compares "
             "a standard normal draw with r (so r = 0.1 already zeroes 54%)", choices=SPARSITY_MODES),
     Setting("fo_every", 0, "take an exact (backprop) step every k-th step (0: never)", check=_non_negative,
+            requirement="must be an integer >= 0"),
+    Setting("max_sets_per_forward", 0,
+            "with batched: at most this many perturbations per forward, which bounds the activation memory to that "
+            "many copies of the batch (0: all of a step's perturbations in one forward)", check=_non_negative,
             requirement="must be an integer >= 0"),
     Setting("sign_mode", "projected",
             "Sign variants: projected steps along sign(d_j)·z_j (the official code), elementwise along "
@@ -114,7 +124,7 @@ FORWARD_GRAD = {**DESCENT, **DIRECTION_STREAM, **FORWARD_GRAD_ONLY}
 SETTINGS = {**ZEROTH_ORDER, **FORWARD_GRAD}
 
 STEP_WIDE = frozenset({"zo_eps", "q", "seed", "direction", "one_sided", "fo_every", "sign_mode", "conserve_mode",
-                       "history_rule", "sparsity_mode", "base", "mode"})
+                       "history_rule", "sparsity_mode", "base", "mode", "batched", "max_sets_per_forward"})
 
 
 def taking(names, **defaults) -> dict[str, Setting]:

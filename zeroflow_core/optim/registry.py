@@ -16,7 +16,7 @@ from zeroflow_core.settings import Setting, check_values, defaults_of
 SGD = ("lr", "momentum", "weight_decay")
 ADAM = ("lr", "betas", "weight_decay")
 ZO = ("zo_eps", "q", "seed", "direction", "one_sided", "history", "history_rule", "sparsity", "sparsity_mode",
-      "fo_every")
+      "fo_every", "batched", "max_sets_per_forward")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ _SPECS = [
                   taking(ADAM + ZO + ("conserve_mode",), lr=1e-3, **_ADAM)),
     OptimizerSpec("forward-grad", "forward-mode directional derivative (torch.func.jvp), SGD or Adam rule (base)",
                   _forward_grad, Display("Forward-Grad", ("-", "Forward"), "#17becf"),
-                  taking(("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction", "mode")),
+                  taking(("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction", "mode",
+                          "batched")),
                   family="forward-grad"),
 ]
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}

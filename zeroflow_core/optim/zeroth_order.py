@@ -115,10 +115,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         params = [p for _, p in pairs]
         backup = [p.detach().clone() for p in params]
         try:
-            base_loss = None
-            if self.shared("one_sided") or self.estimator == "conserve":
-                base_loss = self.evaluate(closure, "loss at the current parameters")
-            scalars, mean_loss = self._directional_derivatives(closure, pairs, backup, base_loss)
+            scalars, base_loss, mean_loss = self._directional_derivatives(closure, pairs, backup)
             _restore(params, backup)
             if self.estimator == "conserve" and self.shared("conserve_mode") == "reference":
                 return self._reference_conserve_step(closure, pairs, scalars, base_loss)
@@ -132,24 +129,51 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             _restore(params, backup)
             raise
 
-    def _directional_derivatives(self, closure, pairs, backup, base_loss):
-        """d_j for every query, and the mean of the perturbed losses (≈ L(θ), for logging)."""
+    def _directional_derivatives(self, closure, pairs, backup):
+        """d_j for every query, L(θ) where the step needs it (one-sided, Conserve) or None, and the mean of the
+        perturbed losses (≈ L(θ), for logging)."""
         params = [p for _, p in pairs]
-        eps = self.shared("zo_eps")
-        scalars, losses = [], []
+        eps, one_sided = self.shared("zo_eps"), self.shared("one_sided")
+        with_base = one_sided or self.estimator == "conserve"
+        points = [Point("loss at the current parameters")] if with_base else []
         for query in range(self.shared("q")):
             stream = self._stream(pairs, query)
-            _perturb(params, backup, stream, eps)
-            plus = self.evaluate(closure, f"query {query}, θ + εz")
-            if self.shared("one_sided"):
-                scalars.append((plus - base_loss) / eps)
-                losses.append(plus)
-                continue
-            _perturb(params, backup, stream, -eps)
-            minus = self.evaluate(closure, f"query {query}, θ − εz")
-            scalars.append((plus - minus) / (2 * eps))
-            losses += [plus, minus]
-        return scalars, sum(losses) / len(losses)
+            points.append(Point(f"query {query}, θ + εz", stream, eps))
+            if not one_sided:
+                points.append(Point(f"query {query}, θ − εz", stream, -eps))
+        losses = self._losses(closure, params, backup, points)
+        base_loss = losses.pop(0) if with_base else None
+        if one_sided:
+            scalars = [(plus - base_loss) / eps for plus in losses]
+        else:
+            scalars = [(plus - minus) / (2 * eps) for plus, minus in zip(losses[::2], losses[1::2])]
+        return scalars, base_loss, sum(losses) / len(losses)
+
+    # -- evaluating the loss at points θ0 + scale·v ----------------------------------------------------------
+    def _losses(self, closure, params, backup, points: list[Point]) -> list[float]:
+        """The loss at each point: one forward per point, or with `batched` (and a closure that evaluates parameter
+        sets, models/parameter_sets.py) the points stacked into forwards of up to max_sets_per_forward each."""
+        if not self.batches(closure, params):
+            losses = []
+            for point in points:
+                point.place(params, backup)
+                losses.append(self.evaluate(closure, point.what))
+            return losses
+        per_forward = self.shared("max_sets_per_forward") or len(points)
+        losses = []
+        for start in range(0, len(points), per_forward):
+            chunk = points[start:start + per_forward]
+            stacked = [torch.empty((len(chunk), *p.shape), dtype=p.dtype, device=p.device) for p in params]
+            drawn = (None, None)  # a query's θ + εz and θ − εz share one draw of z
+            for index, point in enumerate(chunk):
+                if isinstance(point.vectors, DirectionStream) and drawn[0] is not point.vectors:
+                    drawn = (point.vectors, list(point.vectors.draw_all(params)))
+                vectors = drawn[1] if isinstance(point.vectors, DirectionStream) else point.vectors
+                Point(point.what, vectors, point.scale).place([s[index] for s in stacked], backup)
+            values = closure.losses_at(params, stacked)
+            self.forward_passes += len(chunk)
+            losses += [self.refuse_non_finite(float(value), point.what) for value, point in zip(values, chunk)]
+        return losses
 
     def _estimates(self, pairs: list[tuple[dict, torch.Tensor]], scalars: list[float]):
         """Yield ĝ parameter by parameter, replaying every query's direction stream in step."""
@@ -188,19 +212,18 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         """
         params = [p for _, p in pairs]
         proposals = [self.propose(group, p, g) for (group, p), g in zip(pairs, estimates)]
-        candidates = {}
-        for sign in (-1, 1):
-            for p, b, (delta, _) in zip(params, backup, proposals):
-                torch.add(b, delta.to(p.dtype), alpha=sign, out=p)
-            candidates[sign] = self.evaluate(closure, "conserve candidate θ " + ("−" if sign < 0 else "+") + " Δ")
-        best = min([0, -1, 1], key=lambda s: base_loss if s == 0 else candidates[s])
+        deltas = [delta for delta, _ in proposals]
+        minus, plus = self._losses(closure, params, backup, [Point("conserve candidate θ − Δ", deltas, -1.0),
+                                                             Point("conserve candidate θ + Δ", deltas, 1.0)])
+        best = min([(base_loss, 0), (minus, -1), (plus, 1)], key=lambda pair: pair[0])[1]
         if best == 0:
             _restore(params, backup)
         elif best == -1:
-            for p, b, (delta, new_state) in zip(params, backup, proposals):
-                torch.sub(b, delta.to(p.dtype), out=p)
+            Point("", deltas, -1.0).place(params, backup)
+            for p, (_, new_state) in zip(params, proposals):
                 self.state[p].update(new_state)
-        else:  # θ + Δ is already in place; the rule's state is p's, its weight decay reads θ (the backup)
+        else:  # the rule's state is p's, its weight decay reads θ (the backup)
+            Point("", deltas, 1.0).place(params, backup)
             for (group, p), b, g in zip(pairs, backup, estimates):
                 self.state[p].update(self.propose(group, b, -g, state=self.state[p])[1])
         return base_loss
@@ -233,13 +256,27 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         return {**super().counters(), "mask_epoch": self.mask_epoch}
 
 
-def _perturb(params, backup, stream: DirectionStream, scale: float) -> None:
-    """θ ← θ0 + scale·z, computed from the backup so that no rounding error accumulates."""
-    for p, b, z in zip(params, backup, stream.draw_all(params)):
-        if p.dtype == torch.float32:
-            torch.add(b, z, alpha=scale, out=p)
-        else:  # reduced precision: do the perturbation math in fp32, round once
-            p.copy_(b.float().add_(z, alpha=scale))
+class Point:
+    """θ0 + scale·v, a point where a step evaluates the loss: v is a direction stream's z (regenerated, never
+    stored), the list of a step's Δ (Conserve's candidates), or nothing (θ0 itself)."""
+
+    def __init__(self, what: str, vectors: DirectionStream | list | None = None, scale: float = 0.0):
+        self.what = what
+        self.vectors = vectors
+        self.scale = scale
+
+    def place(self, out, backup, params=None) -> None:
+        """Write the point into `out` (the parameters, or one set of stacked tensors; `params` gives the directions'
+        shapes when `out` is not the parameters), computed from the backup so that no rounding accumulates."""
+        if self.vectors is None:
+            _restore(out, backup)
+            return
+        vectors = self.vectors.draw_all(params or out) if isinstance(self.vectors, DirectionStream) else self.vectors
+        for p, b, v in zip(out, backup, vectors):
+            if p.dtype == torch.float32:
+                torch.add(b, v.to(p.dtype), alpha=self.scale, out=p)
+            else:  # reduced precision: do the perturbation math in fp32, round once
+                p.copy_(b.float().add_(v.float(), alpha=self.scale))
 
 
 def _restore(params, backup) -> None:
