@@ -176,7 +176,7 @@ def _scheduler(config: dict, optimizer) -> torch.optim.lr_scheduler.LRScheduler 
         schedule = "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
     if schedule != "cosine":
         return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=config["min_lr"])
 
 
 def _summary(config: dict, history: dict, device: torch.device) -> dict:
