@@ -42,7 +42,7 @@ from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_tran
 from zeroflow_core.cells import SET_BY, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
-from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
+from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
@@ -147,8 +147,8 @@ def build_vit(config: dict) -> tuple[AdapterViT, dict]:
     backbone = BACKBONES[config["backbone"]].create()
     identity = {"backbone": config["backbone"], "random_init_seed": config["seed"]}
     if config["backbone_weights"]:
-        hub = IN21K_HUB_NAME if config["backbone"] == "vit-b16" else None
-        source = load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
+        pretrained = PRETRAINED.get(config["backbone"])
+        source = load_backbone_weights(backbone, config["backbone_weights"], *(pretrained or ()))
         identity = {"backbone": config["backbone"], "weights_sha256": file_sha256(source)}
     return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"]), identity
 
