@@ -16,6 +16,9 @@ from PIL import Image
 PAPER_FOLDERS = {"cub": "cub", "imagenet_a": "imagenet-a", "omnibenchmark": "omnibenchmark"}
 IN21K_WEIGHTS = "weights/vit_base_patch16_224.augreg_in21k.safetensors"
 IN21K_CLASSES = 21843
+# INFTY's backbone: the IN-21K model fine-tuned on IN-1K (backbone vit-b16-in21k-ft-in1k)
+IN21K_FT_IN1K_WEIGHTS = "weights/vit_base_patch16_224.augreg_in21k_ft_in1k.safetensors"
+IN1K_CLASSES = 1000
 
 def rng_images(n, h, w, seed):
     return np.random.default_rng(seed).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
@@ -79,15 +82,16 @@ def make_paper_datasets(data_root: Path, n_classes: int = 10, cifar_classes: int
                     size=(16, 16), seed=index)
 
 
-def make_vit_b16_in21k(path: Path, seed: int = 0) -> Path:
-    """A random-init ViT-B/16 saved as the IN-21K file is: safetensors, timm's key names, 21,843-class head."""
+def make_vit_b16_in21k(path: Path, seed: int = 0, classes: int = IN21K_CLASSES) -> Path:
+    """A random-init ViT-B/16 saved as the IN-21K file is: safetensors, timm's key names, 21,843-class head
+    (`classes=IN1K_CLASSES`: as the IN-1K fine-tune's file is)."""
     import torch
     from safetensors.torch import save_file
 
     from zeroflow_core._timm import import_timm
 
     torch.manual_seed(seed)
-    model = import_timm().create_model("vit_base_patch16_224", pretrained=False, num_classes=IN21K_CLASSES)
+    model = import_timm().create_model("vit_base_patch16_224", pretrained=False, num_classes=classes)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path

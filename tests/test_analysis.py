@@ -95,6 +95,21 @@ def test_the_papers_table_3_and_its_claim():
     assert "(its table: higher Avg at 20%, 40%, 60%, forgetting" in analysis.table_3_claim(paper)
 
 
+def test_the_papers_table_4_its_claim_and_what_its_numbers_add():
+    """The ICML 2025 version's Table 4: Avg and Last above 0 % at every ratio, and forgetting too (11.08 at 0 %,
+    12.17 to 12.76 elsewhere), which its text does not say; the sentence follows the numbers it is given."""
+    paper = analysis.paper_table_4(ROOT / "reference")
+    assert list(paper.columns) == [f"{10 * i}%" for i in range(10)] and paper.loc["Fgt", "30%"] == 12.76
+    claim = analysis.table_4_claim(paper)
+    assert "(its table, the ICML 2025 version's: higher Avg and Last at every ratio)" in claim
+    assert "forgetting rises at every ratio, from 11.08 at 0% to between 12.17 and 12.76." in claim
+    lower = paper.copy()
+    lower.loc["Fgt", "50%"] = 10.0
+    assert "forgetting does not rise at every ratio" in analysis.table_4_claim(lower)
+    with pytest.raises(FileNotFoundError, match="Table 4 is missing"):
+        analysis.paper_table_4(ROOT / "nowhere")
+
+
 def test_query_budget_statements_and_table():
     summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": [1, 2, 4, 8], "n_seeds": [3] * 4,
                             "avg_acc_mean": [50.0, 51.5, 53.0, 54.5], "avg_acc_std": [0.5] * 4,

@@ -477,14 +477,34 @@ def test_zo_scope_official_perturbs_the_stored_prototypes(optimizer, scope, move
     """zo_scope official: a forward-pass step moves EASE's stored prototypes (noise and weight decay, as INFTY's
     ZeroFlow does to PILOT's prototype classifier); backprop leaves them alone; trainable never touches them."""
     m, (x, y) = at_training_task("ease")
-    stored = m.prototypes.clone()
+    stored, sigma = m.prototypes.clone(), m.sigma.clone()
     batch = m.prepare_batch(x, y)
     with m.stored_classifier_trainable(scope == "official"):
         opt = create_optimizer(optimizer, m.trainable_parameters(), model=m, lr=0.1)
         opt.step(lambda: m.loss(batch))
     assert not torch.equal(m.prototypes, stored) if moved else torch.equal(m.prototypes, stored)
+    # and the evaluation classifier's σ (EaseNet's fc.sigma), which INFTY's ZeroFlow perturbs as well
+    assert not torch.equal(m.sigma, sigma) if moved else torch.equal(m.sigma, torch.ones(1))
     # outside the block they are plain tensors again, so checkpoints keep their layout
     assert not any(name.startswith("stored_classifier") for name in m.state_dict())
+
+
+def test_ease_evaluation_sigma_scales_the_scores_and_travels_in_the_checkpoint():
+    """EASE's evaluation classifier has PILOT's σ (EaseCosineLinear.sigma): 1 from the first task, a factor of every
+    score, so a σ below 0 reverses the predictions; it is part of the method's checkpointed state."""
+    m, (x, _) = at_training_task("ease")
+    assert torch.equal(m.sigma, torch.ones(1))
+    m.eval()
+    with torch.no_grad():
+        scores = m.prototype_logits(x)
+        m.sigma.fill_(-0.5)
+        torch.testing.assert_close(m.prototype_logits(x), -0.5 * scores)
+        assert torch.equal(m.prototype_logits(x).argmax(1), scores.argmin(1))
+    copy = make_method("ease")
+    for task in range(2):
+        copy.begin_task(task)
+    copy.load_state_dict(m.state_dict(), strict=False)
+    assert torch.equal(copy.sigma, torch.tensor([-0.5]))
 
 
 @pytest.mark.parametrize("name", ["ease", "aper"])

@@ -1,5 +1,6 @@
-"""The paper profile end to end on miniatures: its data layouts, an IN-21K-shaped ViT-B/16 at the documented
-path, the pipeline switched with the README's one command, and paper runs of EASE and APER."""
+"""The paper profile end to end on miniatures: its data layouts, both backbones (the IN-21K ViT-B/16 of the paper's
+text and INFTY's IN-21K + IN-1K one) at their documented paths, the pipeline switched with the README's one command,
+and paper runs of EASE and APER."""
 import json
 import os
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from miniatures import IN21K_WEIGHTS, make_paper_datasets, make_vit_b16_in21k
+from miniatures import IN1K_CLASSES, IN21K_FT_IN1K_WEIGHTS, IN21K_WEIGHTS, make_paper_datasets, make_vit_b16_in21k
 from zeroflow_core.io import file_sha256
 
 ROOT = Path(__file__).parents[1]
@@ -30,6 +31,7 @@ def paper_repo(tmp_path_factory):
     shutil.copytree(ROOT / "zeroflow_core", repo / "zeroflow_core", ignore=shutil.ignore_patterns("__pycache__"))
     make_paper_datasets(repo / "data")
     make_vit_b16_in21k(repo / IN21K_WEIGHTS)
+    make_vit_b16_in21k(repo / IN21K_FT_IN1K_WEIGHTS, seed=1, classes=IN1K_CLASSES)
     run(["dvc", "init", "--no-scm", "--quiet"], repo)
     switch = "cp params-paper.yaml params.yaml"  # the README's command, before its `&& dvc repro`
     assert f"{switch} && dvc repro" in (ROOT / "README.md").read_text()
@@ -66,21 +68,51 @@ def test_the_in21k_file_loads_into_the_backbone_without_its_head(paper_repo):
     assert torch.equal(vit.backbone.state_dict()["blocks.11.mlp.fc2.weight"], saved["blocks.11.mlp.fc2.weight"])
 
 
+def test_infty_backbone_is_a_named_switch_whose_file_must_match_it(paper_repo):
+    """`backbone: vit-b16-in21k-ft-in1k` loads INFTY's backbone (timm's vit_base_patch16_224 under PILOT's timm
+    0.6.12: IN-21K, then IN-1K) from its own file; the two files share every shape but the head, so a file given
+    to the other backbone is refused by its head, naming the keys to change."""
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.models.pretrained import read_state_dict
+    from zeroflow_core.train import build_vit
+
+    weights = paper_repo / IN21K_FT_IN1K_WEIGHTS
+    config = resolve_config({"profile": "paper", "method": "ease", "optimizer": "zo-sgd", "dataset": "cifar100",
+                             "backbone": "vit-b16-in21k-ft-in1k", "backbone_weights": str(weights)})
+    vit, identity = build_vit(config)
+    assert identity == {"backbone": "vit-b16-in21k-ft-in1k", "weights_sha256": file_sha256(weights)}
+    assert torch.equal(vit.backbone.state_dict()["blocks.0.attn.qkv.weight"],
+                       read_state_dict(weights)["blocks.0.attn.qkv.weight"])
+    for backbone, wrong in (("vit-b16", weights), ("vit-b16-in21k-ft-in1k", paper_repo / IN21K_WEIGHTS)):
+        with pytest.raises(ValueError, match="another pretraining.*'backbone_weights'.*'backbone'"):
+            build_vit({**config, "backbone": backbone, "backbone_weights": str(wrong)})
+
+
 @pytest.mark.parametrize("optimizer", ["zo-sgd", "fo-sgd", "forward-grad"])
 @pytest.mark.parametrize("method", ["ease", "aper"])
 def test_a_paper_run_trains_evaluates_and_checkpoints_the_trained_state_only(paper_repo, method, optimizer):
-    out = f"runs/{method}-{optimizer}"
-    sets = [arg for pair in SHORT for arg in ("--set", pair)]
+    _paper_run(paper_repo, method, optimizer, "vit-b16", IN21K_WEIGHTS)
+
+
+def test_a_paper_run_on_inftys_backbone(paper_repo):
+    _paper_run(paper_repo, "ease", "zo-sgd", "vit-b16-in21k-ft-in1k", IN21K_FT_IN1K_WEIGHTS)
+
+
+def _paper_run(paper_repo, method, optimizer, backbone, weights_file):
+    out = f"runs/{method}-{optimizer}-{backbone}"
+    sets = [arg for pair in [*SHORT, f"backbone={backbone}", f"backbone_weights={weights_file}"]
+            for arg in ("--set", pair)]
     run([sys.executable, "-m", "zeroflow_core.cli", "train", "--profile", "paper", "--method", method,
          "--optimizer", optimizer, "--dataset", "cifar100", "--out", out, *sets], paper_repo)
     metrics = json.loads((paper_repo / out / "metrics.json").read_text())
     assert metrics["profile"] == "paper" and len(metrics["acc_matrix"]) == 2 and 0 <= metrics["avg_acc"] <= 100
+    assert metrics["seed"] == 1993  # the profile's, the official code's
     assert metrics["steps"] == (4 if method == "ease" else 2)  # APER trains the first task only
     assert (metrics["backward_passes"] > 0) == (optimizer == "fo-sgd")
     config = (paper_repo / out / "config.yaml").read_text()
-    assert "backbone: vit-b16" in config and "transforms: reference" in config
+    assert f"backbone: {backbone}\n" in config and "transforms: reference" in config
     checkpoint = paper_repo / out / "checkpoint.pt"
-    weights = paper_repo / IN21K_WEIGHTS
+    weights = paper_repo / weights_file
     assert checkpoint.stat().st_size < 0.05 * weights.stat().st_size
     state = torch.load(checkpoint, weights_only=False)
-    assert state["backbone"] == {"backbone": "vit-b16", "weights_sha256": file_sha256(weights)}
+    assert state["backbone"] == {"backbone": backbone, "weights_sha256": file_sha256(weights)}

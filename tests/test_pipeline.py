@@ -45,15 +45,24 @@ def test_the_paper_switch_reaches_every_stage(tmp_path):
     params = load_params(tmp_path / "params.yaml")
     assert "cp params-paper.yaml params.yaml && dvc repro" in (ROOT / "README.md").read_text()
     cub = {cell.name: cell.config for cell in train_cells(params, "ease", "cub")}
-    fo, zo = cub["ease-fo-sgd-cub-0"], cub["ease-zo-sgd-cub-0"]
+    # the official code's one seed first, with its seeding
+    assert params["grid"]["seeds"][0] == params["ablations"]["seeds"][0] == 1993
+    fo, zo = cub["ease-fo-sgd-cub-1993"], cub["ease-zo-sgd-cub-1993"]
+    assert fo["seed"] == zo["seed"] == 1993 and fo["class_order_seed"] == cub["ease-zo-sgd-cub-1995"]["class_order_seed"] == 1993
     assert fo["optimizer_hyper"]["lr"] == 0.008 and fo["method_config"]["alpha"] == 0.05 and fo["epochs"] == 20
     assert zo["optimizer_hyper"]["lr"] == 1e-4 and zo["epochs"] == 100 and zo["batch_size"] == 32
+    # INFTY's α (zeroflow.yaml) under ZO, the release config's under backprop; the cosine floor of PILOT's configs
+    assert zo["method_config"]["alpha"] == 0.9 and fo["min_lr"] == 0.0
     assert zo["backbone"] == "vit-b16" and zo["max_steps_per_epoch"] == 0 and zo["heldout_every"] > 0
     q = sweep_cells(params, "query_budget")
     assert {c.config["optimizer_hyper"]["q"] for c in q} == {1, 2, 4, 8, 16, 32}
     assert all(c.config["epochs"] == 100 and c.config["max_steps_per_epoch"] == 0 and c.config["dataset"] == "imagenet_a"
                for c in q)
     assert len(sweep_cells(params, "sparsity")) == 10 * 3
+    # the α switch: both sides at the sweep's cells, the official one INFTY's 0.9
+    alphas = {c.config["ease_alpha_under_zo"]: c.config["method_config"]["alpha"]
+              for c in sweep_cells(params, "ease_alpha_under_zo")}
+    assert alphas == {"release": 0.1, "official": 0.9}
     pairs, settings = efficiency_pairs(params["efficiency"], "vit-b16")
     assert {name for name, _ in pairs} == set(params["grid"]["optimizers"]) and ("zo-sgd", 4) in pairs
     assert settings["batch_size"] == 48 and list(params["efficiency"]["models"]) == ["vit-b16"]

@@ -93,6 +93,106 @@ def test_the_paper_profile_gives_forward_pass_optimizers_the_official_budget(met
     assert backprop["epochs"] == 20
 
 
+@pytest.mark.parametrize("dataset", ["cifar100", "cub", "imagenet_a", "omnibenchmark"])
+def test_under_zo_the_paper_profile_takes_infty_base_optimizer_on_every_dataset(dataset):
+    """INFTY's utils/core.py (lines 20-43) replaces the base optimizer of every ZO run by SGD (momentum 0.9) or
+    Adam with weight decay 5e-4, whatever the dataset config says: ImageNet-A's 5e-3 is backprop's only."""
+    def paper(optimizer):
+        return resolve_config({"profile": "paper", "method": "ease", "dataset": dataset, "optimizer": optimizer})
+
+    for optimizer in ("zo-sgd", "zo-sgd-sign", "zo-sgd-conserve", "zo-adam", "zo-adam-sign", "zo-adam-conserve"):
+        hyper = paper(optimizer)["optimizer_hyper"]
+        assert hyper["weight_decay"] == 5e-4 and hyper["lr"] == 1e-4 and hyper.get("momentum", 0.9) == 0.9, optimizer
+    assert paper("fo-sgd")["optimizer_hyper"]["weight_decay"] == (0.005 if dataset == "imagenet_a" else 5e-4)
+    assert paper("forward-grad")["optimizer_hyper"]["weight_decay"] == 0.0
+
+
+def test_the_paper_profile_takes_the_official_side_of_every_switch_and_the_smoke_profile_keeps_its_own():
+    paper = resolve_config({"profile": "paper", "method": "ease", "dataset": "cifar100", "optimizer": "zo-sgd-conserve"})
+    hyper = paper["optimizer_hyper"]
+    assert (hyper["conserve_mode"], hyper["sparsity_mode"], hyper["history_rule"]) == ("reference", "official",
+                                                                                       "official")
+    assert paper["zo_scope"] == "official" and paper["ease_alpha_under_zo"] == "official"
+    assert paper["min_lr"] == 0.0 and paper["method_config"]["head_scale"] == 1.0
+    sign = resolve_config({"profile": "paper", "method": "ease", "dataset": "cub", "optimizer": "zo-adam-sign"})
+    assert sign["optimizer_hyper"]["sign_mode"] == "projected" and sign["optimizer_hyper"]["sparsity_mode"] == "official"
+    forward = resolve_config({"profile": "paper", "method": "ease", "dataset": "cub", "optimizer": "forward-grad"})
+    assert forward["optimizer_hyper"]["mode"] == "train"
+    smoke = resolve_config({"method": "ease", "optimizer": "zo-sgd-conserve"})
+    assert (smoke["optimizer_hyper"]["conserve_mode"], smoke["optimizer_hyper"]["sparsity_mode"]) == ("exact", "exact")
+    assert smoke["zo_scope"] == "trainable" and smoke["ease_alpha_under_zo"] == "release"
+    assert smoke["min_lr"] == 1e-8 and smoke["method_config"]["alpha"] == 0.1 and smoke["seed"] == 0
+
+
+def test_the_paper_profile_runs_seed_1993_first_with_the_official_seeding():
+    """INFTY's exps/ease.json runs seed 1993, which trainer.py gives torch (set_random, line 33) and data_manager.py
+    the class order (lines 153-157); the paper profile's default seed is that one, and the run seeds torch from it
+    before it builds anything (EASE records the seed its modules are drawn from)."""
+    from zeroflow_core import cli
+    from zeroflow_core.train import Run
+
+    paper = resolve_config({"profile": "paper", "method": "ease", "dataset": "cub", "optimizer": "zo-sgd"})
+    assert paper["seed"] == 1993 and paper["class_order_seed"] == 1993
+    assert cli.build_parser().parse_args(["train", "--method", "ease", "--dataset", "cub", "--out", "x"]).seed is None
+    run = Run(resolve_config({**TINY, "method": "ease", "optimizer": "zo-sgd", "seed": 1993}), Path("unused"),
+              progress=False)
+    assert run.method.init_seed == 1993 and run.data.scenario.seed == 1993
+
+
+@pytest.mark.parametrize("profile,optimizer,alpha", [
+    ("paper", "zo-sgd", 0.9), ("paper", "zo-adam-conserve", 0.9), ("paper", "forward-grad", 0.9),
+    ("paper", "fo-sgd", 0.05), ("paper", "fo-adam", 0.05), ("smoke", "zo-sgd", 0.1),
+])
+def test_ease_alpha_under_zo_official_takes_inftys_alpha_for_forward_pass_runs_only(profile, optimizer, alpha):
+    """INFTY's main.py (lines 50-52) merges zeroflow.yaml into EASE's arguments: its alpha 0.9 (line 13, meant for
+    history mixing) replaces EASE's α (models/ease.py line 35, utils/inc_net.py line 997) in every ZO and
+    Forward-Grad run; backprop keeps the release config's (CUB: 0.05). The smoke profile keeps the release side."""
+    from zeroflow_core.config import resolve
+
+    dataset = "cub" if profile == "paper" else "hues"
+    resolved = resolve({"profile": profile, "method": "ease", "dataset": dataset, "optimizer": optimizer})
+    assert resolved.config["method_config"]["alpha"] == alpha
+    if alpha == 0.9:
+        assert resolved.set_by["method_config.alpha"].startswith("ease_alpha_under_zo: official")
+    release = resolve_config({"profile": profile, "method": "ease", "dataset": dataset, "optimizer": optimizer,
+                              "ease_alpha_under_zo": "release"})
+    assert release["method_config"]["alpha"] == (0.05 if profile == "paper" else 0.1)
+    # APER has no α: the switch leaves it alone
+    aper = resolve_config({"profile": profile, "method": "aper", "dataset": dataset, "optimizer": optimizer})
+    assert "alpha" not in aper["method_config"]
+
+
+def test_the_official_alpha_wins_over_params_yaml_and_a_bad_value_is_named():
+    """The smoke params.yaml sets methods.ease.alpha 0.1, as EASE's json does: the official side still replaces it,
+    as INFTY's args.update does (what the switch's sweep measures)."""
+    from zeroflow_core.cells import resolve_run
+    from zeroflow_core.config import Layer
+    from zeroflow_core.io import load_yaml
+
+    params = load_yaml((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert params["methods"]["ease"]["alpha"] == 0.1
+    run = resolve_run(params, "ease", "zo-sgd", "hues", 0, [Layer("sweep", {"ease_alpha_under_zo": "official"})])
+    assert run.config["method_config"]["alpha"] == 0.9
+    with pytest.raises(ConfigError, match="'ease_alpha_under_zo'.*release, official"):
+        resolve_config({"method": "ease", "optimizer": "zo-sgd", "ease_alpha_under_zo": "infty"})
+
+
+@pytest.mark.parametrize("profile,optimizer,floor", [("paper", "fo-sgd", 0.0), ("smoke", "fo-sgd", 1e-8),
+                                                     ("paper", "zo-sgd", None)])
+def test_the_cosine_floor_is_the_run_setting_min_lr(profile, optimizer, floor):
+    """PILOT's configs set min_lr 0 (exps/ease.json line 21; models/ease.py line 300 passes it as eta_min); the smoke
+    profile keeps 1e-8, PILOT's value for a config without one. ZO runs have no schedule (schedule auto)."""
+    from zeroflow_core.train import _scheduler
+
+    config = resolve_config({"profile": profile, "method": "ease", "optimizer": optimizer,
+                             "dataset": "cifar100" if profile == "paper" else "hues"})
+    param = torch.nn.Parameter(torch.zeros(1))
+    scheduler = _scheduler(config, torch.optim.SGD([param], lr=0.1))
+    assert (scheduler.eta_min if scheduler else None) == floor
+    with pytest.raises(ConfigError, match="'min_lr'"):
+        resolve_config({"min_lr": -1.0})
+
+
 def test_the_paper_profile_takes_each_datasets_ease_release_config():
     def paper(dataset, optimizer="fo-sgd", method="ease"):
         return resolve_config({"profile": "paper", "method": method, "dataset": dataset, "optimizer": optimizer})
@@ -103,7 +203,7 @@ def test_the_paper_profile_takes_each_datasets_ease_release_config():
     ina = paper("imagenet_a")
     assert (ina["optimizer_hyper"]["lr"], ina["optimizer_hyper"]["weight_decay"]) == (0.05, 0.005)
     assert ina["batch_size"] == 32
-    assert paper("imagenet_a", "zo-sgd")["optimizer_hyper"]["weight_decay"] == 0.005
+    assert paper("imagenet_a", "zo-sgd")["optimizer_hyper"]["weight_decay"] == 5e-4  # INFTY's ZO base optimizer
     assert paper("imagenet_a", "forward-grad")["optimizer_hyper"]["weight_decay"] == 0.0
     assert paper("omnibenchmark")["optimizer_hyper"]["lr"] == 0.01 and paper("omnibenchmark")["batch_size"] == 16
     assert paper("cifar100")["optimizer_hyper"]["lr"] == 0.025 and paper("cifar100")["method_config"]["alpha"] == 0.1
@@ -111,13 +211,40 @@ def test_the_paper_profile_takes_each_datasets_ease_release_config():
         assert paper(dataset, method="aper")["optimizer_hyper"]["lr"] == 0.01
 
 
-def test_every_official_setting_names_its_source():
+def _cited(source: str, repositories) -> list[tuple[str, str]]:
+    """(repository, file) of each `;`-separated part of a profile rule's source: `[owner/repository] file[:lines]
+    keys`, a part without a repository naming a file of the previous part's."""
+    cited, repository = [], None
+    for part in source.split(";"):
+        words = part.split()
+        if words and words[0] in repositories:
+            repository, words = words[0], words[1:]
+        assert repository and words, f"{source!r}: {part!r} names no repository and file"
+        cited.append((repository, words[0].split(":")[0]))
+    return cited
+
+
+def test_every_official_setting_names_a_file_listed_in_reference_sources():
+    """Each paper rule's source names files that reference/sources.csv lists with their repository and the commit
+    read; the smoke profile's name the command that chose them."""
+    import csv
+
     from zeroflow_core.config import PROFILES, check_profiles
 
     check_profiles(PROFILES)
+    with open(Path(__file__).parents[1] / "reference" / "sources.csv") as f:
+        listed = list(csv.DictReader(f))
+    assert all(len(row["commit"]) == 40 and row["cited_for"] for row in listed)
+    repositories = {row["repository"] for row in listed}
+    files = {(row["repository"], row["file"]) for row in listed}
     for rule in PROFILES["paper"]["rules"]:
-        repository, file = rule["source"].split()[:2]
-        assert "/" in repository and ("." in file or "/" in file), rule
+        for cited in _cited(rule["source"], repositories):
+            assert cited in files, (cited, rule)
+    assert all(rule["source"].startswith("zeroflow ") for rule in PROFILES["smoke"]["rules"] if "source" in rule)
+    # the citations this check exists for: a folder in no commit, and a PILOT file that does not exist
+    for wrong in ("THUDM/INFTY workdirs/infty_configs/gradient_bans/zeroflow.yaml init_epochs",
+                  "LAMDA-CL/LAMDA-PILOT exps/aper_adapter.json init_lr"):
+        assert not set(_cited(wrong, repositories)) <= files
     broken = {"paper": {"run": {}, "rules": [{"when": {"optimizer": "zo-sdg"}, "set": {}}]}}
     with pytest.raises(ConfigError, match="unknown optimizer 'zo-sdg'"):
         check_profiles(broken)

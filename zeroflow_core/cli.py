@@ -290,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continual dataset (generated sets need no files; README: Datasets and weights)")
     train.add_argument("--profile", choices=list(PROFILES), default="smoke",
                        help="the defaults a run starts from (zeroflow_core/profiles.yaml)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the run (data order, directions, init)")
+    train.add_argument("--seed", type=int, default=None,
+                       help="seed of the run (data order, directions, init); default: the profile's (smoke 0, paper "
+                            "1993, the official code's)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration key (dotted for sections: optimizer_hyper.lr=1e-3)")
     train.add_argument("--out", required=True, help="run folder (metrics.json, checkpoint, dvclive logs)")

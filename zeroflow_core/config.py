@@ -36,6 +36,12 @@ PROFILES = load_yaml(PROFILES_FILE.read_text())
 # The optimizer of a method that trains nothing (SimpleCIL): its runs have no optimizer axis.
 NO_OPTIMIZER = "none"
 ZO_SCOPES = ("trainable", "official")
+# INFTY's main.py merges examples/infty_configs/gradient_bans/zeroflow.yaml into the method's arguments
+# (args.update); its `alpha: 0.9` (the history-mixing weight) replaces EASE's own α (0.1 in exps/ease.json),
+# which models/ease.py and EaseNet read for the subspace reweighting: every official ZO and Forward-Grad run of
+# EASE evaluates with α = 0.9, backprop with the config's.
+EASE_ALPHA_UNDER_ZO = 0.9
+EASE_ALPHA_CHOICES = ("release", "official")
 
 
 def _at_least(low):
@@ -63,6 +69,8 @@ RUN_SETTINGS = declared(
     Setting("flip", True, "horizontal flips in the training augmentation"),
     Setting("schedule", "auto", "learning-rate schedule; auto: cosine for backprop, constant for forward passes "
             "(the official code's ZO base optimizer never sees its scheduler)", choices=("auto", "cosine", "constant")),
+    Setting("min_lr", 1e-8, "floor of the cosine schedule (eta_min); PILOT's configs set 0, 1e-8 is PILOT's value "
+            "when a config sets none", **_at_least(0)),
     Setting("optimizer_hyper", {}, "the optimizer's hyper-parameters (`zeroflow optimizers`)"),
     Setting("method_config", {}, "the method's settings (`zeroflow train --help`)"),
     Setting("dataset_options", {}, "options of the dataset's loader, e.g. {n_classes: 50} for a generated set"),
@@ -74,7 +82,11 @@ RUN_SETTINGS = declared(
     Setting("adapter_scale", 0.1, "AdaptFormer adapters' output scale (PILOT: 0.1)", check=lambda value: value > 0,
             requirement="must be > 0"),
     Setting("zo_scope", "trainable", "what a forward-pass step perturbs: trainable (the adapters and heads the "
-            "method trains) or official (also EASE's stored prototypes, as INFTY's ZeroFlow)", choices=ZO_SCOPES),
+            "method trains) or official (also EASE's evaluation classifier, its stored prototypes and its σ, as "
+            "INFTY's ZeroFlow)", choices=ZO_SCOPES),
+    Setting("ease_alpha_under_zo", "release", "EASE's α under a forward-pass optimizer: release (method_config.alpha, "
+            f"as backprop) or official ({EASE_ALPHA_UNDER_ZO}, which INFTY's zeroflow.yaml `alpha`, meant for its "
+            "history mixing, writes over EASE's α in every ZO and Forward-Grad run)", choices=EASE_ALPHA_CHOICES),
     Setting("update_probe", False, "after each task, record how far the adapters and the heads moved and the cosine "
             "of that update with the backprop gradient at the task's starting point on held-out images (one backward "
             "per task: the smoke book's 'where training goes'; off in the paper profile, whose forward-pass runs "
@@ -148,7 +160,20 @@ def resolve(run: dict, layers: Sequence[Layer] = ()) -> Resolved:
              for rule in profiles[profile]["rules"] if rule_matches(rule["when"], method, optimizer, dataset)]
     resolved = merge([Layer("registry", _plain(registry)), Layer(f"profile {profile}", profiles[profile]["run"]),
                       Layer("run", given), *rules, *layers])
-    return Resolved(validate(resolved.config), resolved.set_by)
+    return Resolved(validate(_ease_alpha_under_zo(resolved).config), resolved.set_by)
+
+
+def _ease_alpha_under_zo(resolved: Resolved) -> Resolved:
+    """`ease_alpha_under_zo: official`: an EASE run with a forward-pass optimizer takes INFTY's α = 0.9 over
+    whatever layer set method_config.alpha, as INFTY's args.update does over the method's config."""
+    config = resolved.config
+    spec = OPTIMIZERS.get(config.get("optimizer"))
+    if (config.get("method") == "ease" and spec is not None and spec.forward_pass_only
+            and config.get("ease_alpha_under_zo") == "official" and isinstance(config.get("method_config"), dict)):
+        config["method_config"]["alpha"] = EASE_ALPHA_UNDER_ZO
+        resolved.set_by["method_config.alpha"] = (f"ease_alpha_under_zo: official (set by "
+                                                  f"{resolved.set_by.get('ease_alpha_under_zo')})")
+    return resolved
 
 
 def resolve_config(overrides: dict) -> dict:
@@ -190,7 +215,7 @@ def _leaves(value, path: str) -> list[str]:
 
 
 def _when_text(when: dict) -> str:
-    return ", ".join(f"{key}={'|'.join(_as_list(names))}" for key, names in when.items())
+    return ", ".join(f"{key}={'|'.join(_as_list(names))}" for key, names in when.items()) or "every run"
 
 
 def _plain(value):

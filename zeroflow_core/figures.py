@@ -87,7 +87,7 @@ def figure_2(overview, optimizers, datasets, path) -> Path:
                 value = getattr(anchor, f"{metric}_mean")
                 if not np.isnan(value):
                     ax.axhline(value, color="grey", linestyle="--", linewidth=1.2,
-                               label=f"paper setting: no training ({baseline}, APER paper, "
+                               label=f"published no training ({baseline}, APER release, IN-21K, "
                                      f"{dataset_label(anchor.dataset)})")
             ax.set_title(f"{method_label(method)}: {title}")
             ax.set_xticks(x, [optimizer_label(o) for o in optimizers], rotation=35, ha="right")

@@ -213,7 +213,7 @@ def figure_5_paper_points(reference_dir, optimizers) -> pd.DataFrame:
 
 
 def load_paper_baseline(reference_dir) -> pd.DataFrame:
-    """Published SimpleCIL numbers (the APER paper; the ZeroFlow paper has no no-training row), in the
+    """Published SimpleCIL numbers (APER's release logs; the ZeroFlow paper has no no-training row), in the
     columns paper_values() gives, plus their source, splits and whether they were checked."""
     path = Path(reference_dir) / "simplecil_aper.csv"
     if not path.is_file():

@@ -43,7 +43,7 @@ from zeroflow_core.cells import SET_BY, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.parameter_sets import SetClosure
-from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
+from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
@@ -213,8 +213,8 @@ def build_vit(config: dict) -> tuple[AdapterViT, dict]:
     backbone = BACKBONES[config["backbone"]].create()
     identity = {"backbone": config["backbone"], "random_init_seed": config["seed"]}
     if config["backbone_weights"]:
-        hub = IN21K_HUB_NAME if config["backbone"] == "vit-b16" else None
-        source = load_backbone_weights(backbone, config["backbone_weights"], hub_name=hub)
+        pretrained = PRETRAINED.get(config["backbone"])
+        source = load_backbone_weights(backbone, config["backbone_weights"], *(pretrained or ()))
         identity = {"backbone": config["backbone"], "weights_sha256": file_sha256(source)}
     return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"]), identity
 
@@ -242,7 +242,7 @@ def _scheduler(config: dict, optimizer) -> torch.optim.lr_scheduler.LRScheduler 
         schedule = "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
     if schedule != "cosine":
         return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=1e-8)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=config["min_lr"])
 
 
 def _summary(config: dict, history: dict, device: torch.device) -> dict:

@@ -71,8 +71,9 @@ class Ease(ContinualMethod):
         Setting("head_scale", 1.0, "the training heads' initial σ (PILOT's CosineLinear: 1)",
                 check=lambda value: value > 0, requirement="must be > 0"),
     )
-    #: multiplies the evaluation cosines; PILOT's evaluation classifier keeps sigma = 1, argmax is the
-    #: same, but a held-out cross-entropy at scale 1 barely moves, so we use the training heads' scale
+    #: multiplies the evaluation cosines; PILOT's evaluation classifier scales them by its σ (below), which starts
+    #: at 1: argmax is the same, but a held-out cross-entropy at scale 1 barely moves, so we use the training heads'
+    #: scale on top of it
     prototype_scale = 16.0
 
     def __init__(self, vit, n_classes, classes_per_task, **config):
@@ -88,11 +89,18 @@ class Ease(ContinualMethod):
         # prototypes[s, c]: class c's prototype under adapter set s, for the finished tasks
         self.prototypes: torch.Tensor | None = None
         self.ptm_prototypes: torch.Tensor | None = None
+        # The evaluation classifier's σ: PILOT's EaseCosineLinear.sigma, a learnable scalar from 1 that EaseNet's
+        # update_fc carries from task to task (utils/inc_net.py, `fc.sigma.data = self.fc.sigma.data`). No loss
+        # reaches it, so backprop leaves it at 1; INFTY's ZeroFlow perturbs and updates it with every other
+        # requires_grad tensor (zo_scope: official), and a σ driven below 0 reverses every prediction.
+        self.sigma: torch.Tensor | None = None
 
     # -- structure ---------------------------------------------------------------------------
     def begin_task(self, task: int) -> None:
         super().begin_task(task)
         param = next(self.vit.backbone.parameters())
+        if self.sigma is None:
+            self.sigma = torch.ones(1, device=param.device, dtype=param.dtype)
         while len(self.heads) <= task:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(self.init_seed, "ease", len(self.heads)))
@@ -106,7 +114,7 @@ class Ease(ContinualMethod):
             self.heads[old].requires_grad_(False)
 
     def stored_classifier(self) -> list[torch.Tensor]:
-        return [t for t in (self.prototypes, self.ptm_prototypes) if t is not None]
+        return [t for t in (self.prototypes, self.ptm_prototypes, self.sigma) if t is not None]
 
     # -- training ----------------------------------------------------------------------------
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,7 +164,7 @@ class Ease(ContinualMethod):
         if self.config["use_init_ptm"]:
             f = self.vit.features(x, None)
             scores = scores + self.config["beta"] * cosine_matrix(f, self.ptm_prototypes.to(f))
-        return self.prototype_scale * scores
+        return self.prototype_scale * scores * self.sigma.to(scores)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return seen_prototype_logits(self, x)
@@ -181,13 +189,14 @@ class Ease(ContinualMethod):
     # -- checkpointed state ------------------------------------------------------------------
     def get_extra_state(self) -> dict:
         return {**super().get_extra_state(), "prototypes": self.prototypes, "ptm_prototypes": self.ptm_prototypes,
-                "init_seed": self.init_seed}
+                "sigma": self.sigma, "init_seed": self.init_seed}
 
     def set_extra_state(self, state: dict) -> None:
         super().set_extra_state(state)
         self.init_seed = state["init_seed"]
         self.prototypes = state["prototypes"]
         self.ptm_prototypes = state["ptm_prototypes"]
+        self.sigma = state.get("sigma", self.sigma)
 
 
 def task_prototypes(features: torch.Tensor, labels: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

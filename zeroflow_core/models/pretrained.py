@@ -3,12 +3,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 # The paper's backbone as timm names it; its weights are timm/vit_base_patch16_224.augreg_in21k.
 IN21K_HUB_NAME = "timm/vit_base_patch16_224.augreg_in21k"
+# INFTY's backbone: PILOT's vit_ease.py builds timm.create_model("vit_base_patch16_224", pretrained=True), which
+# under the timm PILOT pins (0.6.12) loads Google's augreg B/16 trained on IN-21K and fine-tuned on IN-1K (the
+# file B_16-i21k-300ep-...--imagenet2012-steps_20k-lr_0.01-res_224.npz), tagged augreg_in21k_ft_in1k since timm 0.9.
+# (timm >= 0.9 resolves the bare name to augreg2_in21k_ft_in1k, another fine-tune: not the pinned one.)
+IN21K_FT_IN1K_HUB_NAME = "timm/vit_base_patch16_224.augreg_in21k_ft_in1k"
+
+
+class Pretrained(NamedTuple):
+    """The checkpoint a backbone name stands for: its timm tag on the Hugging Face hub (where the local HF cache
+    is looked up) and the classes of its head (a file with another head is another pretraining)."""
+
+    hub_name: str
+    head_classes: int
+
+
+# backbone name (models.vit.BACKBONES) -> the pretrained checkpoint it loads
+PRETRAINED = {"vit-b16": Pretrained(IN21K_HUB_NAME, 21843),
+              "vit-b16-in21k-ft-in1k": Pretrained(IN21K_FT_IN1K_HUB_NAME, 1000)}
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -32,11 +51,14 @@ def read_state_dict(path: Path) -> dict:
     return state.get("backbone", state) if isinstance(state, dict) else state
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path, hub_name: str | None = None) -> Path:
+def load_backbone_weights(backbone: nn.Module, path: str | Path, hub_name: str | None = None,
+                          head_classes: int | None = None) -> Path:
     """Load weights into a timm ViT from `path`, else from the local Hugging Face cache of `hub_name`.
 
     Classifier-head weights in the file are ignored (our backbones have no head); every other
-    tensor must match, so a wrong file fails loudly instead of silently training from scratch.
+    tensor must match, so a wrong file fails loudly instead of silently training from scratch. With
+    `head_classes`, a file whose head has another number of classes is refused: the IN-21K checkpoint and its
+    IN-1K fine-tune share every other shape, so the head is what tells them apart.
     """
     path = Path(path)
     source = path if path.is_file() else (_hub_cache_file(hub_name) if hub_name else None)
@@ -47,7 +69,13 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, hub_name: str |
             "(nothing is downloaded at run time)"
             + ("" if hub_name else "; for the smoke profile, run `zeroflow pretrain` (or `dvc repro pretrain`) first")
         )
-    state = {k: v for k, v in read_state_dict(source).items() if not k.startswith("head.")}
+    saved = read_state_dict(source)
+    head = saved.get("head.weight")
+    if head_classes is not None and head is not None and head.shape[0] != head_classes:
+        raise ValueError(f"{source} has a {head.shape[0]}-class head, but the backbone's checkpoint ({hub_name}) has "
+                         f"{head_classes} classes: it is another pretraining. Set 'backbone_weights' to that "
+                         "backbone's file, or 'backbone' to the one this file belongs to (README, Datasets and weights)")
+    state = {k: v for k, v in saved.items() if not k.startswith("head.")}
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{source} does not fit the backbone: missing {missing[:5]}, unexpected {unexpected[:5]}")

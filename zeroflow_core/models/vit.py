@@ -30,8 +30,11 @@ BACKBONES: dict[str, BackboneSpec] = {
     # The embedded default's backbone, pretrained by `zeroflow pretrain` on the generated pretext set.
     "vit-smoke": BackboneSpec("vit_tiny_patch16_224", 32,
                               (("patch_size", 8), ("embed_dim", 64), ("depth", 4), ("num_heads", 2))),
-    # The paper's backbone (ViT-B/16 at 224 px); weights come from a local file, see models.pretrained.
+    # The paper's backbone (ViT-B/16 at 224 px); weights come from a local file, see models.pretrained: "vit-b16"
+    # loads the IN-21K checkpoint the paper's text names, "vit-b16-in21k-ft-in1k" the one INFTY's code loads (timm's
+    # vit_base_patch16_224 under PILOT's timm 0.6.12: IN-21K, then fine-tuned on IN-1K). One architecture.
     "vit-b16": BackboneSpec("vit_base_patch16_224", 224),
+    "vit-b16-in21k-ft-in1k": BackboneSpec("vit_base_patch16_224", 224),
 }
 
 
