@@ -98,7 +98,7 @@ def test_forward_grad_step_is_the_directional_derivative_through_a_vit(tiny_vit_
 
 LEARNING_RATES = {"fo-sgd": 0.05, "fo-adam": 0.05, "zo-sgd": 0.003, "zo-sgd-sign": 0.003,
                   "zo-sgd-conserve": 0.003, "zo-adam": 0.05, "zo-adam-sign": 0.05, "zo-adam-conserve": 0.05,
-                  "forward-grad": 0.01}
+                  "forward-grad": 0.01, "fzoo": 0.05}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
@@ -749,3 +749,130 @@ def test_a_built_optimizer_holds_its_specs_defaults_in_every_group(quadratic, na
     assert {key: opt.param_groups[0][key] for key in spec.hyper} == spec.defaults
     assert {key: opt.state_dict()["param_groups"][0][key] for key in type(opt).settings} == \
         {key: opt.param_groups[0][key] for key in type(opt).settings}
+
+
+# -- batched queries: every perturbation of a step in one forward (models/parameter_sets.py) ----------------------
+def _ease_step(name, batched, **hyper):
+    """One step of `name` on EASE (vit-smoke, random init) from a fixed start; returns ĝ = θ0 − θ1 (SGD, lr 1,
+    no momentum or decay) or, for Adam, the step itself, and the optimizer.
+
+    A σ of 16 and ε = 1e-2 make the loss differences large against the losses' fp32 rounding (about 1e-7 of a loss
+    of 2): with σ = 1 and ε = 1e-3 the differences are about 1e-3 and rounding alone moves an estimate by ~1e-4,
+    between two sequential runs whose kernels differ just as much as between batched and sequential ones."""
+    from zeroflow_core.methods import create_method
+    from zeroflow_core.models.parameter_sets import SetClosure
+    from zeroflow_core.models.vit import BACKBONES, AdapterViT
+
+    torch.manual_seed(0)
+    method = create_method("ease", AdapterViT(BACKBONES["vit-smoke"].create(), bottleneck=8, scale=1.0), 50, 10,
+                           head_scale=16.0)
+    method.begin_task(0)
+    with torch.no_grad():  # the up-projections start at zero; give the estimate something to see
+        for p in method.trainable_parameters():
+            if p.dim() == 2 and not p.any():
+                p.normal_(0, 0.1)
+    generator = torch.Generator().manual_seed(1)
+    batch = {"x": torch.rand(16, 3, 32, 32, generator=generator), "y": torch.randint(0, 10, (16,), generator=generator)}
+    params = method.trainable_parameters()
+    before = [p.detach().clone() for p in params]
+    extra = {"zo_eps": 1e-2} if name.startswith("zo-") else {}
+    opt = create_optimizer(name, params, model=method, batched=batched, lr=1.0, weight_decay=0.0, **extra,
+                           **({"momentum": 0.0} if "sgd" in name else {}), **hyper)
+    opt.step(SetClosure(method, lambda: method.loss(batch)))
+    return torch.cat([(b - p.detach()).flatten() for b, p in zip(before, params)]), opt
+
+
+BATCHED_CASES = [("zo-sgd", {}), ("zo-sgd", {"q": 4}), ("zo-sgd-sign", {"q": 2}),
+                 ("zo-sgd-sign", {"q": 2, "sign_mode": "elementwise"}), ("zo-sgd-conserve", {"q": 2}),
+                 ("zo-sgd", {"q": 3, "history": 0.6}), ("zo-sgd", {"q": 2, "sparsity": 0.5}),
+                 ("zo-sgd", {"q": 3, "one_sided": True}), ("zo-adam", {"q": 2}),
+                 ("zo-sgd", {"q": 4, "max_sets_per_forward": 3})]
+
+
+@pytest.mark.parametrize("name,hyper", BATCHED_CASES)
+def test_a_batched_step_is_the_sequential_step_up_to_float_rounding(name, hyper):
+    sequential, opt_s = _ease_step(name, False, **hyper)
+    batched, opt_b = _ease_step(name, True, **hyper)
+    assert sequential.norm() > 0
+    assert float((batched - sequential).norm() / sequential.norm()) <= 1e-5
+    assert opt_b.forward_passes == opt_s.forward_passes  # the same points, counted the same
+
+
+def test_forward_grad_q_tangents_in_one_forward_are_the_sequential_estimate():
+    sequential, _ = _ease_step("forward-grad", False, q=3, mode="eval")
+    batched, _ = _ease_step("forward-grad", True, q=3, mode="eval")
+    assert float((batched - sequential).norm() / sequential.norm()) <= 1e-5
+
+
+def test_a_batched_step_leaves_the_parameters_alone_until_the_update():
+    """With lr 0 nothing moves, bit for bit: the perturbed copies are stacked, never written into the parameters."""
+    from zeroflow_core.methods import create_method
+    from zeroflow_core.models.parameter_sets import SetClosure
+    from zeroflow_core.models.vit import BACKBONES, AdapterViT
+
+    torch.manual_seed(0)
+    method = create_method("ease", AdapterViT(BACKBONES["vit-smoke"].create(), bottleneck=8), 50, 10)
+    method.begin_task(0)
+    params = method.trainable_parameters()
+    before = [p.detach().clone() for p in params]
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    opt = create_optimizer("zo-sgd-conserve", params, model=method, batched=True, q=2, lr=0.0)
+    seen = []
+
+    def loss():
+        seen.append([p.detach().clone() for p in params])  # what the parameters hold while the loss is evaluated
+        return method.loss({"x": x, "y": y})
+
+    opt.step(SetClosure(method, loss))
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(torch.equal(p, b) for snapshot in seen for p, b in zip(snapshot, before))
+
+
+def test_a_closure_that_cannot_batch_falls_back_to_sequential_with_one_line(quadratic, capsys):
+    opt = create_optimizer("zo-sgd", [quadratic.theta], model=quadratic, batched=True, q=2, lr=0.01)
+    for _ in range(3):
+        opt.step(quadratic.loss)
+    assert opt.forward_passes == 12
+    said = [line for line in capsys.readouterr().err.splitlines() if "fall back" in line]
+    assert len(said) <= 1  # once per process and reason (an earlier test may have said it already)
+
+
+def test_a_model_whose_loss_does_not_reduce_per_set_is_named():
+    from zeroflow_core.models.parameter_sets import SetClosure
+
+    model = torch.nn.Linear(3, 2)
+    assert "Linear's loss does not reduce per parameter set" in SetClosure(model, lambda: None).unsupported(
+        list(model.parameters()))
+
+
+def test_fzoo_divides_each_difference_by_the_spread_of_the_perturbed_losses(quadratic):
+    """FZOO (arXiv 2506.09034): ĝ = (1/q) Σ_j ((L(θ+εu_j) − L(θ)) / σ) u_j, u_j Rademacher, σ the population std of
+    the q perturbed losses; checked against the formula evaluated by hand on the same directions."""
+    start = quadratic.theta.detach().clone()
+    opt = create_optimizer("fzoo", [quadratic.theta], model=quadratic, lr=1.0, seed=4, q=5)
+    opt.step(quadratic.loss)
+    with torch.no_grad():
+        step = start - quadratic.theta
+        quadratic.theta.copy_(start)
+        base = float(quadratic.loss())
+        losses, directions = [], []
+        for query in range(5):
+            stream = DirectionStream(derive_seed(4, "direction", 0, query), "rademacher")
+            u = next(stream.draw_all([quadratic.theta]))
+            quadratic.theta.copy_(start + 1e-3 * u)
+            losses.append(float(quadratic.loss()))
+            directions.append(u)
+        sigma = torch.tensor(losses).std(unbiased=False)
+        expected = sum((loss - base) / sigma * u for loss, u in zip(losses, directions)) / 5
+    assert set(directions[0].unique().tolist()) <= {-1.0, 1.0}
+    torch.testing.assert_close(step, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_fzoo_takes_no_step_when_the_losses_do_not_spread_and_refuses_two_sided_queries(quadratic):
+    flat = torch.nn.Module()
+    flat.theta = torch.nn.Parameter(torch.ones(3))
+    opt = create_optimizer("fzoo", [flat.theta], model=flat, lr=1.0)
+    opt.step(lambda: torch.tensor(2.0))
+    assert torch.equal(flat.theta.detach(), torch.ones(3))
+    with pytest.raises(ValueError, match="fzoo needs one_sided = true and q >= 2"):
+        create_optimizer("fzoo", [quadratic.theta], model=quadratic, one_sided=False)

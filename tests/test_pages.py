@@ -45,7 +45,8 @@ def test_the_table_of_contents_lists_every_page_once_in_the_records_order():
     assert toc["root"] == "intro" and sorted(chapters) == sorted([*BOOK.notebooks, *BOOK.texts])
     parts = {part["caption"]: [chapter["file"] for chapter in part["chapters"]] for part in toc["parts"]}
     assert parts["Results"] == [name for name, page in BOOK.notebooks.items() if page.part == "Results"]
-    assert parts["About these results"] == ["official-vs-paper", "official_vs_ours", "reproducibility"]
+    assert parts["About these results"] == ["official-vs-paper", "official_vs_ours", "reproducibility", "learning-rates"]
+    assert parts["Beyond the paper"] == ["where_training_goes", "cost"]
 
 
 def test_every_notebook_declares_exactly_the_parameters_it_is_given():

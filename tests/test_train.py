@@ -12,7 +12,8 @@ import yaml
 
 from zeroflow_core.config import ConfigError, parse_overrides, resolve_config
 from zeroflow_core.io import file_sha256
-from zeroflow_core.train import build_vit, train
+from zeroflow_core.optim import create_optimizer
+from zeroflow_core.train import Run, build_vit, train
 
 TINY = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 5, "epochs": 2,
         "max_steps_per_epoch": 12, "batch_size": 16, "heldout_every": 5, "heldout_batch": 8, "threads": 1}
@@ -475,3 +476,35 @@ def test_the_budget_counts_the_image_forwards_a_run_makes(tmp_path, method, opti
     assert budget["steps"] == saved["steps"] == trained_tasks * config["epochs"] * config["max_steps_per_epoch"]
     assert budget["image_forwards"] == saved["train_image_forwards"]
     assert budget["image_backwards"] == (saved["train_image_forwards"] if optimizer == "fo-sgd" else 0)
+
+
+@pytest.mark.parametrize("optimizer", ["zo-sgd", "zo-sgd-conserve", "forward-grad"])
+def test_a_forward_pass_run_at_lr_0_equals_its_zero_step_control(tmp_path, optimizer):
+    """Switched off, the numbers move back: at lr 0 a forward-pass run evaluates its losses and changes nothing, so
+    it ends exactly where the method's zero-step control (optimizer none: every step skipped) does."""
+    base = {**TINY, "method": "ease", "n_tasks": 2, "epochs": 1, "max_steps_per_epoch": 3, "heldout_every": 0}
+    control = train(resolve_config({**base, "optimizer": "none"}), tmp_path / "control")
+    off = train(resolve_config({**base, "optimizer": optimizer, "optimizer_hyper": {"lr": 0.0}}), tmp_path / "off")
+    on = train(resolve_config({**base, "optimizer": optimizer, "optimizer_hyper": {"lr": 0.5}}), tmp_path / "on")
+    assert off["acc_matrix"] == control["acc_matrix"] and control["loss_curves"] == [[], []]
+    assert off["steps"] == 6 and control["steps"] == 0 and off["step_norms"] == [0.0, 0.0]
+    assert on["acc_matrix"] != control["acc_matrix"] and on["step_norms"][0] > 0
+
+
+def test_the_update_probe_sees_a_first_order_step_follow_the_gradient(tmp_path):
+    """One FO-SGD step on the probe's own images (no momentum, no decay) moves every trained tensor along −∇L at the
+    task's start: the cosine of the update with the gradient is 1."""
+    from zeroflow_core.train import UpdateProbe
+
+    run = Run(resolve_config({**TINY, "method": "ease", "optimizer": "fo-sgd"}), tmp_path / "run", progress=False)
+    method = run.method
+    method.begin_task(0)
+    x, y = run.data.probe_batch(0)
+    probe = UpdateProbe(method, (x, y))
+    opt = create_optimizer("fo-sgd", method.trainable_parameters(), model=method, lr=0.1, momentum=0.0,
+                           weight_decay=0.0)
+    method.eval()
+    opt.step(lambda: method.loss({"x": x, "y": y}))
+    found = probe.finish()
+    assert found["all"]["cosine"] == pytest.approx(1.0, abs=1e-4)
+    assert found["heads"]["moved"] > 0 and found["adapters"]["relative"] > 0

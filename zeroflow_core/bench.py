@@ -77,6 +77,9 @@ EFFICIENCY_SETTINGS = declared(
     Setting("optimizers", [], "the optimizers measured (registry names)"),
     Setting("extra_q", [], "ZO-SGD measured again at each of these query budgets", check=_budgets,
             requirement="must hold integers >= 1"),
+    Setting("batched_q", [], "ZO-SGD's step one query per forward against all of its queries in one forward, at "
+            "each of these query budgets, side by side in one process (and each mode's peak memory)",
+            check=_budgets, requirement="must hold integers >= 1"),
     Setting("models", {}, "one entry per model measured: its batch_size, steps and warmup"),
 )
 MODEL_SETTINGS = declared(
@@ -85,6 +88,7 @@ MODEL_SETTINGS = declared(
     Setting("warmup", 1, "untimed steps first", **_at_least(0)),
     EFFICIENCY_SETTINGS["optimizers"],
     EFFICIENCY_SETTINGS["extra_q"],
+    EFFICIENCY_SETTINGS["batched_q"],
 )
 MODEL_REQUIRED = ("batch_size", "steps", "warmup")
 
@@ -94,7 +98,8 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     from zeroflow_core.models.vit import BACKBONES
     from zeroflow_core.optim import OPTIMIZERS
 
-    check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.", required=EFFICIENCY_SETTINGS)
+    check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.",
+                 required=[key for key in EFFICIENCY_SETTINGS if key != "batched_q"])
     if not section["models"]:
         raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
     for model, settings in section["models"].items():
@@ -116,6 +121,11 @@ def efficiency_pairs(section: dict, model: str) -> tuple[list, dict]:
     settings = section["models"][model]
     optimizers, extra_q = (settings.get(key, section[key]) for key in ("optimizers", "extra_q"))
     return [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q], settings
+
+
+def batched_budgets(section: dict, model: str) -> list[int]:
+    """The query budgets at which the `efficiency@<model>` stage times ZO-SGD sequential against batched."""
+    return list(section["models"][model].get("batched_q", section.get("batched_q", [])))
 
 
 class BenchmarkError(RuntimeError):
@@ -220,6 +230,74 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
     return row
 
 
+def run_batching(model: str, optimizers, batch_size: int, steps: int, qs, threads: int = 1, warmup: int = 1,
+                 depth: int | None = None, attention: str = "explicit", memory: bool = True) -> list[dict]:
+    """Each forward-pass optimizer at each q, one query per forward against all of a step's queries in one forward:
+    the two steps and a plain no-grad forward interleaved in one worker (`steps` times: medians and the spread
+    between quartiles), and, with `memory`, each mode's peak in a worker of its own."""
+    from zeroflow_core.optim import OPTIMIZERS
+
+    names = [name for name in optimizers if "batched" in OPTIMIZERS[name].hyper]
+    validate(model, names, batch_size, steps, None, threads, warmup, depth, attention)
+    common = dict(model=model, batch_size=batch_size, steps=steps, threads=threads, warmup=warmup, depth=depth,
+                  attention=attention)
+    rows = []
+    for name in names:
+        for q in qs:
+            pair = _spawn(dict(common, mode="pair", optimizer=name, q=q), f"optimizer {name!r} at q = {q}")
+            row = {"optimizer": name, "q": q, "model": model, "batch_size": batch_size, "threads": threads,
+                   "device": pair["device"], "forwards_per_step": pair["forwards_per_step"], "steps": steps}
+            ratios = [b / s for b, s in zip(pair["batched_seconds"], pair["sequential_seconds"])]
+            for key in ("sequential", "batched", "forward"):
+                row[f"{key}_seconds"], row[f"{key}_spread"] = _median_spread(pair[f"{key}_seconds"])
+            row["batched_over_sequential"], row["ratio_spread"] = _median_spread(ratios)
+            forwards = row["forwards_per_step"] * row["forward_seconds"]
+            row["sequential_over_forwards"] = row["sequential_seconds"] / forwards
+            row["batched_over_forwards"] = row["batched_seconds"] / forwards
+            if memory:
+                for key, flag in (("sequential", False), ("batched", True)):
+                    peak = _spawn(dict(common, mode="step", optimizer=name, q=q, batched=flag, steps=1),
+                                  f"optimizer {name!r} at q = {q}, {key}")
+                    row[f"{key}_peak_mb"] = peak["peak_memory_mb"]
+            rows.append(row)
+    return rows
+
+
+def _median_spread(values) -> tuple[float, float]:
+    """The median and the spread between the first and third quartiles."""
+    q1, median, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    return statistics.median(values), q3 - q1
+
+
+def format_batching(rows: list[dict]) -> str:
+    """run_batching's table: per optimizer and q, each step as a multiple of its forwards (n = the queries' forwards,
+    each a plain forward of the batch) and the batched step against the sequential one, medians ± quartile spread."""
+    head = ["optimizer", "q", "n", "forward s", "sequential s", "batched s", "seq/(n·fwd)", "batched/(n·fwd)",
+            "batched/seq"]
+    memory = "sequential_peak_mb" in rows[0] if rows else False
+    if memory:
+        head += ["seq peak MB", "batched peak MB"]
+    lines = []
+    for r in rows:
+        cells = [r["optimizer"], str(r["q"]), f"{r['forwards_per_step']:g}",
+                 f"{r['forward_seconds']:.4f}±{r['forward_spread']:.4f}",
+                 f"{r['sequential_seconds']:.4f}±{r['sequential_spread']:.4f}",
+                 f"{r['batched_seconds']:.4f}±{r['batched_spread']:.4f}",
+                 f"{r['sequential_over_forwards']:.2f}", f"{r['batched_over_forwards']:.2f}",
+                 f"{r['batched_over_sequential']:.2f}±{r['ratio_spread']:.2f}"]
+        if memory:
+            cells += [f"{r['sequential_peak_mb']:.0f}", f"{r['batched_peak_mb']:.0f}"]
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)] if lines else [len(h) for h in head]
+    out = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
+    out += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in lines]
+    if rows:
+        r0 = rows[0]
+        out.append(f"model {r0['model']}, batch {r0['batch_size']}, device {r0['device']}, {r0['threads']} thread(s), "
+                   f"median ± spread between quartiles of {r0['steps']} interleaved repeats")
+    return "\n".join(out)
+
+
 def stage_overhead(stage: str, folder: Path, workers: int) -> dict:
     """The fixed cost per cell of one cell stage of dvc.yaml: its folder is emptied, so every cell runs;
     `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks,
@@ -308,8 +386,8 @@ def _timed(fn, device) -> float:
 
 def _worker(config: dict) -> dict:
     import torch
-    import torch.nn.functional as F
 
+    from zeroflow_core.models.parameter_sets import SetClosure, set_cross_entropy
     from zeroflow_core.optim import OPTIMIZERS, create_optimizer
     from zeroflow_core.optim.base import eval_mode
     from zeroflow_core.runtime import current_memory_mb, peak_memory_mb
@@ -342,12 +420,14 @@ def _worker(config: dict) -> dict:
 
     name = config["optimizer"]
     hyper = {"q": config["q"]} if config["q"] is not None and "q" in OPTIMIZERS[name].hyper else {}
+    if "batched" in OPTIMIZERS[name].hyper:
+        hyper["batched"] = bool(config.get("batched", False))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = create_optimizer(name, params, model=model, **hyper)
     switched = [m.fused_attn for m in attention] != inference_fused
-
-    def closure():
-        return F.cross_entropy(model(x), y)
+    closure = SetClosure(model, lambda: set_cross_entropy(model(x), y))
+    if config["mode"] == "pair":
+        return dict(result, **_pair(config, model, params, closure, forward, device, name, hyper))
 
     def step():
         optimizer.step(closure)
@@ -374,6 +454,27 @@ def _worker(config: dict) -> dict:
         backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],
         peak_memory_mb=peak_memory_mb(device),
     )
+
+
+def _pair(config: dict, model, params, closure, forward, device, name: str, hyper: dict) -> dict:
+    """The same optimizer one query at a time and batched, on the same model and batch, their steps and a no-grad
+    forward interleaved `steps` times: the ratios are measured side by side, under the same load."""
+    from zeroflow_core.optim import create_optimizer
+
+    sequential = create_optimizer(name, params, model=model, **{**hyper, "batched": False})
+    batched = create_optimizer(name, params, model=model, **{**hyper, "batched": True})
+    model.train()
+    for _ in range(config["warmup"]):
+        sequential.step(closure)
+        batched.step(closure)
+        forward()
+    times = {"sequential": [], "batched": [], "forward": []}
+    for _ in range(config["steps"]):
+        times["sequential"].append(_timed(lambda: sequential.step(closure), device))
+        times["batched"].append(_timed(lambda: batched.step(closure), device))
+        times["forward"].append(_timed(forward, device))
+    return {"q": sequential.defaults.get("q"), "forwards_per_step": sequential.forwards_per_step,
+            **{f"{key}_seconds": values for key, values in times.items()}}
 
 
 def _worker_main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeroflow_core.config import NO_OPTIMIZER, ConfigError, Layer, Resolved, resolve, setting_layer
+from zeroflow_core.config import NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, resolve, setting_layer
 from zeroflow_core.methods import METHODS
 from zeroflow_core.settings import Setting, declared, defaults_of, is_number
 
@@ -140,9 +140,21 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
 
 
 # ------------------------------------------------------------------------------------------- sweeps
+# Run keys that change nothing in a run without steps: a sweep over one of them shares one zero-step control.
+STEP_ONLY_KEYS = ("epochs", "batch_size", "schedule", "min_lr", "max_steps_per_epoch", "heldout_every",
+                  "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast")
+MATCHED_DIR = "matched"  # a sweep's step-matched controls, in a folder of their own (they run second)
+
+
 def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
     shown = f"{value:g}" if is_number(value) else str(value)
     return f"{method}-{optimizer}-{dataset}-{hyper}{shown}-{seed}"
+
+
+def sweep_values(sweep: dict, optimizer: str) -> list:
+    """The values `hyper` takes for one optimizer: `values`, or its entry when `values` maps optimizers to lists."""
+    values = sweep["values"]
+    return list(values[optimizer]) if isinstance(values, dict) else list(values)
 
 
 def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
@@ -150,6 +162,12 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
     section = params["ablations"]
     sweep, method = section["sweeps"][name], section["method"]
     where = f"params.yaml ablations.sweeps.{name}"
+    if optimizer == NO_OPTIMIZER:  # a zero-step control takes what applies to a run without an optimizer
+        fixed = {k: v for k, v in sweep.get("with", {}).items() if _applies_without_steps(k, method)}
+        varied = {sweep["hyper"]: value} if _applies_without_steps(sweep["hyper"], method) else {}
+        return [Layer("params.yaml ablations.train", section["train"]),
+                setting_layer(f"{where}.with", fixed, method, optimizer),
+                setting_layer(f"{where}.values", varied, method, optimizer)]
     return [Layer("params.yaml ablations.train", section["train"]),
             Layer(f"params.yaml ablations.optimizers.{optimizer}",
                   {"optimizer_hyper": section["optimizers"].get(optimizer, {})}),
@@ -157,18 +175,26 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
             setting_layer(f"{where}.values", {sweep["hyper"]: value}, method, optimizer)]
 
 
+def _applies_without_steps(key: str, method: str) -> bool:
+    return key in METHODS[method].defaults or (key in RUN_SETTINGS and key not in STEP_ONLY_KEYS)
+
+
 def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
-    """Every optimizer × value × seed of the sweep `ablations.sweeps.<name>`, in that order: runs of the
-    ablations' method and dataset with `hyper` set, over the sweeps' own run and optimizer settings."""
+    """Every optimizer × value × seed of the sweep `ablations.sweeps.<name>`, in that order, then the zero-step
+    control of the ablations' method (optimizer `none`: every step skipped) per seed, and per value where the
+    value applies to a run without steps: runs of the ablations' method and dataset with `hyper` set, over the
+    sweeps' own run and optimizer settings."""
     section = params["ablations"]
     if name not in section["sweeps"]:
         raise ConfigError(f"unknown sweep {name!r}; ablations.sweeps has: {', '.join(section['sweeps'])}")
     sweep = section["sweeps"][name]
     method, dataset = section["method"], section["dataset"]
     settings = execution(params)
-    cells = []
-    for optimizer in sweep["optimizers"]:
-        for value in sweep["values"]:
+    cells, controls = [], {}
+    for optimizer in [*sweep["optimizers"], NO_OPTIMIZER]:
+        values = sweep_values(sweep, sweep["optimizers"][0]) if optimizer == NO_OPTIMIZER else \
+            sweep_values(sweep, optimizer)
+        for value in values:
             for seed in section["seeds"]:
                 try:
                     resolved = resolve_run(params, method, optimizer, dataset, seed,
@@ -177,6 +203,63 @@ def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cel
                     raise ConfigError(f"'ablations.sweeps.{name}': {optimizer} with {sweep['hyper']}={value}: "
                                       f"{error}") from None
                 resolved = placed(resolved, settings)
-                cell = sweep_cell_name(method, optimizer, dataset, sweep["hyper"], value, seed)
+                if optimizer == NO_OPTIMIZER:
+                    applies = _applies_without_steps(sweep["hyper"], method)
+                    cell = control_cell_name(method, dataset, sweep["hyper"] if applies else None, value, seed)
+                    if cell in controls:
+                        continue
+                    controls[cell] = True
+                else:
+                    cell = sweep_cell_name(method, optimizer, dataset, sweep["hyper"], value, seed)
                 cells.append(Cell(cell, resolved.config, Path(root) / name / cell, resolved.set_by))
+    return cells
+
+
+def control_cell_name(method: str, dataset: str, hyper: str | None, value, seed: int) -> str:
+    """A sweep's zero-step control: one per seed, or per value and seed where the value applies to it."""
+    if hyper is None:
+        return f"{method}-{dataset}-{seed}"
+    return sweep_cell_name(method, NO_OPTIMIZER, dataset, hyper, value, seed)
+
+
+def matched_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
+    return sweep_cell_name(method, optimizer, dataset, hyper, value, seed).rsplit("-", 1)[0] + f"-matched-{seed}"
+
+
+def mean_step(metrics: dict) -> float:
+    """A run's mean step size: the mean over its trained tasks of the mean ‖θ_{t+1} − θ_t‖."""
+    norms = [n for n in metrics.get("step_norms", []) if n is not None]
+    return sum(norms) / len(norms) if norms else float("nan")
+
+
+def matched_cells(params: dict, name: str, results: dict[str, dict], root: Path = ABLATIONS_DIR) -> list[Cell]:
+    """The step-matched controls of a sweep with `step_matched`: for each optimizer and each value other than the
+    first (plain, e.g. p = 0), the first value's cell again at the learning rate that scales its measured mean
+    step to the value's (lr × step(value) / step(first), each the mean over seeds): a value that only shrinks the
+    step then meets a plain run that takes steps of the same size. `results` maps the sweep's cell names to their
+    metrics.json."""
+    section = params["ablations"]
+    sweep = section["sweeps"][name]
+    method, dataset, hyper = section["method"], section["dataset"], sweep["hyper"]
+    settings = execution(params)
+    cells = []
+    for optimizer in sweep["optimizers"]:
+        first, *others = sweep_values(sweep, optimizer)
+
+        def step(value) -> float:
+            return sum(mean_step(results[sweep_cell_name(method, optimizer, dataset, hyper, value, seed)])
+                       for seed in section["seeds"]) / len(section["seeds"])
+
+        base = step(first)
+        for value in others:
+            for seed in section["seeds"]:
+                plain = resolve_run(params, method, optimizer, dataset, seed,
+                                    sweep_layers(params, name, optimizer, first))
+                lr = float(f"{plain.config['optimizer_hyper']['lr'] * step(value) / base:.4g}")
+                resolved = resolve_run(params, method, optimizer, dataset, seed,
+                                       [*sweep_layers(params, name, optimizer, first),
+                                        Layer(f"step-matched to {hyper} = {value}", {"optimizer_hyper": {"lr": lr}})])
+                resolved = placed(resolved, settings)
+                cell = matched_cell_name(method, optimizer, dataset, hyper, value, seed)
+                cells.append(Cell(cell, resolved.config, Path(root) / name / MATCHED_DIR / cell, resolved.set_by))
     return cells

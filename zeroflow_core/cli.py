@@ -27,11 +27,19 @@ def _optimizers(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import BenchmarkError, format_table, run_benchmark
+    from zeroflow_core.bench import BenchmarkError, format_batching, format_table, run_batching, run_benchmark
 
+    qs = [int(q) for q in args.q.split(",")] if args.q else [None]
     try:
-        rows = run_benchmark(args.model, args.optimizers.split(","), args.batch_size, args.steps, q=args.q,
-                             threads=args.threads, warmup=args.warmup, depth=args.depth, attention=args.attention)
+        if args.batched:
+            rows = run_batching(args.model, args.optimizers.split(","), args.batch_size, args.steps,
+                                [q or 1 for q in qs], threads=args.threads, warmup=args.warmup, depth=args.depth,
+                                attention=args.attention, memory=not args.no_memory)
+            print(json.dumps(rows, indent=2) if args.json else format_batching(rows))
+            return 0
+        rows = [row for q in qs for row in run_benchmark(
+            args.model, args.optimizers.split(","), args.batch_size, args.steps, q=q, threads=args.threads,
+            warmup=args.warmup, depth=args.depth, attention=args.attention)]
     except BenchmarkError as error:
         print(f"zeroflow bench: error: {error}", file=sys.stderr)
         return 1
@@ -155,21 +163,25 @@ def _stage_train(args: argparse.Namespace) -> int:
 
 def _search_lr(args: argparse.Namespace) -> int:
     from zeroflow_core.io import write_atomically
-    from zeroflow_core.lr_search import TOLERANCE, search
+    from zeroflow_core.lr_search import merge_searches, search, search_page
     from zeroflow_core.params import load_params
 
     params = load_params(args.params)
     optimizers = args.optimizers.split(",") if args.optimizers else params["grid"]["optimizers"]
     table = search(params, args.method, args.dataset, optimizers, [float(v) for v in args.lrs.split(",")], args.seed)
-    wide = table.pivot(index="optimizer", columns="lr", values="avg_acc").loc[optimizers].round(2)
+    wide = table.assign(text=[f"{d:+.3f} / {a:.1f}" for d, a in zip(table.loss_drop, table.avg_acc)]).pivot(
+        index="optimizer", columns="lr", values="text").loc[optimizers]
     wide.columns = [f"{lr:g}" for lr in wide.columns]
-    wide["best"] = [f"{lr:g}" for lr in table[table.best].groupby("optimizer").lr.first().loc[optimizers]]
     wide["chosen"] = [f"{lr:g}" for lr in table[table.chosen].groupby("optimizer").lr.first().loc[optimizers]]
-    print(f"average accuracy of {args.method} on {args.dataset}, seed {args.seed}, per optimizer and learning rate;")
-    print(f"chosen: the largest lr within {TOLERANCE:g} point of the optimizer's best")
+    print(f"mean per-task training-loss drop / average accuracy of {args.method} on {args.dataset}, seed {args.seed}, "
+          "per optimizer and learning rate;\nchosen: the rate whose training loss falls most")
     print(wide.to_string())
-    if args.out:
+    if args.out:  # an earlier search's rows of other optimizers are kept: one table for every optimizer
+        table = merge_searches(args.out, table)
         write_atomically(args.out, lambda tmp: table.to_csv(tmp, index=False))
+    if args.page:
+        page = search_page(table, args.method, args.dataset, args.seed, "zeroflow search-lr")
+        write_atomically(args.page, lambda tmp: tmp.write_text(page))
     return 0
 
 
@@ -196,7 +208,8 @@ def _stage_ablation(args: argparse.Namespace) -> int:
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import EFFICIENCY_DIR, BenchmarkError, efficiency_pairs, format_table, run_benchmark
+    from zeroflow_core.bench import (EFFICIENCY_DIR, BenchmarkError, batched_budgets, efficiency_pairs, format_batching,
+                                     format_table, run_batching, run_benchmark)
     from zeroflow_core.io import write_json
     from zeroflow_core.params import load_params
 
@@ -212,6 +225,13 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
     out = EFFICIENCY_DIR / f"{args.model}.json"
     write_json(out, rows)
     print(format_table(rows))
+    budgets = batched_budgets(section, args.model)
+    batched = run_batching(args.model, ["zo-sgd"], settings["batch_size"], settings["steps"], budgets,
+                           threads=section["threads"], warmup=settings["warmup"], attention=section["attention"]) \
+        if budgets else []
+    write_json(EFFICIENCY_DIR / f"{args.model}.batched.json", batched)
+    if batched:
+        print(format_batching(batched))
     print(f"-> {out}")
     return 0
 
@@ -332,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--seed", type=int, default=0, help="the one seed of the search")
     lr.add_argument("--optimizers", help="comma-separated (default: grid.optimizers of params.yaml)")
     lr.add_argument("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3", help="comma-separated learning rates")
-    lr.add_argument("--out", help="also write the table as CSV")
+    lr.add_argument("--out", help="also write the table as CSV, keeping the rows of other optimizers it holds "
+                    "(book/learning-rates.csv: the search behind the smoke profile's rates)")
+    lr.add_argument("--page", help="also write the book's page of the search (Markdown), e.g. book/learning-rates.md")
     lr.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     lr.set_defaults(run=_search_lr)
     stage_pre = _command(commands, "stage-pretrain", help="pretrain with the settings of params.yaml")
@@ -363,7 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--optimizers", required=True, help="comma-separated registry names, e.g. zo-sgd,fo-sgd")
     bench.add_argument("--batch-size", type=int, default=32, help="images per step")
     bench.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
-    bench.add_argument("--q", type=int, default=None, help="query budget for the optimizers that take one")
+    bench.add_argument("--q", default=None, help="query budget(s) for the optimizers that take one, e.g. 1,4,8")
+    bench.add_argument("--batched", action="store_true", help="each forward-pass optimizer one query per forward "
+                       "against all queries in one forward, side by side (and each mode's peak memory)")
+    bench.add_argument("--no-memory", action="store_true", help="with --batched: time only, no memory workers")
     bench.add_argument("--threads", type=int, default=2, help="torch threads in each worker")
     bench.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     bench.add_argument("--attention", choices=["explicit", "fused"], default="explicit",

@@ -66,10 +66,11 @@ def is_finished(cell: Cell, code: str) -> bool:
             and made_by_this_code(cell.out, code))
 
 
-def prepare_folder(folder: Path, cells: list[Cell], code: str) -> list[Cell]:
-    """Remove what no cell owns any more; return the cells still to run, in order."""
+def prepare_folder(folder: Path, cells: list[Cell], code: str, keep=()) -> list[Cell]:
+    """Remove what no cell owns any more (but the entries named in `keep`); return the cells still to run, in
+    order."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = {cell.out.name for cell in cells}
+    names = {cell.out.name for cell in cells} | set(keep)
     for stale in sorted(p for p in folder.iterdir() if p.name not in names):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     pending = []
@@ -86,14 +87,16 @@ def prepare_folder(folder: Path, cells: list[Cell], code: str) -> list[Cell]:
     return pending
 
 
-def run_cells(folder: Path, cells: list[Cell], settings: dict | None = None, log=print, retries: int = 2) -> list[Cell]:
+def run_cells(folder: Path, cells: list[Cell], settings: dict | None = None, log=print, retries: int = 2,
+              keep=()) -> list[Cell]:
     """Run every cell not finished before (with this configuration and this code); returns those that ran.
+    Entries of `folder` that no cell owns are removed, but those named in `keep`.
 
     `settings` is the `execution` section of params.yaml (zeroflow_core.cells.execution); None runs
     the cells one by one in this process."""
     settings = {"backend": "local", "workers": 1, **(settings or {})}
     code = code_fingerprint()
-    pending = prepare_folder(Path(folder), cells, code)
+    pending = prepare_folder(Path(folder), cells, code, keep)
     kept = len(cells) - len(pending)
     if kept:
         log(f"{folder}: {kept} of {len(cells)} cells finished before, kept")

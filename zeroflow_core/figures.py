@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from zeroflow_core.analysis import heldout_summary, step_losses
+from zeroflow_core.methods import METHODS
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS
 from zeroflow_core.report import (FIGURE_5_PAPER, PAPER_SETUP, dataset_label, format_mean_std, method_label,
                                   optimizer_colour, optimizer_label)
@@ -48,9 +49,14 @@ def _bar_offset(k: int, n: int, width: float) -> float:
     return (k - (n - 1) / 2) * width
 
 
+def anchor_label(anchor: pd.Series) -> str:
+    """A reference row's name: a method's zero-step control, or the no-training baseline."""
+    trains = anchor.method in METHODS and METHODS[anchor.method].trains
+    return f"{'zero-step control' if trains else 'no training'} ({method_label(anchor.method)})"
+
+
 def _no_training_line(ax, anchor: pd.Series, metric: str) -> None:
-    ax.axhline(anchor[f"{metric}_mean"], color=NO_TRAINING.colour, linewidth=1.2,
-               label=f"no training ({method_label(anchor.method)})")
+    ax.axhline(anchor[f"{metric}_mean"], color=NO_TRAINING.colour, linewidth=1.2, label=anchor_label(anchor))
 
 
 # ------------------------------------------------------------------------------------------ Figure 2
@@ -225,7 +231,7 @@ def switches(summary: pd.DataFrame, anchor: pd.Series, path) -> Path:
     axes[0].invert_yaxis()
     legend = [Line2D([], [], marker="o", color="black", linestyle="", label="official code's side"),
               Line2D([], [], marker="s", color="tab:orange", linestyle="", label="the other side"),
-              Line2D([], [], color="tab:blue", label=f"no training ({method_label(anchor.method)})")]
+              Line2D([], [], color="tab:blue", label=anchor_label(anchor))]
     fig.legend(handles=legend, loc="lower center", ncol=3, frameon=False)
     fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))
     return _save(fig, path)
@@ -342,5 +348,56 @@ def figure_6(problem, panels, paths: dict, summary: pd.DataFrame, steps: int, se
                frameon=False)
     fig.suptitle(f"Trajectories of the optimizers from the old task's minimum ({steps} steps): "
                  "(a–e) Adam, (f–j) SGD", fontsize=15)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------ beyond the paper
+FAMILY_MARKERS = {"backprop": "o", "zeroth-order": "s", "forward-grad": "^"}
+
+
+def cost(summary: pd.DataFrame, path) -> Path:
+    """The cost page: each optimizer's gain in average accuracy over the zero-step control (error bars: the two
+    spreads together) against what it spent (cost.SPENDS), one point per budget, joined per optimizer."""
+    from zeroflow_core.cost import SPENDS
+
+    fig, axes = plt.subplots(1, len(SPENDS), figsize=(15, 4.4), sharey=True)
+    for optimizer, part in summary.groupby("optimizer", sort=False):
+        part = part.sort_values("value")
+        family = OPTIMIZERS[optimizer].family
+        for ax, column in zip(axes, SPENDS):
+            ax.errorbar(part[f"{column}_mean"], part.gain, yerr=part.gain_spread, fmt=FAMILY_LINES[family],
+                        marker=FAMILY_MARKERS[family], color=optimizer_colour(optimizer), capsize=3,
+                        label=optimizer_label(optimizer))
+    for ax, (column, label) in zip(axes, SPENDS.items()):
+        ax.axhline(0, color=NO_TRAINING.colour, linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("average accuracy − zero-step control (points)")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, path)
+
+
+def updates(summary: pd.DataFrame, method: str, path) -> Path:
+    """Where training goes (updates.updates_summary), one method: per optimizer, the cosine of the adapters' and
+    the heads' update with the backprop gradient (error bars one std) and how far each moved relative to its size."""
+    part = summary[summary.method == method]
+    labels = [optimizer_label(o) for o in part.optimizer]
+    x = np.arange(len(part))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for k, (group, colour) in enumerate((("adapters", "tab:purple"), ("heads", "tab:olive"))):
+        offset = _bar_offset(k, 2, 0.38)
+        axes[0].bar(x + offset, part[f"{group}_cosine_mean"], 0.38, yerr=part[f"{group}_cosine_std"].fillna(0),
+                    capsize=2, color=colour, label=group)
+        axes[1].bar(x + offset, part[f"{group}_relative_mean"], 0.38, yerr=part[f"{group}_relative_std"].fillna(0),
+                    capsize=2, color=colour, label=group)
+    axes[0].axhline(0, color="black", linewidth=0.8)
+    axes[0].set_title("cos(update, −∇L at the task's start): signal")
+    axes[1].set_title("‖Δθ‖ / ‖θ‖ over a task: how far it moved")
+    for ax in axes:
+        ax.set_xticks(x, labels, rotation=35, ha="right")
+    axes[0].legend(frameon=False)
     fig.tight_layout()
     return _save(fig, path)

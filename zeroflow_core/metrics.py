@@ -101,6 +101,27 @@ def backward_transfer(acc_matrix) -> float:
     return float(np.mean([a[i, n - 1] - a[i, i] for i in range(n - 1)]))
 
 
+# the share of a task's steps averaged at each end of its loss curve: one step's mini-batch loss is too noisy
+LOSS_DROP_SHARE = 0.1
+
+
+def loss_drop(curve) -> float | None:
+    """How far one task's training loss fell: the mean of its first tenth of steps minus the mean of its last
+    tenth (at least one step each); None for a task without steps (nothing trained, or a method that trains
+    only some tasks)."""
+    c = np.asarray(curve, dtype=np.float64)
+    if c.size == 0:
+        return None
+    k = max(1, int(round(LOSS_DROP_SHARE * c.size)))
+    return float(c[:k].mean() - c[-k:].mean())
+
+
+def mean_loss_drop(loss_curves) -> float | None:
+    """The mean of `loss_drop` over the tasks that trained; None when none did."""
+    drops = [d for d in (loss_drop(c) for c in loss_curves) if d is not None]
+    return float(np.mean(drops)) if drops else None
+
+
 def summarize(acc_matrix, acc_seen) -> dict[str, float]:
     """avg_acc, last_acc, forgetting and bwt of one run."""
     a = _matrix(acc_matrix)

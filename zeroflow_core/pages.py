@@ -19,11 +19,12 @@ from zeroflow_core.settings import ConfigError
 
 PAGES_FILE = REPO_ROOT / "book" / "pages.yaml"
 RESULTS_DIR = Path("results")
+ALL_RUNS = Path("runs")  # what the Claims page draws: the grid, Table 2's measurements and the sweeps
 LANDSCAPE_CODE = "zeroflow_core/landscape.py"
 # kind → (the params.yaml section it takes, what it is drawn beside)
 KINDS = {"grid": ("grid", str(RUNS_DIR)), "efficiency": ("efficiency", str(RUNS_DIR)),
          "sweep": ("ablations", str(RUNS_DIR)), "switches": ("ablations", str(RUNS_DIR)),
-         "landscape": ("landscape", LANDSCAPE_CODE)}
+         "landscape": ("landscape", LANDSCAPE_CODE), "claims": ("grid", str(RUNS_DIR))}
 NOTEBOOK_FIELDS = ("part", "draws", "beside", "section")
 PLACES = ("first", "last")
 
@@ -49,7 +50,7 @@ class Page:
 def kind_of(draws: str) -> tuple[str, str | None]:
     """(kind, sweep) of a page from the results it draws."""
     fixed = {str(RUNS_DIR): "grid", str(EFFICIENCY_DIR): "efficiency", str(ABLATIONS_DIR): "switches",
-             LANDSCAPE_CODE: "landscape"}
+             LANDSCAPE_CODE: "landscape", str(ALL_RUNS): "claims"}
     if draws in fixed:
         return fixed[draws], None
     parent, _, sweep = draws.rpartition("/")
@@ -140,16 +141,24 @@ def _sweep(params: dict, page: Page) -> dict:
     section, sweep = params["ablations"], params["ablations"]["sweeps"][page.sweep]
     return dict(ablation_dir=page.draws, method=section["method"], dataset=section["dataset"], seeds=section["seeds"],
                 optimizers=sweep["optimizers"], values=sweep["values"], hyper=sweep["hyper"],
-                run_settings=section["train"], sweep_optimizers=section["optimizers"],
-                baseline=params["grid"]["baseline"], runs_dir=str(RUNS_DIR), reference_dir="reference")
+                step_matched=sweep.get("step_matched", False), run_settings=section["train"],
+                sweep_optimizers=section["optimizers"], reference_dir="reference")
 
 
 def _switches(params: dict, page: Page) -> dict:
     section, grid = params["ablations"], params["grid"]
     return dict(ablation_dir=page.draws, method=section["method"], dataset=section["dataset"], seeds=section["seeds"],
                 switches=switches(params), run_settings=section["train"], sweep_optimizers=section["optimizers"],
-                baseline=grid["baseline"], runs_dir=str(RUNS_DIR), grid_methods=grid["methods"],
-                grid_optimizers=grid["optimizers"], grid_datasets=grid["datasets"], grid_seeds=grid["seeds"])
+                runs_dir=str(RUNS_DIR), grid_methods=grid["methods"], grid_optimizers=grid["optimizers"],
+                grid_datasets=grid["datasets"], grid_seeds=grid["seeds"])
+
+
+def _claims(params: dict, page: Page) -> dict:
+    """The Claims page reads every result: the grid, Table 2's measurements and the sweeps the claims rest on."""
+    section = params["ablations"]
+    sweeps = {name: section["sweeps"][name] for name in CLAIM_SWEEPS if name in section["sweeps"]}
+    return dict(_efficiency(params, page), ablations_dir=str(ABLATIONS_DIR), sweep_method=section["method"],
+                sweep_dataset=section["dataset"], sweep_seeds=section["seeds"], sweeps=sweeps)
 
 
 def _landscape(params: dict, page: Page) -> dict:
@@ -157,7 +166,9 @@ def _landscape(params: dict, page: Page) -> dict:
 
 
 PARAMETERS = {"grid": lambda params, page: _grid(params), "efficiency": _efficiency, "sweep": _sweep,
-              "switches": _switches, "landscape": _landscape}
+              "switches": _switches, "landscape": _landscape, "claims": _claims}
+# the sweeps the Claims page judges claims on (Figure 5, Tables 3 and 4), when params.yaml declares them
+CLAIM_SWEEPS = ("query_budget", "history", "sparsity")
 
 
 def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:

@@ -31,6 +31,12 @@ def _names(values) -> bool:
 
 
 SEEDS = dict(check=_seeds, requirement="must be a non-empty list of integers")
+
+
+def _values(values) -> bool:
+    if isinstance(values, dict):
+        return bool(values) and all(isinstance(v, list) and v for v in values.values())
+    return isinstance(values, list) and bool(values)
 GRID_SETTINGS = declared(
     Setting("baseline", "simplecil", "the no-training row of every table: a method that trains nothing"),
     Setting("methods", ["ease"], "the methods of the grid (each trains)", check=_names,
@@ -50,11 +56,14 @@ ABLATION_SETTINGS = declared(
 SWEEP_SETTINGS = declared(
     Setting("hyper", "q", "what the sweep varies: an optimizer hyper-parameter, a setting of the method or a run key"),
     Setting("optimizers", ["zo-sgd"], "the optimizers swept", check=_names, requirement="must be a non-empty list"),
-    Setting("values", [1], "the values `hyper` takes", check=bool, requirement="must be a non-empty list"),
+    Setting("values", None, "the values `hyper` takes: a list, or a list per optimizer ({optimizer: [...]})",
+            check=_values, requirement="must be a non-empty list, or a mapping of each optimizer to one"),
     Setting("with", {}, "settings fixed for every cell of the sweep, named as `hyper` is"),
     Setting("official", None, "which of `values` the official code uses: the sweep is then a switch of the page "
             "'Official code vs ours, measured'", check=lambda value: isinstance(value, (str, int, float)),
             requirement="must be one of the sweep's values"),
+    Setting("step_matched", False, "also run the first value (plain) at the learning rate that matches each other "
+            "value's measured mean step (Tables 3 and 4: does the direction help beyond a smaller step?)"),
 )
 SWEEP_REQUIRED = ("hyper", "optimizers", "values")
 LANDSCAPE_SETTINGS = declared(
@@ -199,6 +208,10 @@ def _check_ablations(params: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'ablations.sweeps' must declare at least one sweep")
     for name, sweep in section["sweeps"].items():
         check_values(sweep, SWEEP_SETTINGS, where, prefix=f"ablations.sweeps.{name}.", required=SWEEP_REQUIRED)
+        if isinstance(sweep["values"], dict) and set(sweep["values"]) != set(sweep["optimizers"]):
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' maps optimizers to values: it must name "
+                              f"exactly the sweep's optimizers ({', '.join(sweep['optimizers'])}), got "
+                              f"{', '.join(sweep['values'])}")
         if "official" in sweep and sweep["official"] not in sweep["values"]:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
                               f"got {sweep['official']!r}")

@@ -19,6 +19,7 @@ from zeroflow_core.cells import optimizers_of, run_folder, run_name, sweep_cells
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.data import dataset_label
 from zeroflow_core.methods import METHODS
+from zeroflow_core.metrics import mean_loss_drop
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
 from zeroflow_core.pages import BOOK, NOTEBOOKS, check_pages_against, notebook_parameters, switches
 
@@ -29,7 +30,7 @@ PAPER_SETUP = "ViT-B/16-IN21K"
 TABLE_METRICS = {"avg_acc": "Avg", "last_acc": "Last", "forgetting": "Fgt"}
 LOWER_IS_BETTER = {"forgetting"}
 SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "peak_memory_mb", "seconds_per_epoch",
-               "forward_passes", "backward_passes", "forwards_per_step", "steps")
+               "forward_passes", "backward_passes", "forwards_per_step", "steps", "train_image_forwards")
 # The paper's Figure 5: EASE on ImageNet-A, these two optimizers against these q; q = 1 is Table 1's setting, so
 # those points are Table 1's rows, printed, and the others can only be read off the figure.
 FIGURE_5_PAPER = {"method": "ease", "dataset": "imagenet_a", "optimizers": ("zo-sgd", "zo-adam"),
@@ -129,6 +130,9 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
            "run": run_name(method, optimizer, dataset, seed), "family": family, "strategy": strategy,
            "profile": metrics.get("profile"), "path": str(path)}
     row.update({key: metrics.get(key) for key in SCALAR_KEYS})
+    # the mean per-task drop of the training loss (None for a run without steps: a control)
+    row["loss_drop"] = mean_loss_drop(metrics.get("loss_curves", []))
+    row["seconds"] = float(sum(metrics.get("task_seconds", [])))
     row["acc_seen"] = list(metrics["acc_seen"])
     row["acc_matrix"] = metrics.get("acc_matrix")
     return row

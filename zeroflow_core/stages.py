@@ -10,7 +10,8 @@ import json
 import statistics
 from pathlib import Path
 
-from zeroflow_core.cells import ABLATIONS_DIR, Cell, execution, stage_folder, sweep_cells, train_cells
+from zeroflow_core.cells import (ABLATIONS_DIR, MATCHED_DIR, Cell, execution, matched_cells, stage_folder, sweep_cells,
+                                 train_cells)
 from zeroflow_core.config import ConfigError
 from zeroflow_core.executor import run_cells
 from zeroflow_core.io import write_atomically, write_json
@@ -81,6 +82,13 @@ def _write_columns(path: Path, x: str, columns: dict[str, list[float]]) -> None:
 
 
 def sweep(params: dict, name: str, root: Path = ABLATIONS_DIR, log=print) -> tuple[Path, list]:
-    """The stage `ablation@<name>`: every cell of one sweep not already finished with the same configuration."""
+    """The stage `ablation@<name>`: every cell of one sweep not already finished with the same configuration, then,
+    for a sweep with `step_matched`, its step-matched controls (whose rates follow from the cells' measured steps)."""
     folder = Path(root) / name
-    return folder, run_cells(folder, sweep_cells(params, name, root), execution(params), log=log)
+    sweep_ = params["ablations"]["sweeps"][name]
+    cells = sweep_cells(params, name, root)
+    ran = run_cells(folder, cells, execution(params), log=log, keep=[MATCHED_DIR] if sweep_.get("step_matched") else [])
+    if sweep_.get("step_matched"):
+        results = {cell.name: json.loads((cell.out / "metrics.json").read_text()) for cell in cells}
+        ran += run_cells(folder / MATCHED_DIR, matched_cells(params, name, results, root), execution(params), log=log)
+    return folder, ran

@@ -254,6 +254,9 @@ def _summary(config: dict, history: dict, device: torch.device) -> dict:
         "acc_matrix": [[None if np.isnan(v) else v for v in row] for row in matrix.tolist()],
         "acc_seen": h["acc_seen"],
         "loss_curves": h["loss_curves"],
+        # how far each task's training loss fell, and the mean over the tasks that trained (metrics.loss_drop)
+        "loss_drops": [metrics.loss_drop(c) for c in h["loss_curves"]],
+        "loss_drop": metrics.mean_loss_drop(h["loss_curves"]),
         # the mean size of a step in each task (‖θ_{t+1} − θ_t‖), and where each task's training went (UpdateProbe)
         "step_norms": [float(np.mean(norms)) if norms else None for norms in h["step_norms"]],
         "updates": h["updates"],

@@ -9,6 +9,7 @@ from torch import nn
 
 from zeroflow_core._timm import import_timm
 from zeroflow_core.models.adapters import Adapter, block_forward
+from zeroflow_core.models.parameter_sets import set_linear
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,11 @@ def create_adapter_vit(name: str, **adapter_kwargs) -> AdapterViT:
 class AdapterClassifier(nn.Module):
     """An AdapterViT with one adapter set and a linear head: the model of the tests and benchmarks.
 
-    The head is frozen by default so that adapters are the only trainable parameters.
+    The head is frozen by default so that adapters are the only trainable parameters. Its loss evaluates parameter
+    sets (parameter_sets.py) with `set_cross_entropy`, as the benchmarks' closures do.
     """
+
+    evaluates_parameter_sets = True
 
     def __init__(self, vit: AdapterViT, num_classes: int, train_head: bool = False):
         super().__init__()
@@ -147,6 +151,7 @@ class AdapterClassifier(nn.Module):
             vit.add_adapter_set()
         self.head = nn.Linear(vit.embed_dim, num_classes)
         self.head.requires_grad_(train_head)
+        self.head.evaluates_parameter_sets = True  # read through set_linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.vit.features(x))
+        return set_linear(self.vit.features(x), self.head.weight, self.head.bias, rank=2)

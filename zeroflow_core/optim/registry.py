@@ -40,6 +40,7 @@ class OptimizerSpec:
     display: Display
     settings: dict[str, Setting]
     family: str = "zeroth-order"  # one of FAMILIES
+    beyond_paper: bool = False  # a later paper's optimizer, not one of the ZeroFlow paper's nine
 
     @property
     def defaults(self) -> dict:
@@ -116,6 +117,12 @@ _SPECS = [
                   taking(("base", "lr", "momentum", "betas", "weight_decay", "q", "seed", "direction", "mode",
                           "batched")),
                   family="forward-grad"),
+    # beyond the paper: optimizers of later papers, run on the same protocol (Table 1's "beyond the paper" block)
+    OptimizerSpec("fzoo", "FZOO (arXiv 2506.09034): q Rademacher one-sided queries in one batched forward, the step "
+                  "divided by the std of the q losses; plain SGD, lr as FZOO's code (the paper's η·ε)",
+                  _zo("sgd", "fzoo"), Display("FZOO", ("—", "FZOO, beyond the paper"), "#bcbd22"),
+                  taking(SGD + ZO, lr=1e-5, momentum=0.0, weight_decay=0.0, q=8, direction="rademacher",
+                         one_sided=True, batched=True), beyond_paper=True),
 ]
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
 

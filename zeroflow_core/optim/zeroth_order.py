@@ -19,7 +19,7 @@ from zeroflow_core.optim.base import ZeroFlowOptimizer, eval_mode
 from zeroflow_core.optim.directions import DirectionStream, derive_seed, sparse_masks
 from zeroflow_core.optim.hyper import ZEROTH_ORDER
 
-ESTIMATORS = ("plain", "sign", "conserve")
+ESTIMATORS = ("plain", "sign", "conserve", "fzoo")
 # the decay of history_rule ema_mix's EMA (hyper.py)
 EMA_MIX_DECAY = 0.9
 
@@ -37,7 +37,10 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     d_j = (L(θ+εz_j) − L(θ−εz_j)) / 2ε, or (L(θ+εz_j) − L(θ)) / ε when one-sided (L(θ) shared).
     estimator "sign": projected mode uses sign(d_j) z_j (the official code), elementwise mode
     sign(ĝ) (the paper's equation). estimator "conserve": keep the best of θ, θ − Δ, θ + Δ
-    (Δ the rule's step), see `_conserve_step`. The hyper-parameters are those of hyper.ZEROTH_ORDER.
+    (Δ the rule's step), see `_conserve_step`. estimator "fzoo" (Dang et al., arXiv 2506.09034): one-sided
+    queries whose differences are divided by σ, the standard deviation of the q perturbed losses, instead of ε:
+    ĝ = (1/q) Σ_j ((L(θ+εu_j) − L(θ)) / σ) u_j, a step whose size adapts to how much the losses spread (FZOO's
+    code, whose lr is the paper's η·ε: `fzoo_scalars`). The hyper-parameters are those of hyper.ZEROTH_ORDER.
     """
 
     settings = ZEROTH_ORDER
@@ -50,11 +53,16 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         self.estimator = estimator  # set before the groups are added: checked_group reads it
         self.model = model
         self.mask_epoch = 0
+        self._drawn: dict[int, list[torch.Tensor]] = {}  # a batched step's directions, by stream seed
         self._masks: tuple[tuple, list] | None = None
         super().__init__(params, hyper)
 
     def checked_group(self, group: dict) -> dict:
         group = super().checked_group(group)
+        if self.estimator == "fzoo" and (not group["one_sided"] or group["q"] < 2):
+            raise ValueError(f"{type(self).__name__}: fzoo needs one_sided = true and q >= 2 (got one_sided = "
+                             f"{group['one_sided']}, q = {group['q']}): its step divides by the spread of the q "
+                             "perturbed losses around L(θ)")
         if (self.estimator == "conserve" and group["conserve_mode"] == "reference"
                 and (group["q"] != 1 or group["history"] != 0)):
             raise ValueError(f"{type(self).__name__}: conserve_mode 'reference' needs q = 1 and history = 0 (got q = "
@@ -113,11 +121,16 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     def _zo_step(self, closure: Callable) -> float:
         pairs = self.trainable()
         params = [p for _, p in pairs]
-        backup = [p.detach().clone() for p in params]
+        reference = self.estimator == "conserve" and self.shared("conserve_mode") == "reference"
+        # batched evaluation leaves the parameters alone until the update: no backup to take or restore
+        in_place = not self.batches(closure, params) or reference
+        backup = [p.detach().clone() if in_place else p.detach() for p in params]
+        self._drawn = {}
         try:
             scalars, base_loss, mean_loss = self._directional_derivatives(closure, pairs, backup)
-            _restore(params, backup)
-            if self.estimator == "conserve" and self.shared("conserve_mode") == "reference":
+            if in_place:
+                _restore(params, backup)
+            if reference:
                 return self._reference_conserve_step(closure, pairs, scalars, base_loss)
             estimates = self._estimates(pairs, scalars)
             if self.estimator == "conserve":
@@ -126,8 +139,11 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
                 self.apply(group, param, estimate)
             return base_loss if base_loss is not None else mean_loss
         except BaseException:
-            _restore(params, backup)
+            if in_place:
+                _restore(params, backup)
             raise
+        finally:
+            self._drawn = {}
 
     def _directional_derivatives(self, closure, pairs, backup):
         """d_j for every query, L(θ) where the step needs it (one-sided, Conserve) or None, and the mean of the
@@ -143,7 +159,9 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
                 points.append(Point(f"query {query}, θ − εz", stream, -eps))
         losses = self._losses(closure, params, backup, points)
         base_loss = losses.pop(0) if with_base else None
-        if one_sided:
+        if self.estimator == "fzoo":
+            scalars = fzoo_scalars(base_loss, losses)
+        elif one_sided:
             scalars = [(plus - base_loss) / eps for plus in losses]
         else:
             scalars = [(plus - minus) / (2 * eps) for plus, minus in zip(losses[::2], losses[1::2])]
@@ -164,11 +182,14 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         for start in range(0, len(points), per_forward):
             chunk = points[start:start + per_forward]
             stacked = [torch.empty((len(chunk), *p.shape), dtype=p.dtype, device=p.device) for p in params]
-            drawn = (None, None)  # a query's θ + εz and θ − εz share one draw of z
             for index, point in enumerate(chunk):
-                if isinstance(point.vectors, DirectionStream) and drawn[0] is not point.vectors:
-                    drawn = (point.vectors, list(point.vectors.draw_all(params)))
-                vectors = drawn[1] if isinstance(point.vectors, DirectionStream) else point.vectors
+                vectors = point.vectors
+                if isinstance(vectors, DirectionStream):
+                    # a query's θ + εz and θ − εz, and then its estimate, share one draw of z: stacking holds the
+                    # perturbed copies already, so keeping the q directions of the step costs no more in kind
+                    if vectors.seed not in self._drawn:
+                        self._drawn[vectors.seed] = list(vectors.draw_all(params))
+                    vectors = self._drawn[vectors.seed]
                 Point(point.what, vectors, point.scale).place([s[index] for s in stacked], backup)
             values = closure.losses_at(params, stacked)
             self.forward_passes += len(chunk)
@@ -182,7 +203,8 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             scalars = [float((s > 0) - (s < 0)) for s in scalars]
         q, official = self.shared("q"), self.shared("history_rule") == "official"
         params = [p for _, p in pairs]
-        streams = [self._stream(pairs, query).draw_all(params) for query in range(q)]
+        streams = [self._stream(pairs, query) for query in range(q)]
+        streams = [iter(self._drawn[s.seed]) if s.seed in self._drawn else s.draw_all(params) for s in streams]
         for group, param in pairs:
             mix = group["history"]
             estimate = torch.zeros(param.shape, dtype=torch.float32, device=param.device)
@@ -254,6 +276,14 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     # -- resumable state ----------------------------------------------------------------------
     def counters(self) -> dict:
         return {**super().counters(), "mask_epoch": self.mask_epoch}
+
+
+def fzoo_scalars(base_loss: float, losses: list[float]) -> list[float]:
+    """FZOO's per-query coefficients (l_j − l_0) / σ, σ the population std of the q perturbed losses l_j (FZOO's
+    code: torch.std(unbiased=False), l_0 left out). All q losses equal (σ = 0) carry no direction: no step."""
+    mean = sum(losses) / len(losses)
+    sigma = (sum((loss - mean) ** 2 for loss in losses) / len(losses)) ** 0.5
+    return [(loss - base_loss) / sigma if sigma > 0 else 0.0 for loss in losses]
 
 
 class Point:
