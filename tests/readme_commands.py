@@ -25,6 +25,8 @@ WHERE = {
     'git add dvc.lock .dvc/config params.yaml && git commit -m "results of ..." && git push':
         "needs a git server; pipeline-check commits and clones locally",
     "dvc pull && dvc status": "needs the cloud remote above; pipeline-check runs both in a fresh clone of a local remote",
+    'git add dvc.lock && git commit -m "baseline results"':
+        "pipeline-check makes this commit (with its remote's config) in its fresh clone before the dvc commands below",
     "zeroflow --help": HERE,
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,

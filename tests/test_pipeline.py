@@ -325,3 +325,16 @@ def test_the_plots_page_carries_its_scripts(tmp_path):
     page = offline_template(tmp_path / "template.html").read_text()
     assert "{plot_divs}" in page and "window.vegaEmbed" in page
     assert "https://" not in page.split("<script>")[0] and "cdn.jsdelivr" not in page
+
+
+def test_dvc_lock_is_untracked_but_not_ignored():
+    """main keeps no dvc.lock (a build's hashes depend on the machine, and main has no remote for its outputs),
+    and does not git-ignore it either: DVC refuses to write a git-ignored dvc.lock ("'dvc.lock' is git-ignored"),
+    and a user commits it as the baseline of their experiments (README)."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "dvc.lock"], cwd=ROOT, capture_output=True)
+    assert tracked.returncode != 0, "dvc.lock is tracked by git"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", "dvc.lock"], cwd=ROOT)
+    assert ignored.returncode == 1, "dvc.lock is git-ignored: DVC would refuse to run"
+    assert "dvc_plots" in (ROOT / ".gitignore").read_text()  # what `dvc plots show` writes
