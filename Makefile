@@ -32,8 +32,11 @@ $(RAY_STAMP): $(STAMP)
 test: setup $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
-# dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH.
+# dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH. check-params runs first on
+# its own: DVC reads dvc.yaml's templates (${grid.datasets}, ...) from params.yaml before any stage, so a
+# misspelled section they read fails in DVC's parsing, whose message does not name the section that was written.
 main: setup
+	$(BIN)/zeroflow check-params
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
 

@@ -338,3 +338,82 @@ def test_dvc_lock_is_untracked_but_not_ignored():
     ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", "dvc.lock"], cwd=ROOT)
     assert ignored.returncode == 1, "dvc.lock is git-ignored: DVC would refuse to run"
     assert "dvc_plots" in (ROOT / ".gitignore").read_text()  # what `dvc plots show` writes
+
+
+def test_dvc_repro_stops_at_check_params_which_names_a_misspelled_section_and_keeps_its_output(tmp_path):
+    """DVC would refuse check_params itself if it declared the sections ("Parameters 'landscape' are missing"), so it
+    declares none and names the misspelling; a failed check leaves its last output, so nothing after it turns stale.
+    A section that dvc.yaml's templates read (grid here) fails in DVC's own parsing first: check-params names it."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "book").mkdir()
+    for name in ("dvc.yaml", "params.yaml", "book/pages.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "zeroflow_core", tmp_path / "zeroflow_core", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    def run(*argv):
+        return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert run("dvc", "init", "--no-scm", "-q").returncode == 0
+    assert run("dvc", "repro", "--single-item", "check_params").returncode == 0
+    checked = (tmp_path / "runs" / "params-checked.txt").read_text()
+    text = (tmp_path / "params.yaml").read_text()
+    (tmp_path / "params.yaml").write_text(text.replace("\nlandscape:", "\nlandscpe:"))
+    done = run("dvc", "repro")
+    assert done.returncode != 0
+    assert "unknown section 'landscpe' (did you mean 'landscape'?)" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert (tmp_path / "runs" / "params-checked.txt").read_text() == checked
+    (tmp_path / "params.yaml").write_text(text.replace("\ngrid:", "\ngird:"))
+    assert "Could not find 'grid" in run("dvc", "status").stderr  # DVC's templating, before any stage
+    done = run(sys.executable, "-m", "zeroflow_core.cli", "check-params")
+    assert done.returncode == 2 and "unknown section 'gird' (did you mean 'grid'?)" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("edit,message", [
+    # each at the key the user wrote, with the closest name
+    (lambda p: p["grid"].update(datasets=["hue"]), r"'grid.datasets': unknown dataset 'hue' \(did you mean 'hues'\?\)"),
+    (lambda p: p["grid"].update(optimizers=["fo-sgd", "zo-sdg"]),
+     r"'grid.optimizers': unknown optimizer 'zo-sdg' \(did you mean 'zo-sgd'\?\)"),
+    (lambda p: p["grid"].update(baseline="simplecl"), r"'grid.baseline' .*got 'simplecl' \(did you mean 'simplecil'\?\)"),
+    (lambda p: p.update(landscpe=p.pop("landscape")), r"unknown section 'landscpe' \(did you mean 'landscape'\?\)"),
+    (lambda p: p["ablations"].update(optimizer=p["ablations"].pop("optimizers")),
+     r"unknown setting 'ablations.optimizer' \(did you mean 'ablations.optimizers'\?\)"),
+    (lambda p: p["ablations"].update(optimizers={"zo-sdg": {"lr": 0.01}}),
+     r"'ablations.optimizers.zo-sdg': unknown optimizer \(did you mean 'zo-sgd'\?\)"),
+    (lambda p: p["ablations"]["sweeps"]["history"].update(optimizers=["zo-sdg"]),
+     r"'ablations.sweeps.history.optimizers': unknown optimizer 'zo-sdg' \(did you mean 'zo-sgd'\?\)"),
+    (lambda p: p["ablations"].update(method="eaze"), r"'ablations.method': unknown method 'eaze' \(did you mean 'ease'\?\)"),
+    (lambda p: p["ablations"].update(dataset="hue"), r"'ablations.dataset' 'hue' must be one of grid.datasets .*'hues'"),
+    (lambda p: p["datasets"].update(hue={"n_tasks": 5}), r"'datasets.hue': unknown dataset \(did you mean 'hues'\?\)"),
+    (lambda p: p["optimizers"].update({"zo-sdg": {}}), r"'optimizers.zo-sdg': unknown optimizer \(did you mean 'zo-sgd'"),
+    (lambda p: p["efficiency"].update(optimizers=["zo-sdg"]), r"'efficiency.optimizers': unknown optimizer 'zo-sdg' \(did"),
+    (lambda p: p.update(profile="smoek"), r"unknown profile 'smoek' \(did you mean 'smoke'\?\)"),
+])
+def test_a_wrong_name_is_reported_at_the_key_written_with_the_closest_name(edit, message):
+    params = _params()
+    edit(params)
+    with pytest.raises(ConfigError, match=message):
+        check_params(params)
+
+
+def test_a_yaml_error_names_the_file_and_line(tmp_path):
+    (tmp_path / "params.yaml").write_text("profile: smoke\ngrid: [ease\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: not valid YAML: .*line 2"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_another_configuration_in_a_run_folder_names_the_differing_key_only(tmp_path):
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.train import train
+
+    config = resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues"})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "checkpoint.pt").write_bytes(b"a run in progress")
+    edited = {**config, "optimizer_hyper": {**config["optimizer_hyper"], "lr": 0.5}}
+    with pytest.raises(ConfigError) as error:
+        train(edited, tmp_path)
+    assert f"(key 'optimizer_hyper.lr': {config['optimizer_hyper']['lr']!r} there, 0.5 now)" in str(error.value)
+    assert "{" not in str(error.value)  # no whole mapping printed

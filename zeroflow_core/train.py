@@ -39,7 +39,7 @@ from tqdm import tqdm
 from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
-from zeroflow_core.cells import SET_BY, identity
+from zeroflow_core.cells import SET_BY, changed_keys, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weights
@@ -447,12 +447,11 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None, set_b
     out = Path(out_dir)
     saved = out / "config.yaml"
     if saved.exists():
-        previous, current = identity(yaml.safe_load(saved.read_text())), identity(config)
-        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+        changed = changed_keys(identity(yaml.safe_load(saved.read_text())), identity(config))
         if changed and (out / CHECKPOINT).exists():
-            raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
-                              f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "
-                              "use another --out or remove that folder")
+            key, there, now = changed[0]
+            raise ConfigError(f"{out} holds a run with another configuration (key {key!r}: {there!r} there, {now!r} "
+                              f"now); use another --out or remove that folder")
         if not changed and (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text())  # done before: a rerun changes nothing
     write_yaml(saved, {**config, SET_BY: set_by} if set_by else config)
