@@ -146,9 +146,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _stage_train(args: argparse.Namespace) -> int:
     from zeroflow_core import stages
+    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
     from zeroflow_core.params import load_params
 
-    folder, ran = stages.train(load_params(args.params), args.method, args.dataset)
+    exit_with_parent()  # no orphan cells when dvc dies
+    try:
+        folder, ran = stages.train(load_params(args.params), args.method, args.dataset)
+    except FolderBusy as busy:
+        print(f"zeroflow stage-train: error: {busy}", file=sys.stderr)
+        return 1
     print(f"{folder}/: {len(ran)} cells run")
     return 0
 
@@ -188,9 +194,15 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
 
 def _stage_ablation(args: argparse.Namespace) -> int:
     from zeroflow_core import stages
+    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
     from zeroflow_core.params import load_params
 
-    folder, ran = stages.sweep(load_params(args.params), args.name)
+    exit_with_parent()  # no orphan cells when dvc dies
+    try:
+        folder, ran = stages.sweep(load_params(args.params), args.name)
+    except FolderBusy as busy:
+        print(f"zeroflow stage-ablation: error: {busy}", file=sys.stderr)
+        return 1
     print(f"sweep {args.name} -> {folder}/: {len(ran)} cells run")
     return 0
 

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from zeroflow_core import metrics
 from zeroflow_core.config import ConfigError, validate
@@ -46,6 +45,7 @@ from zeroflow_core.models.pretrained import IN21K_HUB_NAME, load_backbone_weight
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
+from zeroflow_core.progress import RunProgress
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
 
 CHECKPOINT = "checkpoint.pt"
@@ -66,7 +66,7 @@ class Run:
     def __init__(self, config: dict, out_dir: Path, progress: bool | None = None):
         self.config = config
         self.out = Path(out_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = RunProgress(progress)  # bars on a terminal, else a line per epoch; silent in a stage
         set_threads(config["threads"])
         self.device = pick_device(config["device"])
         forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
@@ -82,7 +82,8 @@ class Run:
 
     def __call__(self) -> dict:
         first = self.checkpoint.resume(self.method, self.history)
-        for task in tqdm(range(first, self.config["n_tasks"]), desc="tasks", disable=not self.progress):
+        self.progress.resumed(self.checkpoint.path, first, self.config["n_tasks"])
+        for task in self.progress.bar(range(first, self.config["n_tasks"]), desc="tasks"):
             # dropout and anything else on the global RNG restart from (seed, task): resumable
             torch.manual_seed(derive_seed(self.config["seed"], "task", task))
             started = time.perf_counter()
@@ -114,12 +115,13 @@ class Run:
             train_set = self.data.train_set(task)
             heldout = self.evaluation.heldout_records(task)
             forwards = 0  # image-forwards of this task's steps: the held-out records' allowance grows with them
-            for epoch in tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", leave=False,
-                              disable=not self.progress):
-                started = time.perf_counter()
+            for epoch in self.progress.bar(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}",
+                                           leave=False):
+                started, first_step = time.perf_counter(), len(curve)
                 method.train()
-                for x, y in tqdm(self.data.train_batches(train_set, task, epoch), desc=f"epoch {epoch + 1}",
-                                 total=self.data.steps_per_epoch(train_set), leave=False, disable=not self.progress):
+                for x, y in self.progress.bar(self.data.train_batches(train_set, task, epoch),
+                                              desc=f"epoch {epoch + 1}", total=self.data.steps_per_epoch(train_set),
+                                              leave=False):
                     counted = method.vit.images_forwarded
                     batch = method.prepare_batch(x, y)
                     curve.append(float(optimizer.step(lambda: self._loss(batch))))
@@ -129,6 +131,8 @@ class Run:
                 if scheduler is not None:
                     scheduler.step()
                 history["epoch_seconds"].append(time.perf_counter() - started)
+                self.progress.epoch_done(task, config["n_tasks"], epoch, config["epochs"], curve[first_step:],
+                                         history["epoch_seconds"][-1])
         history["train_image_forwards"] += forwards
         history["forward_passes"] += optimizer.forward_passes
         history["backward_passes"] += optimizer.backward_passes
