@@ -417,3 +417,35 @@ def test_another_configuration_in_a_run_folder_names_the_differing_key_only(tmp_
         train(edited, tmp_path)
     assert f"(key 'optimizer_hyper.lr': {config['optimizer_hyper']['lr']!r} there, 0.5 now)" in str(error.value)
     assert "{" not in str(error.value)  # no whole mapping printed
+
+
+def test_the_paper_profile_lists_every_missing_dataset_and_the_weights_in_one_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    shutil.copy(ROOT / "params-paper.yaml", tmp_path / "params.yaml")
+    done = subprocess.run([sys.executable, "-m", "zeroflow_core.cli", "check-params"], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert done.returncode == 2 and "5 inputs of the grid are missing" in done.stderr, done.stderr
+    for expected in ("cifar100: expected", "cub: expected", "imagenet_a: expected", "omnibenchmark: expected",
+                     "weights/vit_base_patch16_224.augreg_in21k.safetensors: no such file"):
+        assert expected in done.stderr, expected
+
+
+def test_the_smoke_grid_needs_no_file_before_it_runs():
+    from zeroflow_core.params import PRETRAINED, missing_inputs
+
+    assert missing_inputs(load_params(ROOT / "params.yaml")) == []
+    # the one weights file exempt is the one the pretrain stage makes
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["pretrain"]
+    assert str(PRETRAINED) in stage["outs"]
+
+
+def test_budget_names_every_dataset_without_a_size_at_once():
+    from zeroflow_core.budget import grid_budget
+
+    with pytest.raises(ValueError, match=r"no size for cifar100, imagenet_a, omnibenchmark: run `dvc repro "
+                                         r"prepare@cifar100 prepare@imagenet_a prepare@omnibenchmark` or pass "
+                                         r"--images cifar100=N,imagenet_a=N,omnibenchmark=N"):
+        grid_budget(load_params(ROOT / "params-paper.yaml"), {"cub": 5994})

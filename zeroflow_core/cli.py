@@ -117,10 +117,16 @@ def _check_params(args: argparse.Namespace) -> int:
     from zeroflow_core.cells import grid_cells
     from zeroflow_core.io import write_atomically
     from zeroflow_core.pages import check_pages_against
-    from zeroflow_core.params import load_params
+    from zeroflow_core.params import load_params, missing_inputs
 
     params = load_params(args.params)
     check_pages_against(params, args.params)
+    missing = missing_inputs(params)
+    if missing:  # all at once: a user with several datasets to fetch learns it before the first
+        print(f"zeroflow check-params: error: {len(missing)} input{'s' if len(missing) > 1 else ''} of the grid "
+              f"{'are' if len(missing) > 1 else 'is'} missing (README, \"Datasets and weights\"):\n"
+              + "\n".join(f"  - {line}" for line in missing), file=sys.stderr)
+        return 2
     if args.out:  # constant content: each later stage declares the sections it reads, not this marker
         write_atomically(args.out, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"{args.params}: ok ({len(list(grid_cells(params)))} runs in the grid)")

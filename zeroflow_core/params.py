@@ -21,6 +21,8 @@ from zeroflow_core.methods import METHODS
 from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
+# The smoke backbone, made by dvc.yaml's pretrain stage: the one weights file that need not exist before a run.
+PRETRAINED = Path("runs/pretrain/backbone.pt")
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
             "execution": dict, "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 
@@ -79,6 +81,29 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     check_params(params, str(path))
     return params
+
+
+def missing_inputs(params: dict) -> list[str]:
+    """Every file the grid and sweeps read that is not there, one line each: a dataset read from files (its test
+    split is loaded, so a wrong layout counts too) and a backbone weights file that no stage of dvc.yaml makes."""
+    from zeroflow_core.config import NO_OPTIMIZER
+    from zeroflow_core.data import DatasetError, load_dataset, needs_files
+
+    grid = params["grid"]
+    datasets = dict.fromkeys([*grid["datasets"], params["ablations"]["dataset"]])
+    configs = [run_config(params, grid["baseline"], NO_OPTIMIZER, dataset, grid["seeds"][0]) for dataset in datasets]
+    missing = []
+    for config in configs:
+        if needs_files(config["dataset"]):
+            try:
+                load_dataset(config["dataset"], config["data_root"], "test", **config["dataset_options"])
+            except DatasetError as error:
+                missing.append(str(error))
+    for weights in dict.fromkeys(config["backbone_weights"] for config in configs):
+        if weights and Path(weights) != PRETRAINED and not Path(weights).is_file():
+            missing.append(f"{weights}: no such file (train.backbone_weights, a dependency of every stage that "
+                           f"runs cells)")
+    return missing
 
 
 def known_names(names, known, key: str, what: str, where: str) -> None:
