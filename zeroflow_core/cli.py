@@ -244,9 +244,14 @@ def _notebook(args: argparse.Namespace) -> int:
 
 
 def _book(args: argparse.Namespace) -> int:
-    from zeroflow_core.book import build_book
+    from zeroflow_core.book import build_book, prune_versions
     from zeroflow_core.params import load_params
 
+    if args.prune is not None:
+        removed = prune_versions(args.site, args.prune)
+        print(f"{args.site}: removed {len(removed)} version{'s' * (len(removed) != 1)}"
+              + "".join(f"\n  {version}" for version in removed))
+        return 0
     index = build_book(load_params(args.params), args.params)
     print(f"book: {index.resolve()}")
     return 0
@@ -291,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import OPTIMIZERS
 
+    from zeroflow_core import __version__
+
     parser = argparse.ArgumentParser(prog="zeroflow", description=DESCRIPTION, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"zeroflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = _command(commands, "optimizers", help="list the optimizers: name, family, what a step does; with a "
                        "name, its hyper-parameters with their defaults")
@@ -369,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     notebook.set_defaults(run=_notebook)
     book = _command(commands, "book", help="build the versioned HTML book from the executed notebooks")
     book.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    book.add_argument("--prune", type=int, metavar="N", help="build nothing: remove every version under SITE/versions/ "
+                      "but the N newest and the one SITE/latest/ shows, and rewrite the index")
+    book.add_argument("--site", default="site", help="the book's site folder (for --prune)")
     book.set_defaults(run=_book)
     plots = _command(commands, "plots", help="`dvc plots show` on a page that works offline (the Vega libraries "
                      "inlined): each optimizer's loss and accuracy curves, one chart per method × dataset")

@@ -424,9 +424,17 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     output = out_dir / f"{name}.ipynb"
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketKernel(AsyncKernelManager):
+        """The kernel talks to papermill over Unix sockets (IPC), not unencrypted TCP on localhost: nothing is
+        reachable from the network, and the kernel has no reason to warn that it is."""
+        transport = "ipc"
+
     try:
         papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
-                                   cwd=str(root), progress_bar=False, log_output=False)
+                                   cwd=str(root), progress_bar=False, log_output=False,
+                                   kernel_manager_class=LocalSocketKernel)
     except papermill.PapermillExecutionError as error:
         raise NotebookError(f"{source} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
                             f"The partial output is in {output}") from None
