@@ -11,7 +11,8 @@ STAMP := $(VENV)/.zeroflow-installed
 setup: $(STAMP)
 
 # torch first and alone: the constraint keeps the CPU wheel; timm without its dependencies because
-# its torchvision requirement would replace that torch with a CUDA build (design notes, section 3).
+# its torchvision requirement would pull a newer CUDA build of torch (several GB) over the CPU one; no
+# torchvision is installed (zeroflow_core/_timm.py stands in for it when timm is imported).
 $(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0

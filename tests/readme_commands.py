@@ -28,6 +28,7 @@ WHERE = {
     'git add dvc.lock && git commit -m "baseline results"':
         "pipeline-check makes this commit (with its remote's config) in its fresh clone before the dvc commands below",
     "zeroflow --help": HERE,
+    "zeroflow --version": HERE,
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,
     "zeroflow train --help": HERE,

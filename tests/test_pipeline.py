@@ -476,3 +476,31 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
                     ["zo-sgd", "0.001", "2", "31.5", "0.71", "20.0", "0.0", "2.0", "0.0"],
                     ["zo-sgd", "0.01", "2", "40.5", "0.71", "20.0", "0.0", "2.0", "0.0"]]
     assert "zo_eps" in logged[-1] and "40.5" in logged[-1]
+
+
+def test_a_zo_sgd_rate_edit_changes_the_grids_zo_sgd_cells_and_no_sweep_cell():
+    """What the README says an edit of optimizers.zo-sgd.lr reruns: the grid's zo-sgd cells; each sweep stage starts
+    (it depends on the whole optimizers section) and keeps every cell, since the sweeps set ZO-SGD's rate
+    themselves (ablations.optimizers)."""
+    from zeroflow_core.cells import identity, sweep_cells, train_cells
+
+    def cells(params):
+        grid = params["grid"]
+        found = {cell.name: identity(cell.config) for method in [grid["baseline"], *grid["methods"]]
+                 for dataset in grid["datasets"] for cell in train_cells(params, method, dataset)}
+        found.update({cell.name: identity(cell.config) for name in params["ablations"]["sweeps"]
+                      for cell in sweep_cells(params, name)})
+        return found
+
+    params = _params()
+    before = cells(params)
+    params["optimizers"]["zo-sgd"]["lr"] = 0.002
+    after = cells(params)
+    changed = sorted(name for name in before if before[name] != after[name])
+    grid = params["grid"]
+    assert changed == sorted(f"{method}-zo-sgd-{dataset}-{seed}" for method in grid["methods"]
+                             for dataset in grid["datasets"] for seed in grid["seeds"])
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert "optimizers" in stages["ablation"]["do"]["params"] and "zo-sgd" in params["ablations"]["optimizers"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "the zo-sgd cells of the sweeps" not in readme
