@@ -1,4 +1,4 @@
-"""AdaptFormer adapters for a frozen timm ViT (design notes, section 2)."""
+"""AdaptFormer adapters for a frozen timm ViT: one per block, parallel to its MLP (as EASE and APER use them)."""
 from __future__ import annotations
 
 import math
