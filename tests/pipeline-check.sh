@@ -77,7 +77,8 @@ table=$(bash -c "$exp_show")
 grep -q "0.005" <<<"$table"                                                  # the README's table shows them
 absent '!' "$table"                                      # and the baseline's metrics (the committed dvc.lock)
 # dvc metrics diff after the one-value experiment: HEAD's column holds the committed build's value, not '-'
-diff=$(dvc metrics diff 2>&1)
+# (--all: an unchanged metric is listed too)
+diff=$(dvc metrics diff --all 2>&1)
 echo "$diff"
 absent "failed to load" "$diff"
 grep -qE "runs/metrics/ease-hues.json +zo-sgd.avg_acc +[0-9.]+ +[0-9.]+ " <<<"$diff"
