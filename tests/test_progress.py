@@ -42,7 +42,8 @@ def test_run_progress_draws_bars_on_a_terminal_and_is_silent_in_a_stage():
 
     terminal = Terminal()
     progress = RunProgress(None, terminal)
-    assert list(progress.bar(range(3), desc="tasks")) == [0, 1, 2] and "tasks" in terminal.getvalue()
+    # disable=False: tests/conftest.py turns tqdm off (TQDM_DISABLE) for the other tests
+    assert list(progress.bar(range(3), desc="tasks", disable=False)) == [0, 1, 2] and "tasks" in terminal.getvalue()
     progress.epoch_done(0, 2, 0, 1, [1.0], 0.5)
     assert "epoch 1/1" not in terminal.getvalue()  # the bars say it
     quiet = io.StringIO()
