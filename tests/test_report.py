@@ -430,6 +430,9 @@ def test_execute_notebook_starts_from_an_empty_folder(executed, capfd):
     stale.write_text("old")
     report.execute_notebook("figure_4", params, "params.yaml", root=root, notebooks_dir=REPO / "notebooks")
     assert not stale.exists() and (root / "results" / "figure_4" / "figure_4.png").is_file()
+    # no execution times in the DVC output: the same results give the same file
+    executed = (root / "results" / "figure_4" / "figure_4.ipynb").read_text()
+    assert "start_time" not in executed and "iopub" not in executed and '"parameters"' in executed
     # the kernel talks over Unix sockets: no "running over TCP without encryption" warning on the stage's stderr
     assert "without encryption" not in capfd.readouterr().err
 
@@ -440,8 +443,13 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     root, params, _ = executed
     site = tmp_path / "site"
     kwargs = dict(root=root, book_dir=REPO / "book", build_dir=tmp_path / "build", site_dir=site)
+    lock = {"schema": "2.0", "stages": {"train@ease-digits": {"cmd": "zeroflow stage-train ease digits"},
+                                        "book": {"cmd": "zeroflow book", "outs": [{"path": "site", "md5": "1.dir"}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     first = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc), **kwargs)
-    # the same content a day later: the version is reused, not copied
+    # the same content a day later, dvc.lock holding that build's site/: the version is reused, not copied
+    lock["stages"]["book"]["outs"][0]["md5"] = "2.dir"
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     again = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 2, 12, tzinfo=dt.timezone.utc), **kwargs)
     assert again == first and len(list_versions(site)) == 1
     original = (root / "params.yaml").read_text()

@@ -438,7 +438,22 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
     except papermill.PapermillExecutionError as error:
         raise NotebookError(f"{source} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
                             f"The partial output is in {output}") from None
+    _drop_execution_times(output)
     return output
+
+
+def _drop_execution_times(path: Path) -> None:
+    """Remove the times papermill and the kernel record: the executed notebook is a DVC output, and the same
+    results must give the same file (and the same book version)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for record in [nb.metadata.get("papermill", {})] + [cell.metadata.get("papermill", {}) for cell in nb.cells]:
+        for key in ("start_time", "end_time", "duration"):
+            record.pop(key, None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
 
 
 def _check_inputs(name: str, params: dict, root: Path) -> None:
