@@ -433,6 +433,7 @@ def test_execute_notebook_starts_from_an_empty_folder(executed, capfd):
     # no execution times in the DVC output: the same results give the same file
     executed = (root / "results" / "figure_4" / "figure_4.ipynb").read_text()
     assert "start_time" not in executed and "iopub" not in executed and '"parameters"' in executed
+    assert '"id": "injected-parameters"' in executed  # papermill's random id replaced
     # the kernel talks over Unix sockets: no "running over TCP without encryption" warning on the stage's stderr
     assert "without encryption" not in capfd.readouterr().err
 

@@ -443,8 +443,9 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
 
 
 def _drop_execution_times(path: Path) -> None:
-    """Remove the times papermill and the kernel record: the executed notebook is a DVC output, and the same
-    results must give the same file (and the same book version)."""
+    """Remove the times papermill and the kernel record, and name the injected parameters cell (papermill gives it a
+    random id): the executed notebook is a DVC output, and the same results must give the same file (and the same
+    book version)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -453,6 +454,8 @@ def _drop_execution_times(path: Path) -> None:
             record.pop(key, None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
     nbformat.write(nb, path)
 
 
