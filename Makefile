@@ -11,7 +11,8 @@ STAMP := $(VENV)/.zeroflow-installed
 setup: $(STAMP)
 
 # torch first and alone: the constraint keeps the CPU wheel; timm without its dependencies because
-# its torchvision requirement would replace that torch with a CUDA build (design notes, section 3).
+# its torchvision requirement would pull a newer CUDA build of torch (several GB) over the CPU one; no
+# torchvision is installed (zeroflow_core/_timm.py stands in for it when timm is imported).
 $(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -32,8 +33,11 @@ $(RAY_STAMP): $(STAMP)
 test: setup $(RAY_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
-# dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH.
+# dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH. check-params runs first on
+# its own: DVC reads dvc.yaml's templates (${grid.datasets}, ...) from params.yaml before any stage, so a
+# misspelled section they read fails in DVC's parsing, whose message does not name the section that was written.
 main: setup
+	$(BIN)/zeroflow check-params
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
 

@@ -7,7 +7,8 @@
 # 3. in that clone, a one-value edit (optimizers.zo-sgd.lr) makes only the stages holding zo-sgd cells
 #    stale, and rerunning one of them runs only its zo-sgd cells;
 # 4. back in the first clone, the README's dvc commands run exactly as written (tests/readme_commands.py),
-#    experiments and the queue included.
+#    experiments and the queue included; with the build's dvc.lock committed as the README says (main tracks
+#    none), dvc metrics diff and dvc exp show read the baseline's metrics.
 set -euo pipefail
 repo=$(pwd)
 build="$repo/build"
@@ -15,6 +16,8 @@ rm -rf "$build/pipeline-check" "$build/pipeline-pull" "$build/pipeline-remote"
 git clone --quiet "$repo" "$build/pipeline-check"
 cp tests/ci-params.yaml "$build/pipeline-check/params.yaml"
 git_commit() { git -c user.name=pipeline-check -c user.email=pipeline-check@localhost commit --quiet "$@"; }
+# fails when the text holds the pattern (`! grep` would not: set -e ignores a negated command's status)
+absent() { if grep -qE -- "$1" <<<"$2"; then echo "pipeline-check: unexpected '$1' in:"; echo "$2"; exit 1; fi; }
 up_to_date() { local status; status=$(dvc status); echo "$status"; grep -q "Data and pipelines are up to date" <<<"$status"; }
 
 # each clone runs its own zeroflow_core, not the editable install's (the checkout this script runs from)
@@ -29,7 +32,7 @@ metrics=$(dvc metrics show)
 grep -q "runs/metrics/ease-hues.json" <<<"$metrics"
 zeroflow plots --out build/plots
 grep -q "runs/plots/loss/ease-hues.csv" build/plots/index.html
-! grep -q "cdn.jsdelivr" build/plots/index.html
+absent "cdn.jsdelivr" "$(cat build/plots/index.html)"
 
 dvc remote add --default scratch "$build/pipeline-remote"
 git add params.yaml dvc.lock .dvc/config
@@ -72,4 +75,11 @@ test "$(dvc queue status | grep -c Success)" = 2                             # b
 exp_show=$(python tests/readme_commands.py pipeline | grep '^dvc exp show' | tail -1)
 table=$(bash -c "$exp_show")
 grep -q "0.005" <<<"$table"                                                  # the README's table shows them
+absent '!' "$table"                                      # and the baseline's metrics (the committed dvc.lock)
+# dvc metrics diff after the one-value experiment: HEAD's column holds the committed build's value, not '-'
+# (--all: an unchanged metric is listed too)
+diff=$(dvc metrics diff --all 2>&1)
+echo "$diff"
+absent "failed to load" "$diff"
+grep -qE "runs/metrics/ease-hues.json +zo-sgd.avg_acc +[0-9.]+ +[0-9.]+ " <<<"$diff"
 echo "pipeline-check: book built, status clean, push/pull round trip clean, one-value edit reran 2 of 4 cells, README's dvc commands ran"

@@ -25,7 +25,10 @@ WHERE = {
     'git add dvc.lock .dvc/config params.yaml && git commit -m "results of ..." && git push':
         "needs a git server; pipeline-check commits and clones locally",
     "dvc pull && dvc status": "needs the cloud remote above; pipeline-check runs both in a fresh clone of a local remote",
+    'git add dvc.lock && git commit -m "baseline results"':
+        "pipeline-check makes this commit (with its remote's config) in its fresh clone before the dvc commands below",
     "zeroflow --help": HERE,
+    "zeroflow --version": HERE,
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,
     "zeroflow train --help": HERE,

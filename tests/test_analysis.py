@@ -264,7 +264,7 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert trained == ["ease-zo-sgd-hues-history0.6-0"]  # 0.0 kept, 0.6 new
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
-        "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0"]  # 0.4 removed
+        "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0", "summary.csv"]  # 0.4 removed
 
     trained.clear()
     params["execution"]["workers"] = 2  # where and how fast cells run is no part of what they compute

@@ -60,3 +60,15 @@ def _summaries():
     from zeroflow_core.optim import OPTIMIZERS
 
     return [spec.summary for spec in OPTIMIZERS.values()]
+
+
+def test_version_is_the_packages():
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, "-m", "zeroflow_core.cli", "--version"], capture_output=True, text=True)
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    assert done.returncode == 0 and done.stdout.strip() == f"zeroflow {version}"

@@ -48,3 +48,10 @@ def test_the_readme_commands_that_need_no_pipeline_run_here(tmp_path):
         metrics = json.loads((tmp_path / "runs" / run / "metrics.json").read_text())
         assert 0 <= metrics["avg_acc"] <= 100
     assert (tmp_path / "runs" / "lr.csv").read_text().count("\n") >= 4
+
+
+def test_no_file_cites_a_document_the_repository_does_not_hold():
+    """The design notes are not in the repository: a reason is written out where it is needed, not cited."""
+    files = [ROOT / "Makefile", ROOT / "README.md", *sorted((ROOT / "zeroflow_core").rglob("*.py"))]
+    citing = [str(path.relative_to(ROOT)) for path in files if "design notes" in path.read_text().lower()]
+    assert not citing

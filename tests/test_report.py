@@ -425,12 +425,18 @@ def outputs_text(path: Path) -> str:
     return "\n".join(parts)
 
 
-def test_execute_notebook_starts_from_an_empty_folder(executed):
+def test_execute_notebook_starts_from_an_empty_folder(executed, capfd):
     root, params, _ = executed
     stale = root / "results" / "figure_4" / "stale.txt"
     stale.write_text("old")
     report.execute_notebook("figure_4", params, "params.yaml", root=root, notebooks_dir=REPO / "notebooks")
     assert not stale.exists() and (root / "results" / "figure_4" / "figure_4.png").is_file()
+    # no execution times in the DVC output: the same results give the same file
+    executed = (root / "results" / "figure_4" / "figure_4.ipynb").read_text()
+    assert "start_time" not in executed and "iopub" not in executed and '"parameters"' in executed
+    assert '"id": "injected-parameters"' in executed  # papermill's random id replaced
+    # the kernel talks over Unix sockets: no "running over TCP without encryption" warning on the stage's stderr
+    assert "without encryption" not in capfd.readouterr().err
 
 
 def test_book_builds_versions_with_stamps(executed, tmp_path):
@@ -439,8 +445,22 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     root, params, _ = executed
     site = tmp_path / "site"
     kwargs = dict(root=root, book_dir=REPO / "book", build_dir=tmp_path / "build", site_dir=site)
+    lock = {"schema": "2.0", "stages": {"train@ease-digits": {"cmd": "zeroflow stage-train ease digits"},
+                                        "book": {"cmd": "zeroflow book", "outs": [{"path": "site", "md5": "1.dir"}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
     first = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 1, 12, tzinfo=dt.timezone.utc), **kwargs)
-    second = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 2, 12, tzinfo=dt.timezone.utc), **kwargs)
+    # the same content a day later, dvc.lock holding that build's site/: the version is reused, not copied
+    lock["stages"]["book"]["outs"][0]["md5"] = "2.dir"
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    again = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 2, 12, tzinfo=dt.timezone.utc), **kwargs)
+    assert again == first and len(list_versions(site)) == 1
+    original = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(original + "# an edit\n")
+    try:
+        second = build_book(params, "params.yaml", now=dt.datetime(2025, 1, 3, 12, tzinfo=dt.timezone.utc), **kwargs)
+        phash = params_hash(root / "params.yaml")
+    finally:
+        (root / "params.yaml").write_text(original)
     assert first.is_file() and second.is_file() and first != second
     assert first.parent.parent == second.parent.parent == site / "versions"
 
@@ -450,7 +470,6 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     assert index.count('href="versions/') == 2
     assert index.index(second.parent.name) < index.index(first.parent.name)
 
-    phash = params_hash(root / "params.yaml")
     for page in ("intro.html", "table_1.html", "figure_2.html", "figure_4.html", "reproducibility.html",
                  "official-vs-paper.html"):
         text = (second.parent / page).read_text()
@@ -463,6 +482,28 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     latest = (site / "latest" / "table_1.html").read_text()
     assert second.parent.name in latest and 'href="../index.html"' in latest
     assert not list(site.glob(".latest*")) and not list((site / "versions").glob(".*"))
+    def row(index: str, version: str) -> str:
+        return next(line for line in index.split("<tr>") if version in line)
+
+    assert '<span class="latest">' in row(index, second.parent.name)
+
+    # the first content again: its version is shown again and marked latest; pruning keeps the newest and that one
+    from zeroflow_core.book import prune_versions
+
+    assert build_book(params, "params.yaml", now=dt.datetime(2025, 1, 4, 12, tzinfo=dt.timezone.utc), **kwargs) == first
+    assert first.parent.name in (site / "latest" / "table_1.html").read_text()
+    index = (site / "index.html").read_text()
+    assert '<span class="latest">' in row(index, first.parent.name)
+    assert '<span class="latest">' not in row(index, second.parent.name)
+    assert prune_versions(site, 1) == [] and len(list_versions(site)) == 2
+    (root / "params.yaml").write_text(original + "# an edit\n")
+    try:
+        assert build_book(params, "params.yaml", **kwargs) == second  # the edited content again
+    finally:
+        (root / "params.yaml").write_text(original)
+    assert prune_versions(site, 1) == [first.parent.name]
+    assert [v["version_id"] for v in list_versions(site)] == [second.parent.name] and not first.parent.exists()
+    assert (site / "index.html").read_text().count('href="versions/') == 1
 
 
 def test_points_read_off_the_papers_figures_say_so_and_live_in_reference():
@@ -472,3 +513,22 @@ def test_points_read_off_the_papers_figures_say_so_and_live_in_reference():
     notebook = (REPO / "notebooks" / "figure_5.ipynb").read_text()
     for value in read_off.avg:
         assert f"{value:g}" not in notebook  # drawn from the file, not typed into the page
+
+
+def test_book_prune_keeps_the_newest_and_the_one_latest_shows(tmp_path, capsys):
+    import json
+
+    from zeroflow_core import cli
+    from zeroflow_core.book import STAMP_FILE, list_versions
+
+    site = tmp_path / "site"
+    for day in (1, 2, 3):
+        version = site / "versions" / f"v-{day}"
+        version.mkdir(parents=True)
+        (version / STAMP_FILE).write_text(json.dumps({"version_id": f"v-{day}", "built": f"2025-01-0{day}T00:00:00Z"}))
+    shutil.copytree(site / "versions" / "v-1", site / "latest")  # the last build reused the oldest version
+    assert cli.main(["book", "--prune", "1", "--site", str(site)]) == 0
+    assert "removed 1 version\n  v-2" in capsys.readouterr().out
+    assert [v["version_id"] for v in list_versions(site)] == ["v-3", "v-1"]
+    assert (site / "index.html").read_text().count('href="versions/') == 2
+    assert cli.main(["book", "--prune", "0", "--site", str(site)]) == 2  # at least one is kept

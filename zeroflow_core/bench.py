@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 from zeroflow_core.optim.hyper import DIRECTION_STREAM
-from zeroflow_core.settings import ConfigError, Setting, check_values, declared, is_integer
+from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
 SEED = 0
 NUM_CLASSES = 100
@@ -109,8 +109,8 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     for name, settings in [("efficiency", section), *((f"efficiency.models.{m}", s) for m, s in section["models"].items())]:
         unknown = [optimizer for optimizer in settings.get("optimizers", []) if optimizer not in OPTIMIZERS]
         if unknown:
-            raise ConfigError(f"{where}: '{name}.optimizers': unknown optimizer {unknown[0]!r}; "
-                              f"known: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"{where}: '{name}.optimizers': unknown optimizer {unknown[0]!r}"
+                              f"{did_you_mean(unknown[0], OPTIMIZERS)}; known: {', '.join(OPTIMIZERS)}")
 
 
 def efficiency_pairs(section: dict, model: str) -> tuple[list, dict]:

@@ -4,10 +4,15 @@ book/ is a DVC dependency, so nothing is written into it: sources are staged in 
 reproducibility page filled in, the table of contents derived from book/pages.yaml), Jupyter Book renders them
 into build/book-html/ without executing anything, and the HTML is moved into site/versions/<version-id>/.
 Earlier versions stay; site/index.html lists them all and site/latest/ is a copy of the newest.
+
+A version is named by its content: the hash of the staged sources without their build date and version id (and of
+the executed notebooks' cells, not their execution times). A build whose content equals an earlier version's reuses
+that version (site/latest/ shows it again) instead of adding a copy; `zeroflow book --prune N` keeps the N newest.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 import os
@@ -19,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import grid_cells, run_folder, sweep_cells
@@ -55,27 +61,47 @@ def build_book(params: dict, params_path="params.yaml", *, root=None, book_dir=N
         if not (book_dir / required).is_file():
             raise FileNotFoundError(f"{book_dir / required}: the book's sources are incomplete")
 
-    info = _version_info(params, params_path, site_dir, now)
     source = build_dir / "book-src"
     output = build_dir / "book-html"
     for stale in (source, output):
         if stale.exists():
             shutil.rmtree(stale)
+    # stage once without the build's date and id: what the content hash covers
+    info = _version_info(params, params_path, now)
+    _stage(book_dir, notebooks, source, {**info, "version_id": "", "built": ""}, params, params_path, root,
+           results_dir)
+    info["version_id"] = f"{info['version_id']}-{content_hash(source)[:12]}"
+    earlier = site_dir / "versions" / info["version_id"]
+    if (earlier / STAMP_FILE).is_file():  # this content was built before: show that version again
+        _set_latest(site_dir, earlier)
+        return earlier / "index.html"
+    shutil.rmtree(source)
     _stage(book_dir, notebooks, source, info, params, params_path, root, results_dir)
     html_dir = _jupyter_book(source, output, build_dir / "book-build.log")
     return _publish(html_dir, site_dir, info)
 
 
+def content_hash(source: Path) -> str:
+    """sha256 of a staged book: every file's path and bytes, and of a notebook its cells' sources and outputs only
+    (papermill's metadata holds execution times, which are no part of what the book shows)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(source).rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(source)).encode() + b"\0")
+        if path.suffix == ".ipynb":
+            cells = [[cell.cell_type, cell.source, cell.get("outputs", [])]
+                     for cell in nbformat.read(path, as_version=4).cells]
+            digest.update(json.dumps(cells, sort_keys=True).encode())
+        else:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------------------------- stamp
-def _version_info(params: dict, params_path: Path, site_dir: Path, now) -> dict:
+def _version_info(params: dict, params_path: Path, now) -> dict:
+    """The stamp of a build; its version_id is completed with the content hash (build_book)."""
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     origin = provenance(params_path)
-    base = (f"v{origin.version}-{origin.commit}{'-dirty' if origin.dirty else ''}-{origin.params_hash}-"
-            f"{now:%Y%m%dT%H%M%SZ}")
-    version_id, n = base, 1
-    while (site_dir / "versions" / version_id).exists():  # two builds within one second
-        n += 1
-        version_id = f"{base}-{n}"
+    version_id = f"v{origin.version}-{origin.commit}{'-dirty' if origin.dirty else ''}-{origin.params_hash}"
     grid = params["grid"]
     return {"version_id": version_id, "version": origin.version, "commit": origin.commit,
             "commit_full": origin.commit_full, "dirty": origin.dirty, "params_hash": origin.params_hash,
@@ -145,6 +171,16 @@ def _fill(template: str, values: dict) -> str:
 
 
 
+def _lock_hash(path: Path) -> str:
+    """sha256 of dvc.lock without the `book` stage: that entry records the previous build's site/, so with it no
+    two builds of the same results could ever show the same page (and share a version)."""
+    if not path.is_file():
+        return "absent"
+    lock = yaml.safe_load(path.read_text()) or {}
+    lock.get("stages", {}).pop("book", None)
+    return f"`{hashlib.sha256(yaml.safe_dump(lock, sort_keys=True).encode()).hexdigest()}`"
+
+
 def _hash_or_absent(path: Path) -> str:
     return f"`{file_sha256(path)}`" if path.is_file() else "absent"
 
@@ -202,8 +238,8 @@ def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, re
         for path in sorted((results_dir / name).iterdir()):
             if path.is_file():
                 results.append((f"`results/{name}/{path.name}`", path.stat().st_size, f"`{file_sha256(path)[:16]}`"))
-    state = [(f"`{name}`", _hash_or_absent(root / name))
-             for name in ("dvc.yaml", "dvc.lock", "reference/table1_accuracy.csv")]
+    state = [(f"`{name}`", _hash_or_absent(root / name)) for name in ("dvc.yaml", "reference/table1_accuracy.csv")]
+    state.insert(1, ("`dvc.lock` (less the book stage's own entry)", _lock_hash(root / "dvc.lock")))
     state += [(f"`notebooks/{name}.ipynb`", _hash_or_absent(root / "notebooks" / f"{name}.ipynb"))
               for name in notebooks]
     lock_note = ("" if (root / "dvc.lock").is_file() else
@@ -245,7 +281,12 @@ def _publish(html_dir: Path, site_dir: Path, info: dict) -> Path:
     (staged / STAMP_FILE).write_text(json.dumps(info, indent=2) + "\n")
     final = versions / info["version_id"]
     os.replace(staged, final)
+    _set_latest(site_dir, final)
+    return final / "index.html"
 
+
+def _set_latest(site_dir: Path, final: Path) -> None:
+    """site/latest/: a copy of the version `final`; then the index."""
     latest = site_dir / ".latest.partial"
     shutil.copytree(final, latest)
     for page in latest.rglob("*.html"):  # one folder shallower than versions/<id>/
@@ -261,7 +302,6 @@ def _publish(html_dir: Path, site_dir: Path, info: dict) -> Path:
     else:
         os.replace(latest, current)
     write_index(site_dir)
-    return final / "index.html"
 
 
 def list_versions(site_dir) -> list[dict]:
@@ -277,13 +317,37 @@ def list_versions(site_dir) -> list[dict]:
     return sorted(found, key=lambda i: (i.get("built", ""), i["version_id"]), reverse=True)
 
 
+def latest_version(site_dir) -> str | None:
+    """The id of the version site/latest/ shows (the last build, which may have reused an older version)."""
+    try:
+        return json.loads((Path(site_dir) / "latest" / STAMP_FILE).read_text())["version_id"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def prune_versions(site_dir, keep: int) -> list[str]:
+    """Remove every version but the `keep` newest and the one site/latest/ shows; rewrite the index. Returns the
+    ids removed."""
+    if keep < 1:
+        raise ValueError(f"--prune must keep at least 1 version, got {keep}")
+    site_dir = Path(site_dir)
+    versions = [info["version_id"] for info in list_versions(site_dir)]
+    kept = set(versions[:keep]) | {latest_version(site_dir)}
+    removed = [version for version in versions if version not in kept]
+    for version in removed:
+        shutil.rmtree(site_dir / "versions" / version)
+    write_index(site_dir)
+    return removed
+
+
 def write_index(site_dir) -> Path:
     site_dir = Path(site_dir)
     versions = list_versions(site_dir)
+    shown = latest_version(site_dir)
     rows = []
-    for n, info in enumerate(versions):
+    for info in versions:
         vid = html.escape(info["version_id"])
-        badge = ' <span class="latest">latest</span>' if n == 0 else ""
+        badge = ' <span class="latest">latest</span>' if info["version_id"] == shown else ""
         commit = html.escape(info.get("commit", "?")) + (" +edits" if info.get("dirty") else "")
         rows.append(
             f'<tr><td><a href="versions/{vid}/index.html">{vid}</a>{badge}</td>'

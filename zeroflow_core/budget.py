@@ -66,10 +66,12 @@ def measured_seconds_per_image(model: str, efficiency_dir: Path = EFFICIENCY_DIR
 
 def grid_budget(params: dict, sizes: dict[str, int], seconds_per_image: dict[str, float] | None = None) -> list[dict]:
     """One row per grid cell: its steps, image-passes and, where a step was measured, its hours."""
+    unsized = [dataset for dataset in params["grid"]["datasets"] if dataset not in sizes]
+    if unsized:  # every one at once, with the two ways to give it
+        raise ValueError(f"no size for {', '.join(unsized)}: run `dvc repro {' '.join(f'prepare@{d}' for d in unsized)}` "
+                         f"or pass --images {','.join(f'{d}=N' for d in unsized)}")
     rows = []
     for method, optimizer, dataset, seed in grid_cells(params):
-        if dataset not in sizes:
-            raise ValueError(f"no size for {dataset}: run `dvc repro prepare@{dataset}` or pass --images {dataset}=N")
         config = run_config(params, method, optimizer, dataset, seed)
         row = {"method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed,
                **run_budget(config, sizes[dataset])}

@@ -56,6 +56,19 @@ def identity(config: dict) -> dict:
     return {key: value for key, value in config.items() if key not in PLACEMENT_KEYS + (SET_BY,)}
 
 
+def changed_keys(previous: dict, current: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """(dotted key, previous value, current value) of every leaf that differs, in key order: a nested section
+    such as optimizer_hyper is compared key by key, so a message names `optimizer_hyper.lr`, not two mappings."""
+    changed = []
+    for key in sorted(set(previous) | set(current), key=str):
+        old, new = previous.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += changed_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append((f"{prefix}{key}", old, new))
+    return changed
+
+
 def execution(params: dict) -> dict:
     """The `execution` section with its defaults filled in."""
     return {**defaults_of(EXECUTION_SETTINGS), **params["execution"]}

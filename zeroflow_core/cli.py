@@ -125,10 +125,16 @@ def _check_params(args: argparse.Namespace) -> int:
     from zeroflow_core.cells import grid_cells
     from zeroflow_core.io import write_atomically
     from zeroflow_core.pages import check_pages_against
-    from zeroflow_core.params import load_params
+    from zeroflow_core.params import load_params, missing_inputs
 
     params = load_params(args.params)
     check_pages_against(params, args.params)
+    missing = missing_inputs(params)
+    if missing:  # all at once: a user with several datasets to fetch learns it before the first
+        print(f"zeroflow check-params: error: {len(missing)} input{'s' if len(missing) > 1 else ''} of the grid "
+              f"{'are' if len(missing) > 1 else 'is'} missing (README, \"Datasets and weights\"):\n"
+              + "\n".join(f"  - {line}" for line in missing), file=sys.stderr)
+        return 2
     if args.out:  # constant content: each later stage declares the sections it reads, not this marker
         write_atomically(args.out, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"{args.params}: ok ({len(list(grid_cells(params)))} runs in the grid)")
@@ -154,9 +160,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _stage_train(args: argparse.Namespace) -> int:
     from zeroflow_core import stages
+    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
     from zeroflow_core.params import load_params
 
-    folder, ran = stages.train(load_params(args.params), args.method, args.dataset)
+    exit_with_parent()  # no orphan cells when dvc dies
+    try:
+        folder, ran = stages.train(load_params(args.params), args.method, args.dataset)
+    except FolderBusy as busy:
+        print(f"zeroflow stage-train: error: {busy}", file=sys.stderr)
+        return 1
     print(f"{folder}/: {len(ran)} cells run")
     return 0
 
@@ -200,9 +212,15 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
 
 def _stage_ablation(args: argparse.Namespace) -> int:
     from zeroflow_core import stages
+    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
     from zeroflow_core.params import load_params
 
-    folder, ran = stages.sweep(load_params(args.params), args.name)
+    exit_with_parent()  # no orphan cells when dvc dies
+    try:
+        folder, ran = stages.sweep(load_params(args.params), args.name)
+    except FolderBusy as busy:
+        print(f"zeroflow stage-ablation: error: {busy}", file=sys.stderr)
+        return 1
     print(f"sweep {args.name} -> {folder}/: {len(ran)} cells run")
     return 0
 
@@ -246,9 +264,14 @@ def _notebook(args: argparse.Namespace) -> int:
 
 
 def _book(args: argparse.Namespace) -> int:
-    from zeroflow_core.book import build_book
+    from zeroflow_core.book import build_book, prune_versions
     from zeroflow_core.params import load_params
 
+    if args.prune is not None:
+        removed = prune_versions(args.site, args.prune)
+        print(f"{args.site}: removed {len(removed)} version{'s' * (len(removed) != 1)}"
+              + "".join(f"\n  {version}" for version in removed))
+        return 0
     index = build_book(load_params(args.params), args.params)
     print(f"book: {index.resolve()}")
     return 0
@@ -293,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import OPTIMIZERS
 
+    from zeroflow_core import __version__
+
     parser = argparse.ArgumentParser(prog="zeroflow", description=DESCRIPTION, formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"zeroflow {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = _command(commands, "optimizers", help="list the optimizers: name, family, what a step does; with a "
                        "name, its hyper-parameters with their defaults")
@@ -375,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     notebook.set_defaults(run=_notebook)
     book = _command(commands, "book", help="build the versioned HTML book from the executed notebooks")
     book.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    book.add_argument("--prune", type=int, metavar="N", help="build nothing: remove every version under SITE/versions/ "
+                      "but the N newest and the one SITE/latest/ shows, and rewrite the index")
+    book.add_argument("--site", default="site", help="the book's site folder (for --prune)")
     book.set_defaults(run=_book)
     plots = _command(commands, "plots", help="`dvc plots show` on a page that works offline (the Vega libraries "
                      "inlined): each optimizer's loss and accuracy curves, one chart per method × dataset")

@@ -7,8 +7,12 @@ folder. `run_cells` gives a stage's cells to the backend of params.yaml's `execu
   `gpus_per_cell`, worker i sees only its own GPUs;
 - ray: one Ray task per cell (`cpus_per_cell`, `gpus_per_cell`) on the cluster at `ray_address`,
   whose workers are warm in the same way; the nodes share the checkout (see `_execute_on_ray`).
-A stage's folder always matches its cells:
-- a cell whose folder holds its metrics.json and the same configuration is kept, not rerun;
+A stage's folder always matches its cells, and one executor at a time runs it (lifetime.folder_lock; a second one
+is refused with who holds it); local workers die with their stage (lifetime.die_with_parent):
+- a cell whose folder holds its metrics.json and the same configuration is kept, not rerun, once verified: when
+  a cell finishes, its metrics must parse and its checkpoint load, and the sha256 of each of its files is recorded
+  (finished.json); a later stage keeps it only while every file still has that hash. A file that does not is
+  named in the stage's log and its cell runs again (resuming from its checkpoint when that is intact);
 - a cell whose folder holds another configuration (an earlier params.yaml) is started afresh;
 - an interrupted cell resumes from its last task checkpoint (zeroflow_core.train);
 - folders of cells no longer in the stage are removed.
@@ -25,18 +29,23 @@ value of params.yaml changed, only the cells with that value do.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import yaml
 
+from zeroflow_core import progress as stage_progress
 from zeroflow_core.cells import Cell, identity
+from zeroflow_core.io import file_sha256, write_json
+from zeroflow_core.lifetime import LOCK_FILE, die_with_parent, folder_lock
 
 CODE_FILE = "code.txt"
+RECORD_FILE = "finished.json"  # the sha256 of every file of a finished cell, written when it finished
 
 
 def code_fingerprint(files=None) -> str:
@@ -60,26 +69,108 @@ def made_by_this_code(out: Path, code: str) -> bool:
     return path.is_file() and path.read_text().strip() == code
 
 
-def is_finished(cell: Cell, code: str) -> bool:
+def _same_cell(cell: Cell, code: str) -> bool:
+    """Whether the folder holds this cell: its configuration, made by this code."""
     saved = saved_config(cell.out)
-    return ((cell.out / "metrics.json").is_file() and saved is not None and identity(saved) == identity(cell.config)
-            and made_by_this_code(cell.out, code))
+    return saved is not None and identity(saved) == identity(cell.config) and made_by_this_code(cell.out, code)
 
 
-def prepare_folder(folder: Path, cells: list[Cell], code: str, keep=()) -> list[Cell]:
+def _looks_finished(out: Path) -> bool:
+    return (out / "metrics.json").exists() or (out / RECORD_FILE).exists()
+
+
+def is_finished(cell: Cell, code: str) -> bool:
+    """This cell, finished, and every file as it was when it finished."""
+    return _same_cell(cell, code) and _looks_finished(cell.out) and check_finished(cell.out) is None
+
+
+def _cell_files(out: Path) -> list[Path]:
+    return sorted(path for path in out.rglob("*") if path.is_file() and path.name != RECORD_FILE)
+
+
+def readable(out: Path) -> str | None:
+    """None when the cell's metrics.json parses and its checkpoint (if it has one) loads; else what is wrong."""
+    from zeroflow_core.train import CHECKPOINT
+
+    metrics = out / "metrics.json"
+    try:
+        if not isinstance(json.loads(metrics.read_text()), dict):
+            return f"{metrics}: not a JSON object"
+    except FileNotFoundError:
+        return f"{metrics}: missing"
+    except ValueError as error:
+        return f"{metrics}: not valid JSON ({error})"
+    checkpoint = out / CHECKPOINT
+    if checkpoint.is_file():
+        import torch
+
+        try:  # mmap: the structure is read and checked, the tensors' bytes are only mapped
+            torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+        except Exception as error:  # truncated or garbled: torch raises RuntimeError, EOFError, pickle errors
+            return f"{checkpoint}: does not load ({type(error).__name__}: {str(error)[:120]})"
+    return None
+
+
+def record_finished(out: Path) -> None:
+    """After a cell finished: check that its metrics parse and its checkpoint loads, then record each file's sha256."""
+    problem = readable(out)
+    if problem:
+        raise RuntimeError(f"the cell finished but {problem}")
+    files = {str(path.relative_to(out)): file_sha256(path) for path in _cell_files(out)}
+    write_json(out / RECORD_FILE, {"files": files})
+
+
+def check_finished(out: Path) -> str | None:
+    """None when the finished cell in `out` is intact, else what is wrong, naming the file. With a record, every
+    recorded file must still have its sha256 (checked to parse and load when recorded); a cell finished before
+    records existed must parse and load, and is then recorded."""
+    record = out / RECORD_FILE
+    if not record.exists():
+        problem = readable(out)
+        if problem is None:
+            record_finished(out)
+        return problem
+    try:
+        files = json.loads(record.read_text())["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        return f"{record}: unreadable ({type(error).__name__}: {error})"
+    for name, digest in sorted(files.items()):
+        path = out / name
+        if not path.is_file():
+            return f"{path}: missing (it was there when the cell finished)"
+        if file_sha256(path) != digest:
+            return (f"{path}: not the file the cell finished with (its sha256 differs from {RECORD_FILE}'s: "
+                    f"truncated or edited)")
+    return None
+
+
+def _unfinish(out: Path, problem: str) -> None:
+    """Make a cell whose finished files failed the check run again: it resumes from its checkpoint when that is not
+    the file at fault (the metrics and dvclive logs are rebuilt from it), else it starts again from task 0."""
+    from zeroflow_core.train import CHECKPOINT
+
+    doomed = [RECORD_FILE, "metrics.json"] + ([CHECKPOINT] if problem.startswith(str(out / CHECKPOINT)) else [])
+    for name in doomed:
+        (out / name).unlink(missing_ok=True)
+
+
+def prepare_folder(folder: Path, cells: list[Cell], code: str, log=print, keep=()) -> list[Cell]:
     """Remove what no cell owns any more (but the entries named in `keep`); return the cells still to run, in
     order."""
     folder.mkdir(parents=True, exist_ok=True)
-    names = {cell.out.name for cell in cells} | set(keep)
+    names = {cell.out.name for cell in cells} | {LOCK_FILE} | set(keep)
     for stale in sorted(p for p in folder.iterdir() if p.name not in names):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     pending = []
     for cell in cells:
-        if is_finished(cell, code):
-            continue
-        saved = saved_config(cell.out)
-        if cell.out.exists() and (saved is None or identity(saved) != identity(cell.config)
-                                  or not made_by_this_code(cell.out, code)):
+        if _same_cell(cell, code):
+            if _looks_finished(cell.out):
+                problem = check_finished(cell.out)
+                if problem is None:
+                    continue
+                log(f"{problem}; the cell {cell.name} runs again")
+                _unfinish(cell.out, problem)
+        elif cell.out.exists():
             shutil.rmtree(cell.out)  # made by an earlier params.yaml or earlier code: nothing to resume
         cell.out.mkdir(parents=True, exist_ok=True)
         (cell.out / CODE_FILE).write_text(code + "\n")
@@ -96,19 +187,34 @@ def run_cells(folder: Path, cells: list[Cell], settings: dict | None = None, log
     the cells one by one in this process."""
     settings = {"backend": "local", "workers": 1, **(settings or {})}
     code = code_fingerprint()
-    pending = prepare_folder(Path(folder), cells, code, keep)
+    with folder_lock(Path(folder)):
+        return _run_cells(Path(folder), cells, settings, log, retries, code, keep)
+
+
+def _run_cells(folder: Path, cells: list[Cell], settings: dict, log, retries: int, code: str, keep) -> list[Cell]:
+    from zeroflow_core.train import CHECKPOINT
+
+    pending = prepare_folder(folder, cells, code, log, keep)
     kept = len(cells) - len(pending)
-    if kept:
-        log(f"{folder}: {kept} of {len(cells)} cells finished before, kept")
+    resuming = sum((cell.out / CHECKPOINT).is_file() for cell in pending)
+    if kept or resuming:
+        log(f"{folder}: {kept} of {len(cells)} cells finished before, kept"
+            + (f"; {resuming} resume from their last task checkpoint" if resuming else ""))
     ran = list(pending)
     execute = _execute_on_ray if settings["backend"] == "ray" else _execute_locally
-    done = 0
+    slots = len(pending) if settings["backend"] == "ray" else max(1, min(settings["workers"], len(pending)))
+    progress = stage_progress.StageProgress(len(ran), slots)
     for attempt in range(retries + 1):
         try:
-            for cell, result in execute(pending, settings, code, retries):
-                done += 1
-                log(f"[{done}/{len(ran)}] {cell.name}: avg_acc {result['avg_acc']:.2f}  "
-                    f"forgetting {result['forgetting']:.2f}")
+            for event in execute(pending, settings, code, retries, progress):
+                if event is None:  # nothing finished for a while: say where the stage is
+                    log(f"{folder}: {progress.line()}")
+                    continue
+                cell, result = event
+                _outcome(cell, lambda: record_finished(cell.out))
+                progress.finished()
+                log(f"[{progress.done}/{len(ran)}] {cell.name}: avg_acc {result['avg_acc']:.2f}  "
+                    f"forgetting {result['forgetting']:.2f}  ({progress.line()})")
             return ran
         except WorkerLost as lost:
             pending = [cell for cell in pending if not is_finished(cell, code)]
@@ -146,7 +252,8 @@ def _outcome(cell: Cell, get):
         raise CellFailed(cell, error) from error
 
 
-def _execute_locally(cells: list[Cell], settings: dict, code: str, retries: int):
+def _execute_locally(cells: list[Cell], settings: dict, code: str, retries: int, progress=None):
+    """(cell, result) as each cell finishes, and None after progress.STATUS_SECONDS without one."""
     workers = min(settings["workers"], len(cells))
     if workers <= 1 and not settings.get("gpus_per_cell"):
         for cell in cells:
@@ -159,16 +266,23 @@ def _execute_locally(cells: list[Cell], settings: dict, code: str, retries: int)
         slots.put(index)
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(slots, settings.get("gpus_per_cell", 0))) as pool:
+                                 initargs=(slots, settings.get("gpus_per_cell", 0), os.getpid())) as pool:
             futures = {pool.submit(run_cell, cell): cell for cell in cells}
-            for future in as_completed(futures):
-                yield futures[future], _outcome(futures[future], future.result)
+            waiting = set(futures)
+            while waiting:
+                done, waiting = wait(waiting, timeout=stage_progress.STATUS_SECONDS, return_when=FIRST_COMPLETED)
+                if not done:
+                    yield None
+                for future in done:
+                    yield futures[future], _outcome(futures[future], future.result)
     except BrokenProcessPool:
         raise WorkerLost("a local worker died") from None
 
 
-def _start_worker(slots, gpus_per_cell: int) -> None:
-    """Pin local worker i to its own GPUs (before torch is imported in it), when cells take GPUs."""
+def _start_worker(slots, gpus_per_cell: int, parent: int) -> None:
+    """Die with the stage that started this worker; pin local worker i to its own GPUs (before torch is imported
+    in it), when cells take GPUs."""
+    die_with_parent(parent)
     if gpus_per_cell:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         devices = gpu_slot(slots.get(), int(gpus_per_cell), visible.split(",") if visible else None)
@@ -192,7 +306,7 @@ def run_cell(cell: Cell) -> dict:
 
 
 # -- Ray ---------------------------------------------------------------------------------------------
-def _execute_on_ray(cells: list[Cell], settings: dict, code: str, retries: int):
+def _execute_on_ray(cells: list[Cell], settings: dict, code: str, retries: int, progress=None):
     """Each cell a Ray task. The nodes share this checkout (data, weights and runs/) at the same path,
     as on a cluster's shared filesystem: a task writes its cell folder in place, so a task that Ray
     retries on another worker resumes from the cell's last task checkpoint."""
@@ -208,11 +322,16 @@ def _execute_on_ray(cells: list[Cell], settings: dict, code: str, retries: int):
                                f"start one (`ray start --head`) or give its address") from None
     task = ray.remote(_run_on_ray).options(num_cpus=settings["cpus_per_cell"], num_gpus=settings["gpus_per_cell"],
                                            max_retries=retries, retry_exceptions=False)
+    if progress is not None:  # the cells that fit on the cluster at once
+        progress.slots = max(1, int(ray.cluster_resources().get("CPU", 1) // settings["cpus_per_cell"]))
     root = str(Path.cwd())
     refs = {task.remote(cell, root, code): cell for cell in cells}
     pending = list(refs)
     while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
+        ready, pending = ray.wait(pending, num_returns=1, timeout=stage_progress.STATUS_SECONDS)
+        if not ready:
+            yield None
+            continue
         try:
             result = _outcome(refs[ready[0]], lambda: _ray_result(ray, ready[0]))
         except (WorkerLost, CellFailed):

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from zeroflow_core.bench import check_efficiency
 from zeroflow_core.cells import (EXECUTION_SETTINGS, grid_cells, optimizers_of, run_config, run_name,
                                  sweep_cells)
 from zeroflow_core.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
+from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
-from zeroflow_core.optim import resolve_hyper
+from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
+# The smoke backbone, made by dvc.yaml's pretrain stage: the one weights file that need not exist before a run.
+PRETRAINED = Path("runs/pretrain/backbone.pt")
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
             "execution": dict, "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 
@@ -79,9 +84,43 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such parameters file")
-    params = load_yaml(path.read_text())
+    try:
+        params = load_yaml(path.read_text())
+    except yaml.YAMLError as error:  # the parser's own message names the line and column
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
     check_params(params, str(path))
     return params
+
+
+def missing_inputs(params: dict) -> list[str]:
+    """Every file the grid and sweeps read that is not there, one line each: a dataset read from files (its test
+    split is loaded, so a wrong layout counts too) and a backbone weights file that no stage of dvc.yaml makes."""
+    from zeroflow_core.config import NO_OPTIMIZER
+    from zeroflow_core.data import DatasetError, load_dataset, needs_files
+
+    grid = params["grid"]
+    datasets = dict.fromkeys([*grid["datasets"], params["ablations"]["dataset"]])
+    configs = [run_config(params, grid["baseline"], NO_OPTIMIZER, dataset, grid["seeds"][0]) for dataset in datasets]
+    missing = []
+    for config in configs:
+        if needs_files(config["dataset"]):
+            try:
+                load_dataset(config["dataset"], config["data_root"], "test", **config["dataset_options"])
+            except DatasetError as error:
+                missing.append(str(error))
+    for weights in dict.fromkeys(config["backbone_weights"] for config in configs):
+        if weights and Path(weights) != PRETRAINED and not Path(weights).is_file():
+            missing.append(f"{weights}: no such file (train.backbone_weights, a dependency of every stage that "
+                           f"runs cells)")
+    return missing
+
+
+def known_names(names, known, key: str, what: str, where: str) -> None:
+    """Refuse the first of `names` that is not in `known`, at the key the user wrote, with the closest name."""
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"{where}: '{key}': unknown {what} {name!r}{did_you_mean(name, known)}; "
+                              f"known: {', '.join(map(str, known))}")
 
 
 def check_params(params, where: str = "params.yaml") -> None:
@@ -117,7 +156,8 @@ def check_params(params, where: str = "params.yaml") -> None:
 
 def _check_profile(params: dict, where: str) -> None:
     if params["profile"] not in PROFILES:
-        raise ConfigError(f"{where}: unknown profile {params['profile']!r}; known: {', '.join(PROFILES)}")
+        raise ConfigError(f"{where}: unknown profile {params['profile']!r}{did_you_mean(params['profile'], PROFILES)}; "
+                          f"known: {', '.join(PROFILES)}")
 
 
 def _check_grid(params: dict, where: str) -> None:
@@ -127,11 +167,11 @@ def _check_grid(params: dict, where: str) -> None:
     if baseline not in METHODS or METHODS[baseline].trains:
         untrained = [name for name, method in METHODS.items() if not method.trains]
         raise ConfigError(f"{where}: 'grid.baseline' must name a method that trains nothing "
-                          f"({', '.join(untrained)}), got {baseline!r}")
+                          f"({', '.join(untrained)}), got {baseline!r}{did_you_mean(baseline, untrained)}")
+    known_names(grid["methods"], METHODS, "grid.methods", "method", where)
+    known_names(grid["optimizers"], OPTIMIZERS, "grid.optimizers", "optimizer", where)
+    known_names(grid["datasets"], available_datasets(), "grid.datasets", "dataset", where)
     for method in grid["methods"]:
-        if method not in METHODS:
-            raise ConfigError(f"{where}: 'grid.methods': unknown method {method!r}{did_you_mean(method, METHODS)}; "
-                              f"known: {', '.join(METHODS)}")
         if not METHODS[method].trains:
             raise ConfigError(f"{where}: 'grid.methods' lists {method!r}, which trains nothing and so has no "
                               f"optimizer axis: it belongs in 'grid.baseline'")
@@ -143,6 +183,10 @@ def _check_run_sections(params: dict, where: str) -> None:
     if not isinstance(weights, str) or not weights:
         raise ConfigError(f"{where}: 'train.backbone_weights' must name the backbone's weights file (dvc.yaml makes it "
                           f"a dependency of every stage that runs cells), got {weights!r}")
+    for name in params["datasets"]:
+        if name not in available_datasets():
+            raise ConfigError(f"{where}: 'datasets.{name}': unknown dataset{did_you_mean(name, available_datasets())}; "
+                              f"known: {', '.join(available_datasets())}")
     sections = [("train", params["train"])] + [(f"datasets.{name}", s) for name, s in params["datasets"].items()]
     for name, settings in sections:
         check_run_keys(settings, name, where)
@@ -166,6 +210,9 @@ def _check_optimizers(params: dict, where: str) -> None:
 
 
 def check_hyper(optimizer: str, hyper, name: str, where: str) -> None:
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"{where}: '{name}': unknown optimizer{did_you_mean(optimizer, OPTIMIZERS)}; "
+                          f"known: {', '.join(OPTIMIZERS)}")
     if not isinstance(hyper, dict):
         raise ConfigError(f"{where}: '{name}' must be a mapping, got {hyper!r}")
     try:
@@ -200,6 +247,12 @@ def _check_ablations(params: dict, where: str) -> None:
     """Shape and types of the `ablations` section (each cell's run settings are resolved by check_params)."""
     section = params["ablations"]
     check_values(section, ABLATION_SETTINGS, where, prefix="ablations.", required=ABLATION_SETTINGS)
+    known_names([section["method"]], [name for name, method in METHODS.items() if method.trains], "ablations.method",
+                "method", where)  # a method that trains: the sweeps vary its optimizer
+    if section["dataset"] not in params["grid"]["datasets"]:
+        raise ConfigError(f"{where}: 'ablations.dataset' {section['dataset']!r} must be one of grid.datasets "
+                          f"({', '.join(params['grid']['datasets'])}), whose prepare stage checks it"
+                          f"{did_you_mean(section['dataset'], params['grid']['datasets'])}")
     # the sweep sets the optimizer's hyper-parameters itself (ablations.optimizers)
     check_run_keys(section["train"], "ablations.train", where, chosen=NESTED)
     for optimizer, hyper in section["optimizers"].items():
@@ -208,6 +261,7 @@ def _check_ablations(params: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'ablations.sweeps' must declare at least one sweep")
     for name, sweep in section["sweeps"].items():
         check_values(sweep, SWEEP_SETTINGS, where, prefix=f"ablations.sweeps.{name}.", required=SWEEP_REQUIRED)
+        known_names(sweep["optimizers"], OPTIMIZERS, f"ablations.sweeps.{name}.optimizers", "optimizer", where)
         if isinstance(sweep["values"], dict) and set(sweep["values"]) != set(sweep["optimizers"]):
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' maps optimizers to values: it must name "
                               f"exactly the sweep's optimizers ({', '.join(sweep['optimizers'])}), got "
@@ -215,9 +269,6 @@ def _check_ablations(params: dict, where: str) -> None:
         if "official" in sweep and sweep["official"] not in sweep["values"]:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
                               f"got {sweep['official']!r}")
-    if section["dataset"] not in params["grid"]["datasets"]:
-        raise ConfigError(f"{where}: 'ablations.dataset' {section['dataset']!r} must be one of grid.datasets "
-                          f"({', '.join(params['grid']['datasets'])}), whose prepare stage checks it")
 
 
 def _check_landscape(params: dict, where: str) -> None:

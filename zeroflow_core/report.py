@@ -428,13 +428,39 @@ def execute_notebook(name: str, params: dict, params_path="params.yaml", *, root
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
     output = out_dir / f"{name}.ipynb"
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalSocketKernel(AsyncKernelManager):
+        """The kernel talks to papermill over Unix sockets (IPC), not unencrypted TCP on localhost: nothing is
+        reachable from the network, and the kernel has no reason to warn that it is."""
+        transport = "ipc"
+
     try:
         papermill.execute_notebook(str(source), str(output), parameters=parameters, kernel_name="python3",
-                                   cwd=str(root), progress_bar=False, log_output=False)
+                                   cwd=str(root), progress_bar=False, log_output=False,
+                                   kernel_manager_class=LocalSocketKernel)
     except papermill.PapermillExecutionError as error:
         raise NotebookError(f"{source} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
                             f"The partial output is in {output}") from None
+    _drop_execution_times(output)
     return output
+
+
+def _drop_execution_times(path: Path) -> None:
+    """Remove the times papermill and the kernel record, and name the injected parameters cell (papermill gives it a
+    random id): the executed notebook is a DVC output, and the same results must give the same file (and the same
+    book version)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for record in [nb.metadata.get("papermill", {})] + [cell.metadata.get("papermill", {}) for cell in nb.cells]:
+        for key in ("start_time", "end_time", "duration"):
+            record.pop(key, None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+    nbformat.write(nb, path)
 
 
 def _check_inputs(name: str, params: dict, root: Path) -> None:

@@ -17,10 +17,11 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key."""
 
 
-def did_you_mean(name, known: Iterable) -> str:
-    """' (did you mean 'x'?)' for the closest known name, or '' when none is close."""
+def did_you_mean(name, known: Iterable, prefix: str = "") -> str:
+    """' (did you mean 'x'?)' for the closest known name (written after `prefix`, e.g. 'ablations.'), or ''
+    when none is close."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.7)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
 def is_integer(value) -> bool:
@@ -113,14 +114,17 @@ def check_values(values: Mapping, settings: Mapping[str, Setting], where: str, *
     "methods.ease."."""
     if not isinstance(values, Mapping):
         raise error(f"{where}: {prefix.rstrip('.') or 'settings'} must be a mapping, got {values!r}")
+    # unknown names first: a misspelled required name is then reported as written, with the closest name
+    for name in values:
+        if name not in settings:
+            known = ", ".join(settings) or "no settings"
+            raise error(f"{where}: unknown setting '{prefix}{name}'{did_you_mean(name, settings, prefix)}; "
+                        f"it takes: {known}")
     missing = [name for name in required if name not in values]
     if missing:
         raise error(f"{where}: '{prefix}{missing[0]}' is missing")
     checked = {}
     for name, value in values.items():
-        if name not in settings:
-            known = ", ".join(settings) or "no settings"
-            raise error(f"{where}: unknown setting '{prefix}{name}'{did_you_mean(name, settings)}; it takes: {known}")
         problem = settings[name].problem(value)
         if problem:
             raise error(f"{where}: '{prefix}{name}' {problem}")

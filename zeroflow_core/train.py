@@ -34,12 +34,11 @@ import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from zeroflow_core import metrics
 from zeroflow_core.config import NO_OPTIMIZER, ConfigError, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
-from zeroflow_core.cells import SET_BY, identity
+from zeroflow_core.cells import SET_BY, changed_keys, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.parameter_sets import SetClosure
@@ -47,6 +46,7 @@ from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
+from zeroflow_core.progress import RunProgress
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
 
 CHECKPOINT = "checkpoint.pt"
@@ -67,7 +67,7 @@ class Run:
     def __init__(self, config: dict, out_dir: Path, progress: bool | None = None):
         self.config = config
         self.out = Path(out_dir)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = RunProgress(progress)  # bars on a terminal, else a line per epoch; silent in a stage
         set_threads(config["threads"])
         self.device = pick_device(config["device"])
         forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
@@ -83,7 +83,8 @@ class Run:
 
     def __call__(self) -> dict:
         first = self.checkpoint.resume(self.method, self.history)
-        for task in tqdm(range(first, self.config["n_tasks"]), desc="tasks", disable=not self.progress):
+        self.progress.resumed(self.checkpoint.path, first, self.config["n_tasks"])
+        for task in self.progress.bar(range(first, self.config["n_tasks"]), desc="tasks"):
             # dropout and anything else on the global RNG restart from (seed, task): resumable
             torch.manual_seed(derive_seed(self.config["seed"], "task", task))
             started = time.perf_counter()
@@ -118,12 +119,13 @@ class Run:
             trained = [p for p in method.parameters() if p.requires_grad]
             probe = UpdateProbe(method, self.data.probe_batch(task)) if config["update_probe"] else None
             forwards = 0  # image-forwards of this task's steps: the held-out records' allowance grows with them
-            for epoch in tqdm(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}", leave=False,
-                              disable=not self.progress):
-                started = time.perf_counter()
+            for epoch in self.progress.bar(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}",
+                                           leave=False):
+                started, first_step = time.perf_counter(), len(curve)
                 method.train()
-                for x, y in tqdm(self.data.train_batches(train_set, task, epoch), desc=f"epoch {epoch + 1}",
-                                 total=self.data.steps_per_epoch(train_set), leave=False, disable=not self.progress):
+                for x, y in self.progress.bar(self.data.train_batches(train_set, task, epoch),
+                                              desc=f"epoch {epoch + 1}", total=self.data.steps_per_epoch(train_set),
+                                              leave=False):
                     counted = method.vit.images_forwarded
                     batch = method.prepare_batch(x, y)
                     before = [p.detach().clone() for p in trained]
@@ -135,6 +137,8 @@ class Run:
                 if scheduler is not None:
                     scheduler.step()
                 history["epoch_seconds"].append(time.perf_counter() - started)
+                self.progress.epoch_done(task, config["n_tasks"], epoch, config["epochs"], curve[first_step:],
+                                         history["epoch_seconds"][-1])
             if probe is not None:
                 history["updates"].append({"task": task, **probe.finish()})
         history["train_image_forwards"] += forwards
@@ -523,12 +527,11 @@ def train(config: dict, out_dir: str | Path, progress: bool | None = None, set_b
     out = Path(out_dir)
     saved = out / "config.yaml"
     if saved.exists():
-        previous, current = identity(yaml.safe_load(saved.read_text())), identity(config)
-        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+        changed = changed_keys(identity(yaml.safe_load(saved.read_text())), identity(config))
         if changed and (out / CHECKPOINT).exists():
-            raise ConfigError(f"{out} holds a run with another configuration (key {changed[0]!r}: "
-                              f"{previous.get(changed[0])!r} there, {config.get(changed[0])!r} now); "
-                              "use another --out or remove that folder")
+            key, there, now = changed[0]
+            raise ConfigError(f"{out} holds a run with another configuration (key {key!r}: {there!r} there, {now!r} "
+                              f"now); use another --out or remove that folder")
         if not changed and (out / "metrics.json").exists():
             return json.loads((out / "metrics.json").read_text())  # done before: a rerun changes nothing
     write_yaml(saved, {**config, SET_BY: set_by} if set_by else config)

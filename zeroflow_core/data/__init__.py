@@ -10,6 +10,7 @@ from .datasets import (
     expected_layout,
     load_dataset,
     load_image_folder,
+    needs_files,
     register_dataset,
     stratified_split,
 )
@@ -31,7 +32,7 @@ from .transforms import (
 
 __all__ = [
     "IMAGE_EXTENSIONS", "SPLITS", "DatasetError", "ImageSet", "available_datasets", "dataset_label",
-    "expected_layout", "load_dataset", "load_image_folder", "register_dataset",
+    "expected_layout", "load_dataset", "load_image_folder", "needs_files", "register_dataset",
     "stratified_split", "PRETEXT", "SYNTHETIC", "Family", "class_parameters", "generate_images",
     "ClassIncrementalScenario", "TaskDataset", "TensorCache", "item_seed", "TRANSFORM_KINDS",
     "LightTest", "LightTrain", "ReferenceTest", "ReferenceTrain", "build_transforms",

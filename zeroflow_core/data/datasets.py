@@ -146,6 +146,11 @@ def dataset_label(name: str) -> str:
     return _REGISTRY[name].label if name in _REGISTRY else name
 
 
+def needs_files(name: str) -> bool:
+    """Whether the dataset is read from files under a data root (not bundled or generated)."""
+    return _spec(name).needs_root
+
+
 def expected_layout(name: str) -> str:
     """Human-readable description of where the dataset's files must be."""
     return _spec(name).layout

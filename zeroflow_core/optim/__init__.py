@@ -1,4 +1,4 @@
-"""The nine optimizers behind the torch.optim.Optimizer API (design notes, section 1)."""
+"""The nine optimizers behind the torch.optim.Optimizer API: step(closure), the closure returning the loss."""
 from zeroflow_core.optim.base import NonFiniteLossError, ZeroFlowOptimizer
 from zeroflow_core.optim.first_order import FirstOrderOptimizer
 from zeroflow_core.optim.forward_grad import ForwardGradient

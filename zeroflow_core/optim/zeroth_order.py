@@ -1,4 +1,4 @@
-"""Zeroth-order optimizers: SPSA gradient estimates fed to the SGD or Adam rule (design notes §1).
+"""Zeroth-order optimizers: SPSA gradient estimates fed to the SGD or Adam rule, as the official code does.
 
 One class covers ZO-SGD, ZO-Adam and their Sign and Conserve variants, with the query budget q,
 one- or two-sided differences, historical mixing, sparse directions and an optional periodic
