@@ -22,6 +22,9 @@ VALUES = {
     ("ease", "zo-sgd", 0): (55.0, 41.0, 20.0), ("ease", "zo-sgd", 1): (57.0, 45.0, 16.0),
     ("aper", "fo-sgd", 0): (80.0, 75.0, 5.0), ("aper", "fo-sgd", 1): (82.0, 77.0, 3.0),
     ("aper", "zo-sgd", 0): (81.0, 76.0, 4.0), ("aper", "zo-sgd", 1): (79.0, 70.0, 8.0),
+    # each method's zero-step control (optimizer none: every step skipped)
+    ("ease", "none", 0): (54.0, 44.0, 12.0), ("ease", "none", 1): (56.0, 46.0, 10.0),
+    ("aper", "none", 0): (78.0, 70.0, 6.0), ("aper", "none", 1): (78.0, 72.0, 4.0),
 }
 # the no-training row: the same numbers for both seeds (prototypes of a frozen backbone: no seed moves them)
 BASELINE = {("simplecil", "none", 0): (58.0, 46.0, 11.0), ("simplecil", "none", 1): (58.0, 46.0, 11.0)}
@@ -35,7 +38,7 @@ def write_run(runs_dir: Path, method, optimizer, dataset, seed, avg, last, fgt, 
     first = 2 * avg - last  # two stages whose mean is avg and whose last is last
     metrics = {"avg_acc": avg, "last_acc": last, "forgetting": fgt, "bwt": -fgt,
                "acc_matrix": [[first, first - fgt], [None, last]], "acc_seen": [first, last],
-               "loss_curves": [[1.0, 0.5], [1.2, 0.7]], "peak_memory_mb": 100.0,
+               "loss_curves": [[], []] if optimizer == "none" else [[1.0, 0.5], [1.2, 0.7]], "peak_memory_mb": 100.0,
                "heldout_losses": [{"step": 1, "task": 0, "losses": [1.1]}, {"step": 2, "task": 0, "losses": [0.6]},
                                   {"step": 3, "task": 1, "losses": [0.9, 1.3]}, {"step": 4, "task": 1, "losses": [0.8, 0.9]}],
                "seconds_per_epoch": 0.1, "forward_passes": 10, "backward_passes": 0, "forwards_per_step": 2.0,
@@ -57,10 +60,14 @@ def load(runs_dir, methods=GRID["methods"]):
 def test_load_runs_one_row_per_run_in_grid_order(tmp_path):
     fake_grid(tmp_path)
     runs = load(tmp_path)
-    assert len(runs) == 8
+    assert len(runs) == 12
     assert list(runs.run[:3]) == ["ease-fo-sgd-digits-0", "ease-fo-sgd-digits-1", "ease-zo-sgd-digits-0"]
+    assert list(runs.run[4:6]) == ["ease-digits-0", "ease-digits-1"]  # the zero-step control, after the optimizers
+    assert runs.loc[0, "loss_drop"] == pytest.approx(0.5) and pd.isna(runs.loc[4, "loss_drop"])
     assert runs.loc[0, "acc_seen"] == [70.0, 50.0]
-    assert (runs.family == "SGD").all() and set(runs.strategy) == {"FO", "ZO"}
+    trained_rows = runs[runs.optimizer != "none"]
+    assert (trained_rows.family == "SGD").all() and set(trained_rows.strategy) == {"FO", "ZO"}
+    assert set(runs[runs.optimizer == "none"].strategy) == {"No training"}
 
 
 def test_aggregate_mean_and_sample_std_over_seeds(tmp_path):
@@ -72,7 +79,8 @@ def test_aggregate_mean_and_sample_std_over_seeds(tmp_path):
     assert row.last_acc_mean == pytest.approx(52.0) and row.last_acc_std == pytest.approx(math.sqrt(8))
     assert row.forgetting_mean == pytest.approx(12.0) and row.forgetting_std == pytest.approx(math.sqrt(8))
     assert table.loc[("aper", "zo-sgd")].avg_acc_mean == pytest.approx(80.0)
-    assert list(table.index) == [("ease", "fo-sgd"), ("ease", "zo-sgd"), ("aper", "fo-sgd"), ("aper", "zo-sgd")]
+    assert list(table.index) == [("ease", "fo-sgd"), ("ease", "zo-sgd"), ("ease", "none"), ("aper", "fo-sgd"),
+                                 ("aper", "zo-sgd"), ("aper", "none")]
 
 
 def test_one_seed_has_no_std_and_formatting():
@@ -92,7 +100,7 @@ def test_missing_run_names_folder_and_stage(tmp_path):
         load(tmp_path)
     message = str(error.value)
     assert "ease-digits/ease-zo-sgd-digits-1" in message and "dvc repro train@ease-digits" in message
-    assert "1 of 8 runs" in message and "dvc repro" in message
+    assert "1 of 12 runs" in message and "dvc repro" in message
 
 
 def test_run_in_the_wrong_folder_or_profile_is_refused(tmp_path):
@@ -114,7 +122,7 @@ def test_optimizer_and_method_names_match_the_paper():
         "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
         "zo-sgd-conserve": ("SGD", "Conserve"), "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"),
         "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward"),
-        "none": ("—", "No training")}
+        "fzoo": ("—", "FZOO, beyond the paper"), "none": ("—", "No training")}
     assert report.method_label("ease") == "EASE" and report.method_label("aper") == "APER"
     reference = report.load_reference(REPO / "reference")
     # every row of the paper's Table 1 maps to one of our optimizers, and the datasets are the paper's
@@ -132,29 +140,25 @@ def test_the_baseline_has_one_row_per_dataset_and_seed(tmp_path):
     assert list(runs[runs.method == "simplecil"].strategy) == ["No training"] * 2
 
 
-def test_every_row_is_read_against_no_training(tmp_path):
-    from zeroflow_core import analysis
+def test_every_row_is_read_against_its_zero_step_control(tmp_path):
+    from zeroflow_core import trained
 
     fake_grid(tmp_path)
     runs = load(tmp_path, ["simplecil", *GRID["methods"]])
-    comparison = analysis.versus_no_training(runs, "simplecil").set_index(["method", "optimizer", "metric"])
-    # EASE + FO-SGD: 65 ± 7.07 against 58 ± 0: +7 within a spread of 7.07
+    comparison = trained.versus_control(runs, "simplecil").set_index(["method", "optimizer", "metric"])
+    # EASE + FO-SGD: 65 ± 7.07 against EASE's zero-step control 55 ± 1.41: +10 beyond a spread of 8.49
     row = comparison.loc[("ease", "fo-sgd", "avg_acc")]
-    assert row.difference == pytest.approx(7.0) and row.spread == pytest.approx(math.sqrt(50))
-    assert row.verdict == "within the spread"
-    # APER + FO-SGD: 81 ± 1.41 against 58: better; EASE + ZO-SGD: 56 ± 1.41: worse
+    assert row.difference == pytest.approx(10.0) and row.spread == pytest.approx(math.sqrt(50) + math.sqrt(2))
+    assert row.verdict == "better" and row.against == "zero-step"
+    # EASE + ZO-SGD 56 ± 1.41 against 55 ± 1.41: within; APER + FO-SGD 81 ± 1.41 against 78 ± 0: better
+    assert comparison.loc[("ease", "zo-sgd", "avg_acc")].verdict == "within the spread"
     assert comparison.loc[("aper", "fo-sgd", "avg_acc")].verdict == "better"
-    assert comparison.loc[("ease", "zo-sgd", "avg_acc")].verdict == "worse"
-    # forgetting: lower is better; EASE + ZO-SGD 18 ± 2.83 against 11 is worse
-    assert comparison.loc[("ease", "zo-sgd", "forgetting")].verdict == "worse"
-    statements = analysis.no_training_statements(runs, comparison.reset_index(), "simplecil")
-    assert statements[0].startswith("On Digits, the no-training row (SimpleCIL") and "58.00 ± 0.00" in statements[0]
-    assert "EASE: 0 of 2 optimizers are better than no training beyond the spread, 1 within it and 1 worse" in statements[1]
-    assert "best ZO row of EASE (ZO-SGD, 56.00) against the best FO row (FO-SGD, 65.00) is worse" in statements[2]
-    tables = analysis.versus_no_training_tables(comparison.reset_index())
-    assert [caption for caption, _ in tables] == ["**Average accuracy**, difference to no training",
-                                                  "**Forgetting (lower is better)**, difference to no training"]
-    assert tables[1][1].loc[("EASE", "ZO-SGD"), "Digits"] == "+7.00 ± 2.83 (worse)"
+    # the controls against SimpleCIL (58 ± 0): EASE's structure alone 55 ± 1.41 is worse, APER's 78 better
+    assert comparison.loc[("ease", "none", "avg_acc")].verdict == "worse"
+    assert comparison.loc[("aper", "none", "avg_acc")].against == "simplecil"
+    statements = trained.control_statements(comparison.reset_index(), "simplecil")
+    assert statements[0].startswith("EASE on Digits without a single step") and "-3.00 ± 1.41" in statements[0]
+    assert "EASE: 2 of 2 optimizers lowered the training loss" in statements[1]
 
 
 def test_banner_says_which_profile():
@@ -198,12 +202,15 @@ def test_table_1_html_and_markdown_bold_the_same_cells(tmp_path):
                            GRID["optimizers"], GRID["datasets"], "smoke",
                            report.load_paper_baseline(REPO / "reference"))
     html, markdown = _bold_cells(table)
-    assert html == markdown and len(html) == 5  # SimpleCIL, then FO-SGD and ZO-SGD of EASE and APER
-    # ours on Digits (the first three columns): FO-SGD is the best of both methods in Avg, Last and Fgt
-    assert [row[:3] for row in html] == [[False] * 3, [True] * 3, [False] * 3, [True] * 3, [False] * 3]
+    # SimpleCIL, then FO-SGD, ZO-SGD and the zero-step control of EASE and of APER
+    assert html == markdown and len(html) == 7
+    # ours on Digits (the first three columns): FO-SGD is the best of both methods in Avg, Last and Fgt; a zero-step
+    # control is never the best (it is the reference, not an optimizer)
+    assert [row[:3] for row in html] == [[False] * 3, [True] * 3, [False] * 3, [False] * 3, [True] * 3, [False] * 3,
+                                         [False] * 3]
     assert html[0] == [False] * len(html[0])  # the no-training row is alone in its method: nothing to be best among
     # the paper's CIFAR-100 Avg (fourth column): ZO-SGD's 82.33 above FO-SGD's 82.31 for APER, the reverse for EASE
-    assert [row[3] for row in html[1:]] == [True, False, False, True]
+    assert [row[3] for row in html[1:]] == [True, False, False, False, True, False]
     assert "| **65.00 ± 7.07**" in table.markdown and "<td><b>65.00 ± 7.07</b></td>" in table.html
 
 
@@ -230,7 +237,8 @@ def test_overview_takes_the_papers_methods_and_both_no_training_rows(tmp_path):
     assert overview.paper_datasets == ["cifar100"]  # Digits is not the paper's: its CIFAR-100 stands beside it
     assert list(overview.anchors.avg_acc_mean) == [58.0] and "simplecil" not in set(overview.ours.method)
     assert overview.paper_anchors.avg_acc_mean.tolist() == [87.57]
-    assert overview.tidy.groupby("source").size().to_dict() == {"ours": 5, "paper": 5}  # 4 rows and SimpleCIL each
+    # ours: 4 rows, the two zero-step controls and SimpleCIL; the paper: 4 rows and SimpleCIL
+    assert overview.tidy.groupby("source").size().to_dict() == {"ours": 7, "paper": 5}
 
 
 def _drawn(monkeypatch):
@@ -305,20 +313,43 @@ def fake_efficiency(folder: Path):
     (folder / "vit-b16.json").write_text(json.dumps(rows))
 
 
-def fake_ablations(root: Path, params: dict):
-    from zeroflow_core.cells import sweep_cells
+def _swept_value(config: dict, hyper: str):
+    for where in (config["optimizer_hyper"], config["method_config"], config):
+        if hyper in where:
+            return where[hyper]
+    return None
 
+
+def fake_ablations(root: Path, params: dict):
+    """Every cell of every sweep as its stage writes it (the zero-step controls and the step-matched controls too),
+    with numbers made from the cell's position among the sweep's values and its seed."""
+    from zeroflow_core.cells import matched_cells, sweep_cells, sweep_values
+
+    ablations = root / "runs" / "ablation"
     for name, sweep in params["ablations"]["sweeps"].items():
-        # sweep_cells' order: optimizer × value × seed; a switch's named choices count as 0, 1, ...
-        values = [v for _ in sweep["optimizers"] for v in sweep["values"] for _ in params["ablations"]["seeds"]]
-        for cell, raw in zip(sweep_cells(params, name), values, strict=True):
-            folder = root / "runs" / "ablation" / name / cell.name
-            folder.mkdir(parents=True)
-            config = cell.config
-            value = raw if isinstance(raw, (int, float)) else sweep["values"].index(raw)
-            (folder / "metrics.json").write_text(json.dumps({
-                "avg_acc": 50.0 + 10 * value + config["seed"], "last_acc": 40.0 + value, "forgetting": 10.0 - value,
-                "forward_passes": 10}))
+        results = {}
+
+        def write(cell, index, trained=True):
+            cell.out.mkdir(parents=True)
+            (cell.out / "config.yaml").write_text(yaml.safe_dump(cell.config))
+            seed = cell.config["seed"]
+            metrics = {"avg_acc": 50.0 + 10 * index + seed, "last_acc": 40.0 + index, "forgetting": 10.0 - index,
+                       "forward_passes": 10, "loss_curves": [[1.0, 0.6 - 0.05 * index + 0.01 * seed], [1.0, 0.7]]
+                       if trained else [[], []], "step_norms": [0.1 * (1 + index), 0.1 * (1 + index)] if trained
+                       else [None, None], "task_seconds": [1.0 + index, 1.0], "train_image_forwards": 100 * (index + 1),
+                       "peak_memory_mb": 300.0 + index}
+            (cell.out / "metrics.json").write_text(json.dumps(metrics))
+            return metrics
+
+        for cell in sweep_cells(params, name, ablations):
+            if cell.config["optimizer"] == "none":
+                write(cell, -1, trained=False)
+                continue
+            values = sweep_values(sweep, cell.config["optimizer"])
+            results[cell.name] = write(cell, values.index(_swept_value(cell.config, sweep["hyper"])))
+        if sweep.get("step_matched"):
+            for cell in matched_cells(params, name, results, ablations):
+                write(cell, 0)
 
 
 @pytest.fixture(scope="module")
@@ -364,8 +395,12 @@ def test_notebooks_write_their_tables_and_figures(executed):
     # the no-training rows: ours per dataset, and the published SimpleCIL numbers in the paper block
     assert ours.loc[("simplecil", "none"), "avg_acc_mean"] == pytest.approx(58.0)
     assert paper.loc[("simplecil", "none", "cifar100"), "avg_acc_mean"] == pytest.approx(87.57)
-    versus = pd.read_csv(root / "results" / "table_1" / "table_1_vs_no_training.csv")
-    assert set(versus.method) == {"ease", "aper"} and len(versus) == 4 * 3
+    versus = pd.read_csv(root / "results" / "table_1" / "table_1_vs_control.csv")
+    # per method: FO-SGD and ZO-SGD against its zero-step control, the control against SimpleCIL; 3 metrics each
+    assert set(versus.method) == {"ease", "aper"} and len(versus) == 2 * 3 * 3
+    assert set(versus[versus.optimizer == "none"].against) == {"simplecil"}
+    training = pd.read_csv(root / "results" / "table_1" / "table_1_training.csv")
+    assert set(training[training.optimizer != "none"].status) == {"trained"}
     statements = (root / "results" / "table_1" / "statements.md").read_text()
     assert ("In the paper on CIFAR-100, the rows whose average accuracy is below the published SimpleCIL (87.57, "
             "no training, on ViT-B/16-IN21K and its release's split, not the backbone of INFTY's code that made the "
@@ -393,9 +428,9 @@ def test_section_4_to_6_notebooks_compute_their_numbers(executed):
     assert ours.loc["ZO-SGD (q = 4)", "s / epoch (105 steps, projected)"] == pytest.approx(84.0)
     text = (results / "table_2" / "table_2.ipynb").read_text()
     assert "**5.00×** ZO-SGD" in text and "agrees with the paper" in text
-    # q = 4: 50 + 40 + seed → 90.5 ± 0.71 against q = 1's 60.5 ± 0.71: a rise beyond the spread
+    # q = 4, the second value: 50 + 10 + seed → 60.5 ± 0.71 against q = 1's 50.5 ± 0.71: a rise beyond the spread
     summary = pd.read_csv(results / "figure_5" / "summary.csv").set_index("value")
-    assert summary.loc[4, "avg_acc_mean"] == pytest.approx(90.5)
+    assert summary.loc[4, "avg_acc_mean"] == pytest.approx(60.5)
     assert "**agrees** with the paper" in (results / "figure_5" / "figure_5.ipynb").read_text()
     history = (results / "table_3" / "table_3.ipynb").read_text()
     assert "Avg: better than 0% at 40%" in history and "Fgt: better than 0% at 40%" in history  # 10 - p
@@ -411,6 +446,24 @@ def test_section_4_to_6_notebooks_compute_their_numbers(executed):
     page = outputs_text(results / "official_vs_ours" / "official_vs_ours.ipynb")
     assert "gives 9.00 ± 0.00 forgetting against 10.00 ± 0.00 with the trainable scope: less forgetting" in page
     assert "PILOT's formula gives a higher forgetting in" in page
+    # Tables 3 and 4: each value beside plain ZO-SGD at the rate that matched its measured mean step
+    matched = (results / "table_3" / "step_matched.csv")
+    assert matched.is_file() and set(pd.read_csv(matched).value) == {0.4}
+
+
+def test_the_pages_beyond_the_paper_and_the_claims(executed):
+    root, _, _ = executed
+    results = root / "results"
+    claims = pd.read_csv(results / "claims" / "claims.csv")
+    assert len(claims) >= 10 and set(claims["verdict here"].str.strip("*")) <= {
+        "confirmed", "refuted", "within the spread", "did not train", "not testable here"}
+    memory = claims[claims.claim.str.startswith("ZO needs about 5×")].iloc[0]
+    assert memory["verdict here"] == "**confirmed**" and "5.00×" in memory.numbers  # the fake 2500 MB against 500
+    cost = pd.read_csv(results / "cost" / "summary.csv")
+    assert set(cost.optimizer) == {"fo-sgd", "zo-sgd", "zo-adam", "forward-grad"} and "gain" in cost
+    assert "At equal forwards" in outputs_text(results / "cost" / "cost.ipynb")
+    where = pd.read_csv(results / "where_training_goes" / "where_training_goes.csv")
+    assert {"adapters_cosine_mean", "heads_relative_mean", "own_task_gain"} <= set(where.columns)
 
 
 def outputs_text(path: Path) -> str:

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from zeroflow_core.analysis import heldout_summary, step_losses
+from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.methods import METHODS
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS
 from zeroflow_core.report import (FIGURE_5_PAPER, PAPER_SETUP, dataset_label, format_mean_std, method_label,
@@ -89,6 +90,10 @@ def figure_2(overview, optimizers, datasets, path) -> Path:
                            label=f"ours: no training ({baseline}, {dataset_label(anchor.dataset)})")
                 ax.axhspan(mean - np.nan_to_num(std), mean + np.nan_to_num(std), color=NO_TRAINING.colour, alpha=0.08,
                            linewidth=0)
+            for control in overview.ours[(overview.ours.method == method)
+                                         & (overview.ours.optimizer == NO_OPTIMIZER)].itertuples():
+                ax.axhline(getattr(control, f"{metric}_mean"), color=NO_TRAINING.colour, linestyle=":", linewidth=1.4,
+                           label=f"ours: zero-step control ({dataset_label(control.dataset)})")
             for anchor in overview.paper_anchors.itertuples():
                 value = getattr(anchor, f"{metric}_mean")
                 if not np.isnan(value):
@@ -105,8 +110,8 @@ def figure_2(overview, optimizers, datasets, path) -> Path:
 
 # ------------------------------------------------------------------------------------------ Figure 4
 def figure_4(summary: pd.DataFrame, methods, datasets, optimizers, baseline: str, path) -> Path:
-    """report.curve_summary: one panel per method and dataset, one line per optimizer (mean, band one std),
-    and the no-training row (`baseline`) as a thick black line."""
+    """report.curve_summary: one panel per method and dataset, one line per optimizer (mean, band one std), the
+    no-training row (`baseline`) as a thick black line and the method's zero-step control as a dotted one."""
     anchor = summary[summary.method == baseline]
     fig, axes = plt.subplots(len(methods), len(datasets), figsize=(6 * len(datasets), 3.8 * len(methods)),
                              squeeze=False, sharey=True)
@@ -124,6 +129,10 @@ def figure_4(summary: pd.DataFrame, methods, datasets, optimizers, baseline: str
             a = anchor[anchor.dataset == dataset]
             ax.plot(a.stage, a["mean"], "-", color=NO_TRAINING.colour, linewidth=2.2,
                     label=f"no training ({method_label(baseline)})")
+            control = summary[(summary.method == method) & (summary.dataset == dataset)
+                              & (summary.optimizer == NO_OPTIMIZER)]
+            ax.plot(control.stage, control["mean"], ":", color=NO_TRAINING.colour, linewidth=2.2,
+                    label="zero-step control (the method, no step)")
             ax.set_title(f"{method_label(method)} on {dataset_label(dataset)}")
             ax.set_xlabel("incremental stage (tasks learned)")
             ax.set_ylabel("accuracy on seen classes (%)")

@@ -306,9 +306,11 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
 def _best_in_column(tidy: pd.DataFrame, metric: str) -> pd.Series:
     """Whether each row holds the best mean of its column (source, method, dataset): the highest, the lowest
     for forgetting; a column of one row has nothing to be best among."""
-    column = tidy.groupby(["source", "method", "dataset"], sort=False)[f"{metric}_mean"]
+    # a method's zero-step control is its reference, not one of its optimizers: never the best
+    ranked = tidy[f"{metric}_mean"].where(tidy.optimizer != NO_OPTIMIZER)
+    column = ranked.groupby([tidy.source, tidy.method, tidy.dataset], sort=False)
     best = column.transform("min" if metric in LOWER_IS_BETTER else "max")
-    return (column.transform("size") > 1) & (tidy[f"{metric}_mean"] == best)
+    return (column.transform("count") > 1) & (ranked == best)
 
 
 def _bold(text: pd.DataFrame, best: pd.DataFrame, opening: str, closing: str) -> pd.DataFrame:
