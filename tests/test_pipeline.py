@@ -36,6 +36,27 @@ def test_the_optimizer_values_spelled_out_are_the_profiles(name):
                 assert {key: own[key] for key in spelled} == spelled, (optimizer, method, dataset)
 
 
+def test_the_smoke_rates_are_the_searchs_choices_and_its_page_shows_them():
+    """profiles.yaml's smoke rates (rules with `source: zeroflow search-lr`) are what the search chose per optimizer
+    (book/learning-rates.csv, the rate with the largest training-loss drop), and its book page is the command's
+    rendering of that table."""
+    import pandas as pd
+
+    from zeroflow_core.config import resolve_config
+    from zeroflow_core.lr_search import chosen_learning_rates, search_page
+    from zeroflow_core.optim import OPTIMIZERS
+
+    table = pd.read_csv(ROOT / "book" / "learning-rates.csv")
+    chosen = chosen_learning_rates(table)
+    assert set(chosen) == set(OPTIMIZERS) and table.chosen.sum() == len(OPTIMIZERS)
+    assert {o: float(lr) for o, lr in table[table.chosen].set_index("optimizer").lr.items()} == chosen
+    for optimizer, lr in chosen.items():
+        profile = resolve_config({"profile": "smoke", "method": "ease", "optimizer": optimizer, "dataset": "hues"})
+        assert profile["optimizer_hyper"]["lr"] == lr, optimizer
+    page = search_page(table, "ease", "hues", 0, "zeroflow search-lr")
+    assert page == (ROOT / "book" / "learning-rates.md").read_text()
+
+
 def test_the_paper_switch_reaches_every_stage(tmp_path):
     """README's one command, `cp params-paper.yaml params.yaml`: grid, sweeps and Table 2 all at the paper's scale."""
     from zeroflow_core.bench import efficiency_pairs
