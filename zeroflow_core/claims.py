@@ -53,26 +53,31 @@ def _rows(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     return summary
 
 
+# the paper's first-order rows and the zeroth-order rows on the same descent rule
+FO_ZO_PAIRS = (("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam"))
+
+
 def zo_close_to_fo(runs: pd.DataFrame, method: str) -> Claim:
-    """The best zeroth-order row of `method` against its best first-order row, on average accuracy."""
-    rows = _rows(runs, method)
+    """Each zeroth-order row against the first-order row on its descent rule (ZO-SGD against FO-SGD, ZO-Adam against
+    FO-Adam), on average accuracy: confirmed when no pair is below beyond the spread, refuted when one is."""
+    rows = _rows(runs, method).set_index("optimizer")
     claim, paper = f"ZO comes close to FO on {method_label(method)}", "Table 1, section 5"
-    fo, zo = rows[rows.family == "backprop"], rows[rows.family == "zeroth-order"]
-    if fo.empty or zo.empty:
-        return Claim(claim, paper, UNTESTABLE, "the grid has no first- and zeroth-order rows of this method", "table_1")
-    best_fo = fo.loc[fo.avg_acc_mean.idxmax()]
-    if (fo.status == DID_NOT_TRAIN).all():
-        return Claim(claim, paper, DID_NOT_TRAIN, f"no first-order row of {method_label(method)} trained", "table_1")
-    zo_trained = zo[zo.status == "trained"]
-    if zo_trained.empty:
-        return Claim(claim, paper, DID_NOT_TRAIN, f"none of {len(zo)} zeroth-order rows lowered its training loss "
-                     "beyond its spread", "table_1")
-    best_zo = zo_trained.loc[zo_trained.avg_acc_mean.idxmax()]
-    call = verdict(best_zo.avg_acc_mean, best_zo.avg_acc_std, best_fo.avg_acc_mean, best_fo.avg_acc_std)
-    numbers = (f"best trained ZO row {optimizer_label(best_zo.optimizer)} {_mean_std(best_zo)} against "
-               f"{optimizer_label(best_fo.optimizer)} {_mean_std(best_fo)} average accuracy "
-               f"({len(zo_trained)} of {len(zo)} ZO rows trained)")
-    return Claim(claim, paper, REFUTED if call == "worse" else CONFIRMED, numbers, "table_1")
+    pairs = [(fo, zo) for fo, zo in FO_ZO_PAIRS if fo in rows.index and zo in rows.index]
+    if not pairs:
+        return Claim(claim, paper, UNTESTABLE, "the grid has no FO and ZO rows on one descent rule", "table_1")
+    untrained = [name for pair in pairs for name in pair if rows.loc[name, "status"] == DID_NOT_TRAIN]
+    if untrained:
+        return Claim(claim, paper, DID_NOT_TRAIN, f"{', '.join(map(optimizer_label, untrained))} did not train",
+                     "table_1")
+    calls, parts = [], []
+    for fo, zo in pairs:
+        a, b = rows.loc[zo], rows.loc[fo]
+        call = verdict(a.avg_acc_mean, a.avg_acc_std, b.avg_acc_mean, b.avg_acc_std)
+        calls.append(call)
+        parts.append(f"{optimizer_label(zo)} {_mean_std(a)} against {optimizer_label(fo)} {_mean_std(b)} ({call})")
+    control = rows.loc[NO_OPTIMIZER] if NO_OPTIMIZER in rows.index else None
+    numbers = "; ".join(parts) + (f"; the zero-step control {_mean_std(control)}" if control is not None else "")
+    return Claim(claim, paper, REFUTED if "worse" in calls else CONFIRMED, numbers, "table_1")
 
 
 def choice_matters_little(runs: pd.DataFrame, method: str) -> Claim:
@@ -122,23 +127,23 @@ def memory_claim(efficiency: pd.DataFrame) -> Claim:
 
 
 def epoch_time_claim(efficiency: pd.DataFrame) -> Claim:
-    """ZO-SGD at q = 1 against FO-SGD per step (an epoch has as many steps for both): the claim is a shorter epoch."""
+    """ZO-SGD at q = 1 against FO-SGD per step (an epoch has as many steps for both), on the largest model measured:
+    the claim is about ViT-B/16, where a forward is most of the cost; the smaller models are quoted beside."""
     claim, paper = "a ZO epoch at q = 1 is shorter than FO's", "Table 2"
     rows = efficiency[(efficiency.optimizer.isin(["fo-sgd", "zo-sgd"])) & (efficiency.q.fillna(1) == 1)]
-    if rows.empty:
-        return Claim(claim, paper, UNTESTABLE, "no efficiency measurements", "table_2")
-    lines, calls = [], []
+    ratios = {}
     for model, part in rows.groupby("model", sort=False):
         part = part.set_index("optimizer")
-        if not {"fo-sgd", "zo-sgd"} <= set(part.index):
-            continue
-        ratio = part.loc["zo-sgd", "step_seconds"] / part.loc["fo-sgd", "step_seconds"]
-        calls.append(ratio < 1)
-        lines.append(f"{model}: ZO-SGD step {ratio:.2f}× FO-SGD's")
-    if not calls:
+        if {"fo-sgd", "zo-sgd"} <= set(part.index):
+            ratios[model] = part.loc["zo-sgd", "step_seconds"] / part.loc["fo-sgd", "step_seconds"]
+    if not ratios:
         return Claim(claim, paper, UNTESTABLE, "FO-SGD and ZO-SGD were not measured on one model", "table_2")
-    verdict_ = CONFIRMED if all(calls) else REFUTED if not any(calls) else WITHIN
-    return Claim(claim, paper, verdict_, "; ".join(lines) + " (median of repeated steps, one process each)", "table_2")
+    largest = next((m for m in ("vit-b16", "vit-b16-in21k-ft-in1k") if m in ratios), None)
+    numbers = "; ".join(f"{model}: a ZO-SGD step takes {ratio:.2f}× FO-SGD's" for model, ratio in ratios.items())
+    if largest is None:
+        return Claim(claim, paper, UNTESTABLE, numbers + " (ViT-B/16 not measured: on a small model a ZO step's "
+                     "bookkeeping weighs against its two forwards)", "table_2")
+    return Claim(claim, paper, CONFIRMED if ratios[largest] < 1 else REFUTED, numbers, "table_2")
 
 
 def more_queries_help(summary: pd.DataFrame, optimizer: str = "zo-sgd") -> Claim:

@@ -390,23 +390,25 @@ def cost(summary: pd.DataFrame, path) -> Path:
 
 
 def updates(summary: pd.DataFrame, method: str, path) -> Path:
-    """Where training goes (updates.updates_summary), one method: per optimizer, the cosine of the adapters' and
-    the heads' update with the backprop gradient (error bars one std) and how far each moved relative to its size."""
+    """Where training goes (updates.updates_summary), one method: per optimizer and group (adapters, heads), the
+    held-out loss's fall from the group's move alone, the cosine of its update with the backprop gradient, and how
+    far it moved relative to its size (error bars one std)."""
     part = summary[summary.method == method]
     labels = [optimizer_label(o) for o in part.optimizer]
     x = np.arange(len(part))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    panels = (("loss_drop", "held-out loss's fall from the group's move alone"),
+              ("cosine", "cos(update, −∇L at the task's start)"), ("relative", "‖Δθ‖ / ‖θ‖ over a task"))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
     for k, (group, colour) in enumerate((("adapters", "tab:purple"), ("heads", "tab:olive"))):
         offset = _bar_offset(k, 2, 0.38)
-        axes[0].bar(x + offset, part[f"{group}_cosine_mean"], 0.38, yerr=part[f"{group}_cosine_std"].fillna(0),
-                    capsize=2, color=colour, label=group)
-        axes[1].bar(x + offset, part[f"{group}_relative_mean"], 0.38, yerr=part[f"{group}_relative_std"].fillna(0),
-                    capsize=2, color=colour, label=group)
-    axes[0].axhline(0, color="black", linewidth=0.8)
-    axes[0].set_title("cos(update, −∇L at the task's start): signal")
-    axes[1].set_title("‖Δθ‖ / ‖θ‖ over a task: how far it moved")
-    for ax in axes:
+        for ax, (field, _) in zip(axes, panels):
+            ax.bar(x + offset, part[f"{group}_{field}_mean"], 0.38, yerr=part[f"{group}_{field}_std"].fillna(0),
+                   capsize=2, color=colour, label=group)
+    for ax, (_, title) in zip(axes, panels):
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(title)
         ax.set_xticks(x, labels, rotation=35, ha="right")
-    axes[0].legend(frameon=False)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="upper center", ncol=2, frameon=False, bbox_to_anchor=(0.5, 1.06))
     fig.tight_layout()
     return _save(fig, path)

@@ -161,36 +161,65 @@ def _distance(params: list[torch.Tensor], before: list[torch.Tensor]) -> float:
 
 
 class UpdateProbe:
-    """Where a task's training went: how far the adapters and the heads moved, and how much of that movement is
-    signal, the cosine between the accumulated update θ_start − θ_end and the backprop gradient at θ_start on
-    held-out images of the task (a first-order optimizer's update follows the gradient; a noisy estimate's
-    spreads over directions the loss does not care about)."""
+    """Where a task's training went, on held-out images of the task (the method's training loss there):
+    - how far the adapters and the heads moved, ‖Δθ‖ and ‖Δθ‖ / ‖θ_start‖;
+    - how much of each group's movement follows the gradient: the cosine between its accumulated update
+      θ_start − θ_end and the backprop gradient at θ_start (a first-order update follows it; a noisy estimate's
+      spreads over directions the loss does not care about);
+    - what each group's move alone did to the loss: the loss at θ_start minus the loss with only that group moved
+      to where training left it (the other at its start), beside the drop with both moved. A move that lowers the
+      loss in aggregate while one group's alone raises it was carried by the other group."""
 
     def __init__(self, method, batch: tuple[torch.Tensor, torch.Tensor]):
         self.method = method
+        self.batch = batch
         self.params = {name: p for name, p in method.named_parameters() if p.requires_grad}
         self.start = {name: p.detach().clone() for name, p in self.params.items()}
-        self.gradient = self._gradient(batch)
+        self.gradient = self._gradient()
+        self.start_loss = self._loss()
 
-    def _gradient(self, batch) -> dict[str, torch.Tensor]:
-        x, y = batch
+    def _evaluated(self, fn):
         was_training = self.method.training
         self.method.eval()
-        saved = {name: p.grad for name, p in self.params.items()}
         try:
+            return fn()
+        finally:
+            self.method.train(was_training)
+
+    def _gradient(self) -> dict[str, torch.Tensor]:
+        x, y = self.batch
+        saved = {name: p.grad for name, p in self.params.items()}
+
+        def gradient():
             with torch.enable_grad():
                 for p in self.params.values():
                     p.grad = None
                 self.method.loss({"x": x, "y": y}).backward()
                 return {name: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
                         for name, p in self.params.items()}
+
+        try:
+            return self._evaluated(gradient)
         finally:
             for name, p in self.params.items():
                 p.grad = saved[name]
-            self.method.train(was_training)
+
+    def _loss(self, at_start=()) -> float:
+        """The loss on the batch, with the parameters named in `at_start` put back to their start meanwhile."""
+        x, y = self.batch
+        now = {name: self.params[name].detach().clone() for name in at_start}
+        with torch.no_grad():
+            for name in at_start:
+                self.params[name].copy_(self.start[name])
+            try:
+                return float(self._evaluated(lambda: self.method.loss({"x": x, "y": y})))
+            finally:
+                for name, value in now.items():
+                    self.params[name].copy_(value)
 
     def finish(self) -> dict:
-        """Per group (adapters, heads) and in all: ‖Δθ‖, ‖Δθ‖ / ‖θ_start‖ and cos(θ_start − θ_end, ∇L(θ_start))."""
+        """Per group (adapters, heads, and the stored classifier under zo_scope official) and in all: moved,
+        relative, cosine, and loss_drop, the held-out loss's fall from the group's move alone (all: both)."""
         def group(name: str) -> str:
             if ".adapter_sets." in f".{name}":
                 return "adapters"
@@ -206,8 +235,10 @@ class UpdateProbe:
             start = torch.cat([self.start[n].flatten() for n in names])
             gradient = torch.cat([self.gradient[n].flatten() for n in names])
             moved, size, norm = float(update.norm()), float(start.norm()), float(gradient.norm())
+            others = [n for n in self.params if n not in names]
             out[group] = {"moved": moved, "relative": moved / size if size else None,
-                          "cosine": float(update @ gradient) / (moved * norm) if moved and norm else None}
+                          "cosine": float(update @ gradient) / (moved * norm) if moved and norm else None,
+                          "loss_drop": self.start_loss - self._loss(at_start=others)}
         return out
 
 

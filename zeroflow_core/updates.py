@@ -1,12 +1,15 @@
 """Where training goes: per optimizer, how far each task's training moved the adapters and the heads, how much of
-that movement follows the backprop gradient, and what it did to the method's own prototypes.
+that movement follows the backprop gradient, what each group's move did to the loss, and what training did to the
+method's own prototypes.
 
-Every run with `update_probe` records, per task (train.UpdateProbe): ‖Δθ‖ of the adapters and of the training
-heads, each relative to its size at the task's start, and the cosine between the accumulated update θ_start − θ_end
-and the backprop gradient at θ_start on held-out images. A first-order update follows the gradient (a clearly
-positive cosine); a noisy estimate's update spreads over directions the loss does not care about, so its cosine
-stays near zero even where the loss falls. The prototypes' side is the accuracy on the classes of the task just
-learned, measured right after it (the accuracy matrix's diagonal), against the method's zero-step control.
+Every run with `update_probe` records, per task (train.UpdateProbe), on held-out images of the task: ‖Δθ‖ of the
+adapters and of the training heads, each relative to its size at the task's start; the cosine between each group's
+accumulated update θ_start − θ_end and the backprop gradient at θ_start (a first-order update follows it, a noisy
+estimate's spreads over directions the loss does not care about); and the loss's fall from each group's move alone
+(the other group left at its start). An adapter update that starts from zero up-projections follows the initial
+gradient only in its first steps, so the loss attribution is the firmer of the two for the adapters. The
+prototypes' side is the accuracy on the classes of the task just learned, measured right after it (the accuracy
+matrix's diagonal), against the method's zero-step control.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.report import aggregate, format_mean_std, method_label, optimizer_label
 
 GROUPS = ("adapters", "heads")
-FIELDS = ("moved", "relative", "cosine")
+FIELDS = ("moved", "relative", "cosine", "loss_drop")
 
 
 def run_updates(runs: pd.DataFrame) -> pd.DataFrame:
@@ -73,6 +76,8 @@ def updates_table(summary: pd.DataFrame) -> pd.DataFrame:
         "loss drop": shown("loss_drop"),
         "adapters ‖Δθ‖ / ‖θ‖": shown("adapters_relative"), "adapters cos(update, −∇L)": shown("adapters_cosine"),
         "heads ‖Δθ‖ / ‖θ‖": shown("heads_relative"), "heads cos(update, −∇L)": shown("heads_cosine"),
+        "loss drop, adapters' move alone": shown("adapters_loss_drop"),
+        "loss drop, heads' move alone": shown("heads_loss_drop"),
         "task just learned vs zero-step": [f"{g:+.2f} ({v})" for g, v in zip(summary.own_task_gain,
                                                                               summary.own_task_verdict)],
     })
@@ -84,9 +89,9 @@ def signal(mean: float, std: float) -> bool:
 
 
 def updates_statements(summary: pd.DataFrame) -> list[str]:
-    """Per method and optimizer, in words: whether its adapters' and heads' updates follow the gradient beyond the
-    spread, how far each moved against the first-order reference (FO-SGD), and what it did to the accuracy on the
-    task just learned against the zero-step control."""
+    """Per method and optimizer, in words: what each group's move alone did to the held-out loss (beyond the spread
+    or not), whether its update follows the gradient, how far it moved against the first-order reference
+    (FO-SGD), and what training did to the accuracy on the task just learned against the zero-step control."""
     lines = []
     for method, part in summary.groupby("method", sort=False):
         reference = part[part.optimizer == "fo-sgd"]
@@ -94,39 +99,51 @@ def updates_statements(summary: pd.DataFrame) -> list[str]:
         for row in part.itertuples():
             parts = []
             for group in GROUPS:
-                mean, std = getattr(row, f"{group}_cosine_mean"), getattr(row, f"{group}_cosine_std")
-                if np.isnan(mean):
+                drop, drop_std = getattr(row, f"{group}_loss_drop_mean"), getattr(row, f"{group}_loss_drop_std")
+                if np.isnan(drop):
                     continue
+                effect = {"better": "lowers", "worse": "raises"}.get(verdict(drop, drop_std, 0.0, 0.0),
+                                                                     "leaves within its spread")
+                cosine = getattr(row, f"{group}_cosine_mean"), getattr(row, f"{group}_cosine_std")
                 moved = getattr(row, f"{group}_relative_mean")
-                kind = "follows the gradient" if signal(mean, std) else "is indistinguishable from noise"
-                against = (f", {moved / fo[f'{group}_relative_mean']:.1f}× FO-SGD's" if fo is not None
+                against = (f", {moved / fo[f'{group}_relative_mean']:.1f}× FO-SGD's move" if fo is not None
                            and row.optimizer != "fo-sgd" and fo[f"{group}_relative_mean"] else "")
-                parts.append(f"its {group}' update {kind} (cosine {format_mean_std(mean, std, 3)}; moved "
-                             f"{moved:.3f} of their size{against})")
+                parts.append(f"its {group}' move alone {effect} the held-out loss ({drop:+.3f}; cosine with the "
+                             f"gradient {format_mean_std(*cosine, 3)}; {moved:.2f} of their size{against})")
             effect = {"better": "raises", "worse": "lowers", "within the spread": "leaves within the spread"}.get(
                 row.own_task_verdict, "")
             lines.append(f"{method_label(method)}, {optimizer_label(row.optimizer)}: " + "; ".join(parts)
-                         + (f". It {effect} the accuracy on the task just learned against the zero-step control "
+                         + (f". Training {effect} the accuracy on the task just learned against the zero-step control "
                             f"({row.own_task_gain:+.2f} points)." if effect else "."))
     return lines
 
 
+def _lowers(mean: float, std: float) -> bool:
+    return verdict(mean, std, 0.0, 0.0) == "better"
+
+
 def where_training_goes(summary: pd.DataFrame, method: str) -> str:
-    """One sentence for `method`: do its forward-pass rows train the adapters, only the heads, or mostly add noise?"""
+    """One paragraph for `method`: do its forward-pass rows train the adapters, only the heads, or mostly add noise
+    (each group's move alone against the held-out loss), and what became of the prototypes?"""
     from zeroflow_core.optim.registry import OPTIMIZERS
 
     part = summary[(summary.method == method)
                    & summary.optimizer.map(lambda o: o in OPTIMIZERS and OPTIMIZERS[o].forward_pass_only)]
     if part.empty:
         return ""
-    adapters = sum(signal(r.adapters_cosine_mean, r.adapters_cosine_std) for r in part.itertuples())
-    heads = sum(signal(r.heads_cosine_mean, r.heads_cosine_std) for r in part.itertuples())
     n = len(part)
+    adapters = sum(_lowers(r.adapters_loss_drop_mean, r.adapters_loss_drop_std) for r in part.itertuples())
+    heads = sum(_lowers(r.heads_loss_drop_mean, r.heads_loss_drop_std) for r in part.itertuples())
+    hurt = sum(r.own_task_verdict == "worse" for r in part.itertuples())
     if adapters == 0 and heads == 0:
-        gist = "mostly adds noise: neither their adapters' nor their heads' updates follow the gradient"
+        gist = "mostly adds noise: neither group's move alone lowers the held-out loss"
     elif adapters == 0:
-        gist = "trains the heads at best: their adapters' updates never follow the gradient beyond the spread"
+        gist = "trains the heads: only their move lowers the held-out loss, the adapters' does not"
+    elif adapters < n:
+        gist = "reaches the adapters for some optimizers only"
     else:
         gist = "reaches the adapters too"
-    return (f"**{method_label(method)}, forward-pass optimizers**: the update follows the backprop gradient in the "
-            f"adapters for {adapters} of {n} and in the heads for {heads} of {n}; forward-pass training here {gist}.")
+    return (f"**{method_label(method)}, forward-pass optimizers** ({n}): the adapters' move alone lowers the held-out "
+            f"loss beyond its spread for {adapters} of {n}, the heads' for {heads} of {n}; forward-pass training here "
+            f"{gist}. For {hurt} of {n}, the accuracy on the task just learned is below the zero-step control's: the "
+            "adapters' move changes the features the method's prototypes are built from.")
