@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from zeroflow_core import analysis, stages
+from zeroflow_core import trained as trained_rules
 from zeroflow_core.config import ConfigError
 from zeroflow_core.io import load_yaml
 from zeroflow_core.cells import sweep_cell_name, sweep_cells
@@ -27,7 +28,7 @@ ROOT = Path(__file__).parents[1]
     ((10.0, float("nan")), (1.0, 0.0), False, "within the spread"),  # one seed: nothing is called
 ])
 def test_verdict_calls_a_difference_only_beyond_both_spreads(a, b, lower, expected):
-    assert analysis.verdict(*a, *b, lower_is_better=lower) == expected
+    assert trained_rules.verdict(*a, *b, lower_is_better=lower) == expected
 
 
 def test_optimizer_family_is_the_registry_s():
@@ -38,11 +39,12 @@ def test_optimizer_family_is_the_registry_s():
 
 
 # --------------------------------------------------------------------------------------- ablations
-def _summary():
-    # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within)
+def _summary(trained=(True, True, True)):
+    # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within); each cell's training-loss drop
     return pd.DataFrame({"optimizer": ["zo-sgd"] * 3, "value": [0.0, 0.5, 0.9], "n_seeds": [3] * 3,
                          "avg_acc_mean": [50.0, 54.0, 51.0], "avg_acc_std": [1.0, 1.0, 1.0],
-                         "forgetting_mean": [10.0, 13.0, 10.5], "forgetting_std": [0.5, 0.5, 0.5]})
+                         "forgetting_mean": [10.0, 13.0, 10.5], "forgetting_std": [0.5, 0.5, 0.5],
+                         "loss_drop_mean": [0.2, 0.15, 0.1], "loss_drop_std": [0.01] * 3, "trained": list(trained)})
 
 
 def test_against_baseline_differences_and_verdicts():
@@ -53,6 +55,11 @@ def test_against_baseline_differences_and_verdicts():
     assert forgetting.loc[0.5, "verdict"] == "worse"  # 3 points more forgetting, spreads 0.5 + 0.5
     with pytest.raises(ValueError, match="no cell with value 0.2"):
         analysis.against_baseline(_summary(), 0.2)
+    # a value that did not train, or a baseline that did not, gets no verdict
+    untrained = analysis.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
+    assert untrained.loc[0.5, "verdict"] == "did not train" and untrained.loc[0.9, "verdict"] == "within the spread"
+    plain = analysis.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
+    assert set(plain.verdict) == {"baseline", "did not train"}
 
 
 def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
@@ -64,9 +71,9 @@ def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
 
 
 def _anchor(avg=45.0):
-    """A no-training row as analysis.no_training_summary gives it."""
-    return pd.Series({"method": "simplecil", "avg_acc_mean": avg, "avg_acc_std": 1.0, "last_acc_mean": 35.0,
-                      "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
+    """A sweep's zero-step control as analysis.load_control gives it."""
+    return pd.Series({"method": "ease", "optimizer": "none", "avg_acc_mean": avg, "avg_acc_std": 1.0,
+                      "last_acc_mean": 35.0, "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
 
 
 def test_a_sweep_page_s_tables_and_text():
@@ -74,18 +81,35 @@ def test_a_sweep_page_s_tables_and_text():
     summary = _summary().assign(last_acc_mean=[40.0, 40.5, 45.0], last_acc_std=[1.0] * 3)
     caption, table = analysis.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
     assert caption == "**Ours**: EASE + ZO-SGD on Digits, mean ± std over 3 seeds"
-    assert list(table.columns) == ["0%", "50%", "90%"] and list(table.index) == ["Avg", "Last", "Fgt"]
-    assert table.loc["Fgt", "50%"] == "13.00 ± 0.50"
+    assert list(table.columns) == ["0%", "50%", "90%"]
+    assert list(table.index) == ["Avg", "Last", "Fgt", "training-loss drop"]
+    assert table.loc["Fgt", "50%"] == "13.00 ± 0.50" and table.loc["training-loss drop", "0%"] == "0.200 ± 0.010"
     text = analysis.sweep_text("every level helps.", summary, _anchor(), "sparsity")
     assert text.startswith("**The paper's claim**: every level helps.\n\n**Ours** (a difference is called only "
-                           "where it exceeds the two standard deviations together):\n\n- ZO-SGD, Avg: ")
+                           "where it exceeds the two standard deviations together, and only between rows that "
+                           "trained):\n\n- ZO-SGD, sparsity = 0: training-loss drop 0.200 ± 0.010 per task: trained.")
     assert "- ZO-SGD, Avg: better than 0% at 50%; worse at no value; within the spread at 90%." in text
     assert "- ZO-SGD, Last: better than 0% at 90%; worse at no value; within the spread at 50%." in text
     assert "- ZO-SGD, Fgt: better than 0% at no value; worse at 50%; within the spread at 90%." in text
-    # against no training (45 ± 1): the best value 0.5 (54) and the worst 0 (50) are both above beyond the spread
-    assert ("- ZO-SGD, best sparsity = 0.5: +9.00 points of average accuracy against no training (SimpleCIL, "
-            "45.00): better.") in text
-    assert "- ZO-SGD, worst sparsity = 0: +5.00 points" in text
+    # against the zero-step control (45 ± 1): the best trained value 0.5 (54) and the worst 0 (50) are both above
+    assert ("- ZO-SGD, best trained sparsity = 0.5: +9.00 points of average accuracy against its zero-step control "
+            "(EASE without a step, 45.00): better.") in text
+    assert "- ZO-SGD, worst trained sparsity = 0: +5.00 points" in text
+    untrained = analysis.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
+    assert "sparsity = 0.5: training-loss drop 0.150 ± 0.010 per task: **did not train**." in untrained
+    assert "ZO-SGD: sparsity = 0.5: **did not train**" in untrained and "best trained sparsity = 0.9" in untrained
+
+
+def test_step_matched_controls_tell_a_direction_from_a_smaller_step():
+    summary = _summary().assign(step_mean=[0.10, 0.05, 0.02])
+    matched = pd.DataFrame({"optimizer": ["zo-sgd"] * 2, "value": [0.5, 0.9], "lr": [0.0005, 0.0002],
+                            "step_mean": [0.051, 0.021], "avg_acc_mean": [50.5, 51.2], "avg_acc_std": [1.0, 1.0]})
+    table = analysis.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
+    # 0.5: 54 ± 1 against its control 50.5 ± 1: better; 0.9: 51 against 51.2: what it gives, a smaller step gives
+    assert table.loc["50%", "verdict"] == "better" and table.loc["90%", "verdict"] == "within the spread"
+    assert table.loc["50%", "control's mean step"] == "0.0510" and table.loc["50%", "control's lr"] == "0.0005"
+    lines = analysis.step_matched_lines(summary, matched, "sparsity")
+    assert "it helps beyond its smaller step" in lines[0] and "a smaller step gives too" in lines[1]
 
 
 def test_the_papers_table_3_and_its_claim():
@@ -114,15 +138,21 @@ def test_query_budget_statements_and_table():
     summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": [1, 2, 4, 8], "n_seeds": [3] * 4,
                             "avg_acc_mean": [50.0, 51.5, 53.0, 54.5], "avg_acc_std": [0.5] * 4,
                             "last_acc_mean": [40.0] * 4, "last_acc_std": [0.5] * 4,
-                            "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4})
+                            "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4,
+                            "loss_drop_mean": [0.1, 0.15, 0.2, 0.25], "loss_drop_std": [0.01] * 4,
+                            "trained": [True] * 4})
     lines = analysis.query_budget_statements(summary, _anchor(53.5), "q")
-    assert lines[0] == ("**ZO-SGD**: slope +1.50 points per doubling of q; average accuracy at q = 8 is above q = 1 "
-                        "beyond the spread: **agrees** with the paper.")
-    # against no training, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
-    assert lines[1].startswith("ZO-SGD, best q = 8: +1.00 points") and lines[1].endswith("within the spread.")
-    assert lines[2].startswith("ZO-SGD, worst q = 1: -3.50 points") and lines[2].endswith("worse.")
+    assert lines[0] == "ZO-SGD, q = 1: training-loss drop 0.100 ± 0.010 per task: trained."
+    assert lines[4] == ("**ZO-SGD**: slope +1.50 points of average accuracy per doubling of q (+0.050 of "
+                        "training-loss drop); average accuracy at q = 8 is above q = 1 beyond the spread: **agrees** "
+                        "with the paper.")
+    # against the zero-step control, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
+    assert lines[5].startswith("ZO-SGD, best trained q = 8: +1.00 points") and lines[5].endswith("within the spread.")
+    assert lines[6].startswith("ZO-SGD, worst trained q = 1: -3.50 points") and lines[6].endswith("worse.")
+    untrained = analysis.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
+    assert "**ZO-SGD**: q = 1 or q = 8 did not train: no verdict on q." in untrained
     table = analysis.sweep_rows(summary, "q")
-    assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt"]
+    assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt", "training-loss drop"]
     assert table.Avg.tolist()[0] == "50.00 ± 0.50"
 
 

@@ -21,6 +21,7 @@ from zeroflow_core.optim.registry import FAMILY_LABELS, OPTIMIZERS
 from zeroflow_core.cells import MATCHED_DIR, control_cell_name, matched_cell_name, mean_step, sweep_cell_name
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.metrics import mean_loss_drop
+from zeroflow_core.trained import trained, verdict
 from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
                                   format_mean_std, method_label, optimizer_label)
 
@@ -29,21 +30,6 @@ CIFAR100_TASK_IMAGES = 5000
 
 
 # --------------------------------------------------------------------------------------- the verdict
-def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
-    """'better', 'worse' (a against b) or 'within the spread'.
-
-    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
-    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
-    """
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
-        return "within the spread"
-    difference = mean_a - mean_b
-    if abs(difference) <= std_a + std_b:
-        return "within the spread"
-    better = difference < 0 if lower_is_better else difference > 0
-    return "better" if better else "worse"
-
-
 # ------------------------------------------------------------------ Table 1: the paper's rows against no training
 def paper_no_training_statements(tidy: pd.DataFrame, baseline: str) -> list[str]:
     """How the paper's rows stand against the published no-training numbers (Table 1's paper block). Those numbers
@@ -319,7 +305,6 @@ def load_matched(ablation_dir, method: str, dataset: str, optimizers, values, se
 def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (optimizer, value), with the training-loss drop, the mean step and whether the
     cell trained (trained.trained: a drop beyond its spread over seeds)."""
-    from zeroflow_core.trained import trained
 
     summary = aggregate(cells, metrics=(*TABLE_METRICS, "loss_drop", "step", "seconds", "train_image_forwards",
                                         "peak_memory_mb"), by=("optimizer", "value"))

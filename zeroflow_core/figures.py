@@ -380,7 +380,8 @@ def cost(summary: pd.DataFrame, path) -> Path:
                         label=optimizer_label(optimizer))
     for ax, (column, label) in zip(axes, SPENDS.items()):
         ax.axhline(0, color=NO_TRAINING.colour, linewidth=1)
-        ax.set_xscale("log")
+        if column != "peak_memory_mb":  # forwards and seconds span decades; a process's peak memory does not
+            ax.set_xscale("log")
         ax.set_xlabel(label)
     axes[0].set_ylabel("average accuracy − zero-step control (points)")
     handles, names = axes[0].get_legend_handles_labels()

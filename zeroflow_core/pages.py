@@ -18,6 +18,7 @@ from zeroflow_core.provenance import REPO_ROOT, provenance
 from zeroflow_core.settings import ConfigError
 
 PAGES_FILE = REPO_ROOT / "book" / "pages.yaml"
+PACKAGE_DIR = Path(__file__).parent.name
 RESULTS_DIR = Path("results")
 ALL_RUNS = Path("runs")  # what the Claims page draws: the grid, Table 2's measurements and the sweeps
 LANDSCAPE_CODE = "zeroflow_core/landscape.py"
@@ -25,7 +26,7 @@ LANDSCAPE_CODE = "zeroflow_core/landscape.py"
 KINDS = {"grid": ("grid", str(RUNS_DIR)), "efficiency": ("efficiency", str(RUNS_DIR)),
          "sweep": ("ablations", str(RUNS_DIR)), "switches": ("ablations", str(RUNS_DIR)),
          "landscape": ("landscape", LANDSCAPE_CODE), "claims": ("grid", str(RUNS_DIR))}
-NOTEBOOK_FIELDS = ("part", "draws", "beside", "section")
+NOTEBOOK_FIELDS = ("part", "draws", "beside", "section", "code")
 PLACES = ("first", "last")
 
 
@@ -36,6 +37,7 @@ class Page:
     draws: str
     beside: str
     section: str
+    code: str  # the module that makes its statements: a stage dep of its own (dvc.yaml cannot take a list per page)
 
     @property
     def kind(self) -> str:
@@ -98,6 +100,8 @@ def load_pages(path: Path = PAGES_FILE) -> Book:
         if (page.section, page.beside) != (section, beside):
             raise ConfigError(f"{where}: page {name!r} draws {page.draws} ({page.kind}): its section is {section!r} "
                               f"and it is drawn beside {beside!r}, got {page.section!r} and {page.beside!r}")
+        if not (page.code.startswith(f"{PACKAGE_DIR}/") and page.code.endswith(".py") and (REPO_ROOT / page.code).is_file()):
+            raise ConfigError(f"{where}: page {name!r} has code {page.code!r}, which is not a module of {PACKAGE_DIR}/")
         notebooks[name] = page
     texts = {}
     for name, record in data["texts"].items():

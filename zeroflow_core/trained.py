@@ -17,7 +17,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.analysis import verdict
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, format_mean_std, method_label, \
     optimizer_label
@@ -25,6 +24,21 @@ from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, form
 DID_NOT_TRAIN = "did not train"
 CONTROL = "control"
 STATUSES = ("trained", DID_NOT_TRAIN, CONTROL)
+
+
+def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
+    """'better', 'worse' (a against b) or 'within the spread'.
+
+    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
+    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
+    """
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
+        return "within the spread"
+    difference = mean_a - mean_b
+    if abs(difference) <= std_a + std_b:
+        return "within the spread"
+    better = difference < 0 if lower_is_better else difference > 0
+    return "better" if better else "worse"
 
 
 def trained(mean: float, std: float) -> bool:
