@@ -213,10 +213,11 @@ def smoother_claim(volatility: pd.DataFrame, moves: pd.DataFrame) -> Claim:
 
 
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    """The Claims page's table: claim, paper, verdict, numbers, and a link to the page (Markdown)."""
+    """The Claims page's table: claim, paper, verdict, numbers, and a link to the page (Markdown). Sphinx does not
+    resolve links in a notebook's outputs, so the link names the built page (`<page>.html`), as the book serves it."""
     return pd.DataFrame({"claim": [c.claim for c in claims], "the paper": [c.paper for c in claims],
                          "verdict here": [f"**{c.verdict}**" for c in claims], "numbers": [c.numbers for c in claims],
-                         "page": [f"[{c.page}]({c.page}.ipynb)" for c in claims]})
+                         "page": [f"[{c.page}]({c.page}.html)" for c in claims]})
 
 
 def verdict_counts(claims: list[Claim]) -> str:

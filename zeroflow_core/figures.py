@@ -95,8 +95,9 @@ def _legend_below(fig, handles, labels, ncol: int):
     """The figure's legend under everything the axes draw (tick labels too), outside every axes."""
     fig.tight_layout()
     renderer = fig.canvas.get_renderer()
-    bottom = min(fig.transFigure.inverted().transform(ax.get_tightbbox(renderer))[0][1] for ax in fig.axes
-                 if ax.axison)
+    # a hidden axes (an empty place of a grid) has no box
+    bottom = min(fig.transFigure.inverted().transform((0, ax.get_tightbbox(renderer).y0))[1] for ax in fig.axes
+                 if ax.axison and ax.get_visible())
     return fig.legend(handles, labels, loc="upper center", ncol=ncol, frameon=False,
                       bbox_to_anchor=(0.5, bottom - 0.01), bbox_transform=fig.transFigure)
 
