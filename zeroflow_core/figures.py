@@ -446,7 +446,7 @@ def figure_6(problem, panels, paths: dict, summary: pd.DataFrame, steps: int, se
         for ax, panel in zip(axes.flat, members):
             row = by_panel.loc[panel.letter]
             _draw_panel(ax, problem, paths[panel.letter], box,
-                        f"({panel.letter}) {panel.title}\njitter {format_mean_std(row.jitter_mean, row.jitter_std)}, "
+                        f"({panel.letter}) {panel.title}\njitter {format_mean_std(row.jitter_mean, row.jitter_std)}\n"
                         f"turning {format_mean_std(row.turning_mean, row.turning_std, 1)}°")
         for ax in axes.flat[len(members):]:
             ax.axis("off")
