@@ -30,7 +30,7 @@ from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import grid_cells, run_folder, sweep_cells
 from zeroflow_core.io import file_sha256, write_atomically, write_yaml
 from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, RESULTS_DIR
-from zeroflow_core.params import reference
+from zeroflow_core.params_reference import reference
 from zeroflow_core.provenance import REPO_ROOT, provenance
 
 STAMP_FILE = "zeroflow-version.json"
