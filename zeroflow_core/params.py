@@ -278,3 +278,4 @@ def _check_landscape(params: dict, where: str) -> None:
 # One check per section of params.yaml, in this order (the grid first: the others name its methods and datasets).
 SECTION_CHECKS = (_check_profile, _check_grid, _check_execution, _check_pretrain, _check_run_sections,
                   _check_optimizers, _check_methods, _check_efficiency, _check_ablations, _check_landscape)
+
