@@ -535,3 +535,16 @@ def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
         assert side["acc_matrix"] == one["acc_matrix"] and side["loss_curves"] == one["loss_curves"], cell
     assert side["loss_curves"] != json.loads((tmp_path / "one" / "history" / "ease-zo-sgd-synthetic-history0-0"
                                              / "metrics.json").read_text())["loss_curves"]  # h starts at the first z: p changes the third step on
+
+
+def test_figure_7_says_once_why_old_task_losses_that_do_not_move_are_no_finding():
+    """EASE scores old classes with what end_task stored: their losses do not move within a task for any optimizer,
+    and the page says so once, naming them all (not once per optimizer)."""
+    optimizers = ["fo-sgd", "zo-sgd", "fo-adam", "zo-adam"]
+    vol = pd.DataFrame([{"optimizer": o, "which": w, "relative_volatility_mean": 0.1, "relative_volatility_std": 0.01,
+                         "volatility_mean": 0.1, "volatility_std": 0.01} for o in optimizers for w in ("new", "old")])
+    moves = pd.DataFrame([{"optimizer": o, "which": w, "change_mean": -0.5 if w == "new" else 0.0,
+                           "change_std": 0.01} for o in optimizers for w in ("new", "old")])
+    lines = analysis.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
+    caveats = [line for line in lines if "true by construction" in line]
+    assert len(caveats) == 1 and caveats[0].startswith("FO-SGD, ZO-SGD, FO-Adam and ZO-Adam: old-task losses")

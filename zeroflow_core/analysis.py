@@ -906,9 +906,9 @@ def volatility_statements(vol: pd.DataFrame, moves: pd.DataFrame, pairs, method:
             lines.append(f"New task: per unit of how far it falls within a task, {optimizer_label(zo)}'s held-out loss "
                          f"is **{said}** {optimizer_label(fo)}'s (paper: ZO more volatile).")
         else:
-            still = [optimizer_label(o) for o in (fo, zo) if not moving(o, "new")]
+            flat = [optimizer_label(o) for o in (fo, zo) if not moving(o, "new")]
             lines.append(f"New task, {optimizer_label(zo)} against {optimizer_label(fo)}: **not compared**: "
-                         f"the held-out loss of {' and '.join(still)} does not move beyond its spread within a task, "
+                         f"the held-out loss of {' and '.join(flat)} does not move beyond its spread within a task, "
                          "so its smoothness says nothing about the optimizer.")
         for optimizer in (fo, zo):
             if moving(optimizer, "old"):
