@@ -9,7 +9,8 @@ headless chromium with a 1400 px window, and fails (exit 1, one line per problem
 - an internal link does not resolve: its file is missing, or its #anchor is on no element of that page;
 - a table is wider than the page's content at 1400 px (each tab of a tab set shown in turn), or scrolls sideways;
 - a figure (an image in a notebook's output) does not open at full size when clicked (a link to the image itself),
-  or has no provenance line under it in its cell; a table in a notebook's output has none either.
+  is shown narrower than the width its fonts were set for (its text shrunk), or has no provenance line under it in
+  its cell; a table in a notebook's output has none either.
 `--shot table_1=table_1.html` saves a full-page screenshot at 1400 px into --shots; `NAME=PAGE#CSS` one element.
 
 Nothing is downloaded: the browser and its driver are the system's (`apt-get install chromium chromium-driver`,
@@ -69,8 +70,11 @@ for (const img of document.querySelectorAll('.cell_output img, .output img')) {
   const link = img.closest('a');
   const line = cell ? [...cell.querySelectorAll('.zeroflow-provenance')].find(
       p => img.compareDocumentPosition(p) & Node.DOCUMENT_POSITION_FOLLOWING) : null;
+  // the width its fonts were set for (report.Sources.figure) against the width the page gives it
+  // (myst-nb writes the width a notebook gave the image as its style; a hand-made page may use the attribute)
+  const declared = parseFloat(img.style.width) || parseFloat(img.getAttribute('width')) || img.naturalWidth;
   figures.push({src: img.getAttribute('src'), clickable: !!(link && link.href && link.href.split('#')[0] === img.src),
-                provenance: !!line});
+                provenance: !!line, declared: declared, shown: img.getBoundingClientRect().width});
 }
 for (const table of document.querySelectorAll('.cell_output table, .output table')) {
   const cell = table.closest('.cell') || table.closest('.cell_output');
@@ -88,9 +92,14 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a request the browser dropped (a page left mid-load); what the page missed, its console says
+
+
 def serve(folder: Path):
     handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -155,6 +164,10 @@ def check_page(driver, folder: Path, base: str, page: str, cache: dict) -> tuple
                  if not figure["clickable"]]
     problems += [f"figure {figure['src']} has no provenance line under it" for figure in found["figures"]
                  if not figure["provenance"]]
+    # a figure shrunk to fit shrinks its text below the sizes figures.py set for the page (5 %: rounding, borders)
+    problems += [f"figure {figure['src']} is shown at {figure['shown']:.0f} px of the {figure['declared']:.0f} px its "
+                 "fonts were set for: its text is shrunk" for figure in found["figures"]
+                 if figure["shown"] < 0.95 * figure["declared"]]
     problems += [f"table '{table['head']}' has no provenance line under it" for table in found["outputs"]
                  if not table["provenance"]]
     counts = {"images": len(found["images"]), "links": len(internal), "tables": found["tables"],

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (Path(browser_check.CHROMIUM).is_file() and 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2d6d4ad0000000049454e44ae426082")
 GOOD_FIGURE = ('<div class="cell"><div class="cell_output"><a href="_images/f.png"><img src="_images/f.png" '
-               'width="100"></a><p class="zeroflow-provenance">data f.csv</p></div></div>')
+               'width="100" style="max-width: 100%"></a><p class="zeroflow-provenance">data f.csv</p></div></div>')
 GOOD_TABLE = ('<div class="cell"><div class="cell_output"><table><tr><td>1</td></tr></table>'
               '<p class="zeroflow-provenance">data t.csv</p></div></div>')
 
@@ -61,6 +61,8 @@ def test_a_page_that_reads_well_passes(tmp_path):
     # an internal link to a missing page, and to an anchor the page does not have
     ('<a href="gone.html">x</a>', "links to gone.html, which is missing"),
     ('<a href="other.html#nowhere">x</a>', "an anchor that page does not have"),
+    # a figure made for 1600 px, squeezed into the 800 px page (max-width, as the book's theme): its text shrunk
+    (GOOD_FIGURE.replace('width="100"', 'width="1600"'), "its text is shrunk"),
     # a script that fails
     ("<script>undefinedFunction()</script>", "console error"),
 ])
