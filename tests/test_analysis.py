@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from zeroflow_core import analysis, stages
-from zeroflow_core import trained as trained_rules
+from zeroflow_core import analysis, report, stages
 from zeroflow_core.config import ConfigError
 from zeroflow_core.io import load_yaml
 from zeroflow_core.cells import sweep_cell_name, sweep_cells
@@ -28,7 +27,7 @@ ROOT = Path(__file__).parents[1]
     ((10.0, float("nan")), (1.0, 0.0), False, "within the spread"),  # one seed: nothing is called
 ])
 def test_verdict_calls_a_difference_only_beyond_both_spreads(a, b, lower, expected):
-    assert trained_rules.verdict(*a, *b, lower_is_better=lower) == expected
+    assert report.verdict(*a, *b, lower_is_better=lower) == expected
 
 
 def test_optimizer_family_is_the_registry_s():
@@ -336,6 +335,46 @@ def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
         analysis.load_efficiency(tmp_path, ["vit-smoke"])
 
 
+def test_repeated_timings_show_their_spread_and_equal_forwards_are_compared_by_it(tmp_path):
+    """Timed steps repeated: each timing is printed as median ± the spread between quartiles, the ratio's spread is
+    the two relative spreads together, and two optimizers of 2 forwards per step are told apart only beyond their
+    spreads (the 1.57× of raw times that once read as a difference)."""
+    def repeated(optimizer, step, ratio, ratio_spread, forward=0.1):
+        row = _bench_row(optimizer, 1 if optimizer != "fo-sgd" else None, 500.0, step, forward=forward, model="vit-smoke")
+        return {**row, "steps": 9, "step_spread": step / 10, "step_over_forward": ratio,
+                "step_over_forward_spread": ratio_spread}
+
+    rows = [repeated("fo-sgd", 0.30, 3.0, 0.1), repeated("zo-sgd", 0.20, 2.0, 0.1),
+            repeated("zo-sgd-sign", 0.314, 2.1, 0.15, forward=0.15)]
+    (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
+    frame = analysis.load_efficiency(tmp_path, ["vit-smoke"])
+    table = analysis.efficiency_table(frame, "vit-smoke").set_index("optimizer")
+    assert table.loc["ZO-SGD (q = 1)", "s / step spread"] == pytest.approx(0.02)
+    # 0.2 / 0.3 = 0.67, its spread 0.67 × (0.02 / 0.2 + 0.03 / 0.3) = 0.13
+    assert table.loc["ZO-SGD (q = 1)", "step ÷ FO-SGD step spread"] == pytest.approx(0.13)
+    shown = analysis.efficiency_shown(table.reset_index()).set_index("optimizer")
+    assert shown.loc["ZO-SGD (q = 1)", "s / step"] == "0.2000 ± 0.0200"
+    assert shown.loc["ZO-SGD (q = 1)", "step ÷ forward"] == "2.00 ± 0.10"
+    assert "s / step spread" not in shown
+    lines = "\n".join(analysis._equal_forwards(table.reset_index()))
+    # 2.0 ± 0.1 against 2.1 ± 0.15 in units of each process's forward: the same cost, whatever the raw 1.57×
+    assert "2 optimizers take 2 forwards per step" in lines and "within the spreads between quartiles" in lines
+    rows[2]["step_over_forward"] = 3.0
+    (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
+    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-smoke"]), "vit-smoke")
+    assert "beyond the spreads between quartiles" in "\n".join(analysis._equal_forwards(table))
+
+
+def test_the_official_side_is_named_once():
+    """A switch whose official value is itself called `official` reads "the official side", never "the official
+    official" nor "official (official)"."""
+    assert analysis.official_side("official", True) == "official"
+    assert analysis.official_side("reference", True) == "reference (official)"
+    assert analysis.official_side("exact", False) == "exact"
+    assert analysis._official_value("official") == "the official side"
+    assert analysis._official_value("reference") == "the official reference"
+
+
 def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
     """Hand-made rows where the two clocks disagree (FO-SGD's process ran its forwards slower): the text
     quotes the quotient of the printed step times, and names the per-process ratios beside it."""
@@ -379,7 +418,11 @@ def test_table_2_per_model_with_the_runs_epoch_times(tmp_path):
     assert table.loc["FO-SGD", "s / epoch (runs)"] == 4.0  # the runs trained this model
     assert table.loc["FO-SGD", "s / epoch (105 steps, projected)"] == pytest.approx(31.5)  # 5000 / 48 → 105 steps
     assert analysis.efficiency_caption(frame, "vit-b16") == (
-        "### vit-b16: batch 48, explicit attention, device `cpu`, 2 threads, median of 1 timed step(s)")
+        "### vit-b16: batch 48, explicit attention, device `cpu`, 2 threads, one timed step, so no spread (memory "
+        "needs one step)")
+    frame["steps"] = 9  # repeated timings: the median and the spread between their quartiles
+    assert analysis.efficiency_caption(frame, "vit-b16").endswith(
+        "median ± the spread between quartiles of 9 timed steps")
 
 
 # ------------------------------------------------------------------------------------------ Figure 7
@@ -521,3 +564,16 @@ def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
         assert side["acc_matrix"] == one["acc_matrix"] and side["loss_curves"] == one["loss_curves"], cell
     assert side["loss_curves"] != json.loads((tmp_path / "one" / "history" / "ease-zo-sgd-synthetic-history0-0"
                                              / "metrics.json").read_text())["loss_curves"]  # h starts at the first z: p changes the third step on
+
+
+def test_figure_7_says_once_why_old_task_losses_that_do_not_move_are_no_finding():
+    """EASE scores old classes with what end_task stored: their losses do not move within a task for any optimizer,
+    and the page says so once, naming them all (not once per optimizer)."""
+    optimizers = ["fo-sgd", "zo-sgd", "fo-adam", "zo-adam"]
+    vol = pd.DataFrame([{"optimizer": o, "which": w, "relative_volatility_mean": 0.1, "relative_volatility_std": 0.01,
+                         "volatility_mean": 0.1, "volatility_std": 0.01} for o in optimizers for w in ("new", "old")])
+    moves = pd.DataFrame([{"optimizer": o, "which": w, "change_mean": -0.5 if w == "new" else 0.0,
+                           "change_std": 0.01} for o in optimizers for w in ("new", "old")])
+    lines = analysis.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
+    caveats = [line for line in lines if "true by construction" in line]
+    assert len(caveats) == 1 and caveats[0].startswith("FO-SGD, ZO-SGD, FO-Adam and ZO-Adam: old-task losses")

@@ -514,7 +514,7 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
 
 
 def test_a_zo_sgd_rate_edit_changes_exactly_the_zo_sgd_cells_of_the_grid_and_the_sweeps():
-    """What the README says an edit of optimizers.zo-sgd.lr reruns: the zo-sgd cells of the grid and, since the smoke
+    """What the guide says an edit of optimizers.zo-sgd.lr reruns: the zo-sgd cells of the grid and, since the smoke
     sweeps take the grid's rates (ablations.optimizers is empty), of every sweep; no other cell."""
     from zeroflow_core.cells import identity, sweep_cells, train_cells
 
@@ -537,5 +537,5 @@ def test_a_zo_sgd_rate_edit_changes_exactly_the_zo_sgd_cells_of_the_grid_and_the
     assert changed == zo_sgd and any("/" in name for name in changed) and any("/" not in name for name in changed)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert "optimizers" in stages["ablation"]["do"]["params"]
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "reruns the zo-sgd cells of the grid and of the sweeps" in readme
+    guide = " ".join((ROOT / "book" / "guide-pipeline.md").read_text().split())
+    assert "reruns the zo-sgd cells of the grid and of the sweeps" in guide

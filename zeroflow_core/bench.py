@@ -217,11 +217,17 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
         "baseline_memory_mb": result["baseline_memory_mb"],
         "forward_baseline_memory_mb": forward["baseline_memory_mb"],
         "step_seconds": step,
+        "step_spread": result["step_spread"],
         "forward_seconds": fwd,
+        "forward_spread": result["forward_spread"],
+        "step_times": result["step_times"],
+        "forward_times": result["forward_times"],
         "forward_unfused_seconds": result["forward_unfused_seconds"],
         "forwards_per_step": result["forwards_per_step"],
         "backwards_per_step": result["backwards_per_step"],
-        "step_over_forward": step / fwd,
+        # the median of the repeats' step / forward, each pair timed side by side in the worker
+        "step_over_forward": result["step_over_forward"],
+        "step_over_forward_spread": result["step_over_forward_spread"],
         "step_over_forwards": step / (result["forwards_per_step"] * fwd) if result["forwards_per_step"] else None,
         "memory_over_forward": result["peak_memory_mb"] / forward["peak_memory_mb"],
     }
@@ -261,6 +267,15 @@ def run_batching(model: str, optimizers, batch_size: int, steps: int, qs, thread
                     row[f"{key}_peak_mb"] = peak["peak_memory_mb"]
             rows.append(row)
     return rows
+
+
+def _spread(values) -> float | None:
+    """The spread between the first and third quartiles of repeated timings; None for a single one (no spread
+    measured)."""
+    if len(values) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q3 - q1
 
 
 def _median_spread(values) -> tuple[float, float]:
@@ -443,12 +458,19 @@ def _worker(config: dict) -> dict:
         forward_times.append(_timed(forward, device))
         if switched:
             unfused_times.append(_timed(lambda: forward(fused=False), device))
+    ratios = [s / f for s, f in zip(step_times, forward_times)]
     return dict(
         result,
         q=optimizer.defaults.get("q"),
         trainable_parameters=sum(p.numel() for p in params),
+        step_times=step_times,
+        forward_times=forward_times,
         step_seconds=statistics.median(step_times),
+        step_spread=_spread(step_times),
         forward_seconds=statistics.median(forward_times),
+        forward_spread=_spread(forward_times),
+        step_over_forward=statistics.median(ratios),
+        step_over_forward_spread=_spread(ratios),
         forward_unfused_seconds=statistics.median(unfused_times) if switched else None,
         forwards_per_step=(optimizer.forward_passes - forwards) / config["steps"],
         backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],

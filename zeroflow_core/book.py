@@ -29,10 +29,13 @@ import yaml
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import grid_cells, run_folder, sweep_cells
 from zeroflow_core.io import file_sha256, write_atomically, write_yaml
-from zeroflow_core.pages import BOOK, NOTEBOOKS, RESULTS_DIR
-from zeroflow_core.provenance import provenance
+from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, RESULTS_DIR
+from zeroflow_core.params_reference import reference
+from zeroflow_core.provenance import REPO_ROOT, provenance
 
 STAMP_FILE = "zeroflow-version.json"
+PARAMS_REFERENCE = "{{ params_reference }}"
+EXTRA = "_extra"  # staged files Sphinx copies as they are into the HTML's root (book/_config.yml: html_extra_path)
 # the stamp links back to the list of versions; pages sit two folders below site/ (versions/<id>/)
 INDEX_LINK = 'href="../../index.html"'
 ENVIRONMENT_PACKAGES = ("torch", "timm", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "seaborn",
@@ -132,11 +135,16 @@ def _stage(book_dir: Path, notebooks: dict, source: Path, info: dict, params: di
            root: Path, results_dir: Path) -> None:
     shutil.copytree(book_dir, source, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
     write_yaml(source / "_toc.yml", BOOK.toc())
+    _stage_downloads(source, notebooks, results_dir, root / "reference")
     stamp = _stamp_html(info)
     template = source / "reproducibility.md"
     if template.is_file():
         template.write_text(_fill(template.read_text(), _reproducibility(info, params, params_path, root,
                                                                          results_dir, notebooks)))
+    for page in source.glob("*.md"):  # the guide's params.yaml reference, from the declarations that check it
+        if PARAMS_REFERENCE in page.read_text():
+            dvc_file = root / "dvc.yaml" if (root / "dvc.yaml").is_file() else REPO_ROOT / "dvc.yaml"
+            page.write_text(page.read_text().replace(PARAMS_REFERENCE, reference(dvc_file)))
     for page in source.glob("*.md"):
         page.write_text(_after_title(page.read_text(), stamp))
     for name, path in notebooks.items():
@@ -162,6 +170,18 @@ def _stage(book_dir: Path, notebooks: dict, source: Path, info: dict, params: di
         else:
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         nbformat.write(nb, source / f"{name}.ipynb")
+
+
+def _stage_downloads(source: Path, notebooks: dict, results_dir: Path, reference_dir: Path) -> None:
+    """What each page's provenance lines link to, shipped with the site (Sphinx copies the staged _extra/ into the
+    HTML's root, `html_extra_path`): data/<page>/ holds everything the page wrote (its CSVs, figures and executed
+    notebook), data/reference/ the paper's numbers that pages read."""
+    downloads = source / EXTRA / DOWNLOADS
+    for name in notebooks:
+        shutil.copytree(results_dir / name, downloads / name)
+    (downloads / "reference").mkdir(parents=True)
+    for path in sorted(reference_dir.glob("*.csv")):
+        shutil.copy2(path, downloads / "reference" / path.name)
 
 
 def _fill(template: str, values: dict) -> str:

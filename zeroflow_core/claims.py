@@ -1,6 +1,6 @@
 """The Claims page: one row per claim of the paper, with this build's verdict, the numbers behind it and its page.
 
-Every verdict is computed from the runs by the rules of module `trained` (`trained` and `verdict`):
+Every verdict is computed from the runs by the rules of `trained.trained` and `report.verdict`:
 - "confirmed" / "refuted": the comparison the claim makes holds, or is reversed, beyond the two spreads together;
 - "within the spread": the rows differ by less than that (for a claim of closeness, "confirmed");
 - "did not train": a row the claim needs did not lower its training loss beyond its spread over seeds, so its
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from zeroflow_core.trained import verdict
+from zeroflow_core.report import verdict
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.optim.registry import OPTIMIZERS
 from zeroflow_core.report import aggregate, format_mean_std, method_label, optimizer_label

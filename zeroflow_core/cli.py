@@ -8,7 +8,7 @@ import sys
 
 DESCRIPTION = """ZeroFlow companion: forward-pass-only (zeroth-order) optimizers fine-tuning pretrained vision
 transformers in class-incremental continual learning. `train` runs one method × optimizer × dataset;
-`dvc repro` runs the whole benchmark through the stage-* and notebook sub-commands (README)."""
+`dvc repro` runs the whole benchmark through the stage-* and notebook sub-commands (the book's Guide, "The pipeline": book/guide-pipeline.md)."""
 
 
 def _optimizers(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def _check_params(args: argparse.Namespace) -> int:
     missing = missing_inputs(params)
     if missing:  # all at once: a user with several datasets to fetch learns it before the first
         print(f"zeroflow check-params: error: {len(missing)} input{'s' if len(missing) > 1 else ''} of the grid "
-              f"{'are' if len(missing) > 1 else 'is'} missing (README, \"Datasets and weights\"):\n"
+              f"{'are' if len(missing) > 1 else 'is'} missing (the Guide, \"Datasets and weights\": book/guide-profiles.md):\n"
               + "\n".join(f"  - {line}" for line in missing), file=sys.stderr)
         return 2
     if args.out:  # constant content: each later stage declares the sections it reads, not this marker
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer of the trained parameters "
                        "(`zeroflow optimizers`); required unless the method trains nothing")
     train.add_argument("--dataset", required=True, choices=available_datasets(),
-                       help="continual dataset (generated sets need no files; README: Datasets and weights)")
+                       help="continual dataset (generated sets need no files; book/guide-profiles.md: Datasets and weights)")
     train.add_argument("--profile", choices=list(PROFILES), default="smoke",
                        help="the defaults a run starts from (zeroflow_core/profiles.yaml)")
     train.add_argument("--seed", type=int, default=None,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from zeroflow_core.analysis import ablation_summary
-from zeroflow_core.trained import verdict
+from zeroflow_core.report import verdict
 from zeroflow_core.optim.registry import OPTIMIZERS
 from zeroflow_core.report import format_mean_std, optimizer_label
 

@@ -14,12 +14,14 @@ from pathlib import Path
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR
 from zeroflow_core.io import load_yaml
-from zeroflow_core.provenance import REPO_ROOT, provenance
+from zeroflow_core.provenance import REPO_ROOT, provenance, section_hash
 from zeroflow_core.settings import ConfigError
 
 PAGES_FILE = REPO_ROOT / "book" / "pages.yaml"
 PACKAGE_DIR = Path(__file__).parent.name
 RESULTS_DIR = Path("results")
+# where the built book keeps each page's CSVs and executed notebook (data/<page>/) and the paper's (data/reference/)
+DOWNLOADS = "data"
 ALL_RUNS = Path("runs")  # what the Claims page draws: the grid, Table 2's measurements and the sweeps
 LANDSCAPE_CODE = "zeroflow_core/landscape.py"
 # kind → (the params.yaml section it takes, what it is drawn beside)
@@ -180,4 +182,5 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
     page = BOOK.notebooks[name]
     origin = provenance(params_path)
     return {"profile": params["profile"], "out_dir": str(RESULTS_DIR / name), "code_version": origin.code_version,
-            "params_hash": origin.params_hash, **PARAMETERS[page.kind](params, page)}
+            "params_hash": origin.params_hash, "params_section": page.section,
+            "section_hash": section_hash(params, page.section), **PARAMETERS[page.kind](params, page)}

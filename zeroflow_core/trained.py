@@ -19,26 +19,11 @@ import pandas as pd
 
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, format_mean_std, method_label, \
-    optimizer_label
+    optimizer_label, verdict
 
 DID_NOT_TRAIN = "did not train"
 CONTROL = "control"
 STATUSES = ("trained", DID_NOT_TRAIN, CONTROL)
-
-
-def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
-    """'better', 'worse' (a against b) or 'within the spread'.
-
-    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
-    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
-    """
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
-        return "within the spread"
-    difference = mean_a - mean_b
-    if abs(difference) <= std_a + std_b:
-        return "within the spread"
-    better = difference < 0 if lower_is_better else difference > 0
-    return "better" if better else "worse"
 
 
 def trained(mean: float, std: float) -> bool:
@@ -160,4 +145,49 @@ def control_statements(comparison: pd.DataFrame, baseline: str) -> list[str]:
                      f"{counts.get('within the spread', 0)} are within it and {counts.get('worse', 0)} below it. "
                      f"The best is {optimizer_label(best.optimizer)} ({best.difference:+.2f} ± {best.spread:.2f})")
         lines.append(text + ".")
+    return lines
+
+
+def stage_statements(curves: pd.DataFrame, status: pd.DataFrame, baseline: str) -> list[str]:
+    """Figure 4's text, per method and dataset: each optimizer's accuracy on the seen classes after the last stage
+    (report.curve_summary) against the method's zero-step control, beyond the spread or within it, or "did not
+    train" (`training`); the highest row; and the control against the no-training baseline."""
+    from zeroflow_core.report import dataset_label
+
+    lines = []
+    last = curves[curves.stage == curves.stage.max()].set_index(["method", "optimizer", "dataset"])
+    states = status.set_index(["method", "optimizer", "dataset"]).status
+    for (method, dataset), part in last.reset_index().groupby(["method", "dataset"], sort=False):
+        if method == baseline or (method, NO_OPTIMIZER, dataset) not in last.index:
+            continue
+        control = last.loc[(method, NO_OPTIMIZER, dataset)]
+        calls = {"above": [], "within": [], "below": [], DID_NOT_TRAIN: []}
+        rows = part[part.optimizer != NO_OPTIMIZER]
+        for row in rows.itertuples():
+            if states.get((method, row.optimizer, dataset)) == DID_NOT_TRAIN:
+                calls[DID_NOT_TRAIN].append(optimizer_label(row.optimizer))
+                continue
+            call = verdict(row.mean, row.std, control["mean"], control["std"])
+            calls[{"better": "above", "worse": "below"}.get(call, "within")].append(optimizer_label(row.optimizer))
+        said = [f"{len(calls['above'])} of {len(rows)} optimizers end above the method's zero-step control "
+                f"({format_mean_std(control['mean'], control['std'])}) beyond the spread"
+                + (f" ({', '.join(calls['above'])})" if calls["above"] else "")]
+        if calls["within"]:
+            said.append(f"{len(calls['within'])} within it")
+        if calls["below"]:
+            said.append(f"{len(calls['below'])} below it ({', '.join(calls['below'])})")
+        if calls[DID_NOT_TRAIN]:
+            said.append(f"{len(calls[DID_NOT_TRAIN])} did not train ({', '.join(calls[DID_NOT_TRAIN])})")
+        top = rows.loc[rows["mean"].idxmax()]
+        line = (f"{method_label(method)} on {dataset_label(dataset)}, after stage {int(top.stage)}: "
+                + "; ".join(said) + f". The highest is {optimizer_label(top.optimizer)} at "
+                f"{format_mean_std(top['mean'], top['std'])}.")
+        if (baseline, NO_OPTIMIZER, dataset) in last.index:
+            anchor = last.loc[(baseline, NO_OPTIMIZER, dataset)]
+            call = verdict(control["mean"], control["std"], anchor["mean"], anchor["std"])
+            where = f"{method_label(baseline)} ({format_mean_std(anchor['mean'], anchor['std'])})"
+            line += " The zero-step control itself is " + (
+                f"within the spread of {where}." if call == "within the spread" else
+                f"{'above' if call == 'better' else 'below'} {where}, beyond the spread.")
+        lines.append(line)
     return lines
