@@ -173,7 +173,8 @@ def _switches():
         return {"switch": "zo_scope", "optimizer": "zo-sgd", "value": value, "official": official,
                 "avg_acc_mean": avg, "avg_acc_std": 1.0, "last_acc_mean": avg - 10, "last_acc_std": 1.0,
                 "forgetting_mean": fgt, "forgetting_std": 0.5, "avg_acc_verdict": calls[0],
-                "last_acc_verdict": calls[0], "forgetting_verdict": calls[1]}
+                "last_acc_verdict": calls[0], "forgetting_verdict": calls[1],
+                "loss_drop_mean": 0.2, "loss_drop_std": 0.01, "trained": True}
 
     return pd.DataFrame([side("trainable", False, 60.0, 9.0, ("better", "better")),
                          side("official", True, 55.0, 12.0, ("official", "official"))])
@@ -183,11 +184,15 @@ def test_the_switches_table_and_statements():
     summary, anchor = _switches(), _anchor(50.0)
     table = analysis.switch_table(summary, {"zo_scope": {"with": {"history": 0.6}}}, anchor)
     assert table.choice.tolist() == ["trainable [history = 0.6]", "official (official) [history = 0.6]", "SimpleCIL"]
-    assert table.iloc[-1].tolist() == ["no training", "none", "SimpleCIL", "50.00 ± 1.00",
-                                       "35.00 ± 1.00", "8.00 ± 0.50", "", ""]
+    assert table.choice.iloc[-1] == "EASE" and table.iloc[-1].tolist() == [
+        "zero-step control", "none", "EASE", "50.00 ± 1.00", "35.00 ± 1.00", "8.00 ± 0.50", "", "", ""]
+    assert table["loss drop"].iloc[0] == "0.200 ± 0.010"
     assert analysis.switch_statements(summary, anchor) == [
-        "`zo_scope`, ZO-SGD: trainable against the official official: +5.00 points of average accuracy (better), "
-        "-3.00 points of forgetting (better); the official side is +5.00 points from no training (better)."]
+        "`zo_scope`, ZO-SGD: trainable against the official side: +5.00 points of average accuracy (better), "
+        "-3.00 points of forgetting (better); the official side is +5.00 points from the zero-step control (better)."]
+    # a side that did not train gets no verdict
+    untrained = summary.assign(trained=[False, True], avg_acc_verdict=["did not train", "official"])
+    assert "this side **did not train**" in analysis.switch_statements(untrained, anchor)[0]
     assert ("gives 12.00 ± 0.50 forgetting against 9.00 ± 0.50 with the trainable scope: more forgetting, beyond the "
             "spread.") in analysis.zo_scope_statement(summary)
 
@@ -231,13 +236,15 @@ def test_ablation_cells_set_only_their_hyper_parameter():
     params = _params()
     cells = {cell.name: cell.config for cell in sweep_cells(params, "history")}
     section = params["ablations"]
-    assert len(cells) == len(section["sweeps"]["history"]["values"]) * len(section["seeds"])
+    # each value and seed, and the zero-step control per seed (no step to mix history into)
+    assert len(cells) == (len(section["sweeps"]["history"]["values"]) + 1) * len(section["seeds"])
+    assert cells["ease-hues-1"]["optimizer"] == "none"
     config = cells["ease-zo-sgd-hues-history0.4-1"]
     assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
     for key, value in section["train"].items():  # the sweeps' own run settings win over `train`
         assert config[key] == value
     q_cells = {cell.name: cell.config for cell in sweep_cells(params, "query_budget")}
-    largest = max(section["sweeps"]["query_budget"]["values"])
+    largest = max(section["sweeps"]["query_budget"]["values"]["zo-adam"])
     assert q_cells[f"ease-zo-adam-hues-q{largest}-0"]["optimizer_hyper"]["q"] == largest
 
 
@@ -285,15 +292,16 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     params["ablations"].update(seeds=[0])
     params["execution"]["workers"] = 1  # in-process, where the recorder is
     params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.4]
+    del params["ablations"]["sweeps"]["history"]["step_matched"]  # its rates come from measured steps (test_controls)
     stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
-    assert sorted(trained) == ["ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
+    assert sorted(trained) == ["ease-hues-0", "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
 
     trained.clear()
     params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.6]
     stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert trained == ["ease-zo-sgd-hues-history0.6-0"]  # 0.0 kept, 0.6 new
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
-        "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0", "summary.csv"]  # 0.4 removed
+        "ease-hues-0", "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0", "summary.csv"]  # 0.4 removed
 
     trained.clear()
     params["execution"]["workers"] = 2  # where and how fast cells run is no part of what they compute
@@ -468,13 +476,19 @@ def _moves(new_change, old_change=0.0):
 
 
 def test_volatility_is_compared_only_where_the_loss_moves():
-    vol = pd.DataFrame([{"optimizer": o, "which": w, "volatility_mean": m, "volatility_std": 0.05, "n_seeds": 3}
+    # relative volatility (per unit of fall within a task): ZO 0.6 against FO 0.2, beyond the spreads of 0.05
+    vol = pd.DataFrame([{"optimizer": o, "which": w, "volatility_mean": m, "volatility_std": 0.05,
+                         "relative_volatility_mean": 2 * m, "relative_volatility_std": 0.05, "n_seeds": 3}
                         for o, m in (("fo-sgd", 0.1), ("zo-sgd", 0.3)) for w in ("new", "old")])
     lines = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")],
                                            "ease")
-    assert lines[0] == "New task: ZO-SGD's held-out loss is **more volatile than** FO-SGD's (paper: ZO more volatile)."
-    assert lines[1].startswith("FO-SGD: old-task losses do not move within a task (EASE scores old classes")
+    assert lines[0] == ("New task: per unit of how far it falls within a task, ZO-SGD's held-out loss is **more "
+                        "volatile than** FO-SGD's (paper: ZO more volatile).")
+    assert lines[1].startswith("FO-SGD and ZO-SGD: old-task losses do not move within a task (EASE scores old")
     assert lines[-1].startswith("ZO-SGD: the new task's held-out loss falls within a task (-0.400 ± 0.100")
+    smoother = vol.assign(relative_volatility_mean=[0.6, 0.6, 0.2, 0.2])
+    assert "**smoother than**" in analysis.volatility_statements(
+        smoother, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")], "ease")[0]
     still = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.05}, old_change=-0.5),
                                            [("fo-sgd", "zo-sgd")], "ease")
     assert still[0].startswith("New task, ZO-SGD against FO-SGD: **not compared**: the held-out loss of ZO-SGD does "

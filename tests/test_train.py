@@ -64,9 +64,10 @@ def test_overrides_are_parsed_as_yaml_with_dotted_sections():
 
 def test_profiles_resolve_per_dataset_and_per_optimizer_settings():
     config = resolve_config({"dataset": "digits", "optimizer": "fo-sgd"})
-    assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.1
+    assert config["n_tasks"] == 5 and config["flip"] is False and config["optimizer_hyper"]["lr"] == 0.03
     smoke = resolve_config({"method": "ease", "optimizer": "zo-adam"})
-    assert smoke["dataset"] == "hues" and smoke["adapter_scale"] == 1.0 and smoke["optimizer_hyper"]["lr"] == 1e-2
+    assert smoke["dataset"] == "hues" and smoke["adapter_scale"] == 1.0 and smoke["optimizer_hyper"]["lr"] == 3e-3
+    assert smoke["optimizer_hyper"]["q"] == 4 and smoke["optimizer_hyper"]["batched"] is True  # the forward-pass rule
     assert smoke["optimizer_hyper"]["betas"] == [0.9, 0.999]  # the registry's, in full, in every configuration
     none = resolve_config({"method": "simplecil"})
     assert none["optimizer"] == "none" and none["optimizer_hyper"] == {}
@@ -291,8 +292,9 @@ def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["avg_acc"] == pytest.approx(result["avg_acc"])
     assert len(saved["acc_matrix"]) == 5 and saved["acc_matrix"][4][0] is None
-    assert saved["forward_passes"] == 2 * saved["steps"] == 2 * 5 * 2 * 12
-    assert saved["backward_passes"] == 0 and saved["forwards_per_step"] == 2
+    q = config["optimizer_hyper"]["q"]  # the smoke profile's 4, batched: 2q losses per step all the same
+    assert saved["forward_passes"] == 2 * q * saved["steps"] == 2 * q * 5 * 2 * 12
+    assert saved["backward_passes"] == 0 and saved["forwards_per_step"] == 2 * q
     assert [len(c) for c in saved["loss_curves"]] == [24] * 5
     assert {h["task"] for h in saved["heldout_losses"]} == set(range(5))
     assert all(len(h["losses"]) == h["task"] + 1 for h in saved["heldout_losses"])
