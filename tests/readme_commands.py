@@ -32,7 +32,8 @@ WHERE = {
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,
     "zeroflow train --help": HERE,
-    "zeroflow pretrain --out runs/pretrain": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --out runs/pretrain/seed0": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --seed 1 --out runs/pretrain/seed1": (HERE, "--epochs 1 --classes 8"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --out runs/ease-zo-sgd":
         (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --seed 1 --set optimizer_hyper.q=4 "

@@ -111,7 +111,8 @@ PRETRAIN_SETTINGS = declared(
     Setting("batch_size", 64, "images per step", **_at_least(1)),
     Setting("lr", 1e-3, "AdamW learning rate", check=lambda value: value > 0, requirement="must be > 0"),
     Setting("classes", 64, "pretext classes", **_at_least(2)),
-    Setting("seed", 0, "seed of the initialisation and the data order"),
+    Setting("seed", 0, "seed of the pretext classes, the initialisation and the data order (the pipeline: each seed "
+            "of grid.seeds, pretrain@<seed>)"),
     Setting("threads", 0, "torch threads; 0: torch's default", **_at_least(0)),
     Setting("grayscale", False, "pretrain on grey images (the smoke book's backbone)"),
 )
