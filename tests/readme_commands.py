@@ -53,6 +53,10 @@ WHERE = {
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
     "dvc queue start -j 2": PIPELINE,
     "dvc queue status": PIPELINE,
+    "git fetch origin gh-pages && git worktree add ../published FETCH_HEAD":
+        "needs the published gh-pages branch; pipeline-check compares its build with its own site/latest",
+    "zeroflow compare ../published/latest --tolerance 1":
+        "needs the published book; pipeline-check runs `zeroflow compare site/latest`, tests/test_compare.py the rest",
     "cp params-paper.yaml params.yaml && dvc repro": "needs the paper's data and weights (and a GPU to finish); "
                                                     "tests/test_pipeline.py checks what it resolves to",
     "zeroflow train --profile paper --method ease --optimizer zo-sgd --dataset cifar100 --out runs/x":
