@@ -75,14 +75,20 @@ def test_a_pretraining_and_a_train_stage_run_twice_write_the_same_bytes(tmp_path
     assert spent["seconds"] > 0 and not list(Path("runs").rglob("timing.json"))
     assert cli.main(["stage-pretrain", "0", "--params", str(params_path)]) == 0
     assert _hashes(Path("runs/pretrain")) == pretrained  # the same bytes, both files: no seconds in either
+    assert cli.main(["stage-pretrain", "7", "--params", str(params_path)]) == 2  # no run of seed 7 would load it
+    assert not Path("runs/pretrain/seed7").exists()
 
     params = load_params(params_path)
     outputs = [Path("runs/train/ease-hues"), Path("runs/metrics/ease-hues.json"), Path("runs/plots")]
     stages.train(params, "ease", "hues", log=lambda *_: None)
     once = _hashes(*outputs)
     cell = Path("runs/train/ease-hues/ease-zo-sgd-hues-1")
-    assert "task_seconds" not in json.loads((cell / "metrics.json").read_text())
-    assert read_timing(cell)["task_seconds"] and read_timing(cell)["device"] == "cpu"
+    # what the run spent is in its timing file, none of it in metrics.json
+    spent = read_timing(cell)
+    assert not {"peak_memory_mb", "seconds_per_epoch", "task_seconds", "epoch_seconds", "device"} \
+        & set(json.loads((cell / "metrics.json").read_text()))
+    assert spent["peak_memory_mb"] > 0 and spent["seconds_per_epoch"] > 0 and spent["device"] == "cpu"
+    assert len(spent["task_seconds"]) == len(spent["epoch_seconds"]) == params["datasets"]["hues"]["n_tasks"]
     for output in outputs:  # as a forced `dvc repro` would: every cell runs again
         executor.shutil.rmtree(output) if output.is_dir() else output.unlink()
     stages.train(params, "ease", "hues", log=lambda *_: None)

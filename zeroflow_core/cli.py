@@ -203,7 +203,11 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
     from zeroflow_core.params import load_params
     from zeroflow_core.pretrain import pretrain
 
-    settings = {**PRETRAIN_DEFAULTS, **load_params(args.params)["pretrain"]}
+    params = load_params(args.params)
+    if args.seed not in params["grid"]["seeds"]:  # its backbone would be one that no run loads
+        raise ValueError(f"seed {args.seed} is not one of grid.seeds ({', '.join(map(str, params['grid']['seeds']))}) "
+                         f"of {args.params}: the pipeline pretrains the backbone of each seed its runs use")
+    settings = {**PRETRAIN_DEFAULTS, **params["pretrain"]}
     out = seed_folder(args.seed)
     result = pretrain(out, epochs=settings["epochs"], n_classes=settings["classes"], seed=args.seed,
                       threads=settings["threads"], grayscale=settings["grayscale"])

@@ -56,9 +56,12 @@ RUN_SETTINGS = declared(
             choices=(*OPTIMIZERS, NO_OPTIMIZER)),
     Setting("dataset", "synthetic", "continual dataset (README: Datasets and weights)",
             choices=tuple(available_datasets())),
-    Setting("seed", 0, "seed of the run: initialisation, data order, directions"),
+    Setting("seed", 0, "seed of the run: initialisation, data order, directions, and its backbone where "
+            "backbone_weights is a folder of per-seed pretrainings"),
     Setting("backbone", "vit-smoke", "the ViT (zeroflow_core.models.BACKBONES)", choices=tuple(BACKBONES)),
-    Setting("backbone_weights", "", "the backbone's weights file; empty: random init (tests and benchmarks only)"),
+    Setting("backbone_weights", "", "the backbone's weights file, or a folder of per-seed pretrainings whose "
+            "seed<k>/backbone.pt a run of seed k loads (the smoke profile's runs/pretrain); empty: random init (tests "
+            "and benchmarks only)"),
     Setting("data_root", "data", "folder the real datasets are read from"),
     Setting("n_tasks", 10, "tasks the classes are split into", **_at_least(1)),
     Setting("class_order_seed", 1993, "seed of the class order (the reference code's 1993)"),
