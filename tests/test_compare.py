@@ -100,3 +100,39 @@ def test_the_kernels_record_makes_the_reproducibility_pages_table(tmp_path):
     assert "| AVX512 → AVX2 | 1 of 23 | 0.02 (table_1/table_1.csv, ours ease zo-sgd · avg_acc_mean) | 0 | none |" \
         in section
     assert "Not measured" in kernels_section(tmp_path / "absent.json")
+
+
+def test_a_git_revision_is_compared_through_its_dvc_remote(tmp_path, monkeypatch, capsys):
+    """OTHER as a revision: its results/ come from the DVC remote it was pushed to (`dvc get`), beside `dvc params
+    diff` and `dvc metrics diff`; here a repository whose one stage writes a results/ page."""
+    import subprocess
+    import sys
+
+    from zeroflow_core.compare import compare
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(repo)
+    page = repo / "page.csv"
+    page.write_text(TABLE)
+    (repo / "dvc.yaml").write_text("stages:\n  table_1:\n    cmd: mkdir -p results/table_1 && cp page.csv "
+                                   "results/table_1/table_1.csv\n    deps: [page.csv]\n    outs: [results/table_1]\n")
+
+    def run(*argv):
+        subprocess.run(list(argv), check=True, capture_output=True)
+
+    dvc = (sys.executable, "-m", "dvc")
+    run("git", "init", "-q")
+    run(*dvc, "init", "-q")
+    run(*dvc, "repro", "-q")
+    run(*dvc, "remote", "add", "--default", "scratch", str(tmp_path / "remote"))
+    run(*dvc, "push", "-q")
+    run("git", "add", "-A")
+    run("git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "published")
+    this = _build(tmp_path / "this", table=TABLE.replace("30.73", "31.73"))
+    assert not compare("HEAD", str(this), tolerance=0.5, log=print)
+    out = capsys.readouterr().out
+    assert "$ dvc params diff HEAD" in out
+    assert "the largest by 1 (table_1/table_1.csv [ours ease zo-sgd · avg_acc_mean]: 31.73 here, 30.73 there)" in out
+    # the claims and statements this build has and the revision lacks are differences of their own
+    assert "claims/claims.csv [the whole file]: 'present' here, 'absent' there" in out
