@@ -94,8 +94,17 @@ def test_a_table_of_another_shape_is_one_difference(tmp_path):
 
 def test_the_kernels_record_makes_the_reproducibility_pages_table(tmp_path):
     this, other = _build(tmp_path / "a"), _build(tmp_path / "b", table=TABLE.replace("30.73", "30.75"))
-    (tmp_path / "avx2.json").write_text(json.dumps(compare_results(this / "results", other / "results").summary()))
-    record_kernels("AVX512", {"avx2": tmp_path / "avx2.json"}, tmp_path / "kernels.json")
+    import subprocess
+
+    subprocess.run("git init -q && git add -A && git -c user.name=t -c user.email=t@localhost commit -qm built",
+                   shell=True, cwd=this, check=True)
+    built = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=this, capture_output=True, text=True).stdout.strip()
+    # as `zeroflow compare --json` writes it: the builds' folders beside the summary
+    summary = {"this": str(this), "other": str(other), **compare_results(this / "results", other / "results").summary()}
+    (tmp_path / "avx2.json").write_text(json.dumps(summary))
+    record = record_kernels("AVX512", {"avx2": tmp_path / "avx2.json"}, tmp_path / "kernels.json")
+    assert str(tmp_path) not in (tmp_path / "kernels.json").read_text()  # no scratch path in a committed record
+    assert record["commit"] == built  # the reference build's clone's commit, not the recording checkout's
     section = kernels_section(tmp_path / "kernels.json")
     assert "| AVX512 → AVX2 | 1 of 23 | 0.02 (table_1/table_1.csv, ours ease zo-sgd · avg_acc_mean) | 0 | none |" \
         in section

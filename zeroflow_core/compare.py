@@ -276,10 +276,18 @@ def record_kernels(native: str, summaries: dict[str, Path], out: Path) -> dict:
 
     import torch
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    against = {kernel.upper(): json.loads(Path(path).read_text()) for kernel, path in summaries.items()}
+    # the commit the builds were made from: the one checked out in the reference build's clone (`this` of each
+    # comparison), which the checkout recording them may have moved past
+    built = next((Path(row["this"]) for row in against.values() if row.get("this") and Path(row["this"]).is_dir()),
+                 Path("."))
+    commit = subprocess.run(["git", "-C", str(built), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    for row in against.values():  # the scratch folders' paths: this machine's, no part of the record
+        row.pop("this", None), row.pop("other", None)
     record = {"grid": "tests/ci-params.yaml", "commit": commit, "torch": torch.__version__,
               "machine": platform.machine(), "default_kernels": native,
-              "against": {kernel.upper(): json.loads(Path(path).read_text()) for kernel, path in summaries.items()}}
+              "against": against}
     Path(out).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
