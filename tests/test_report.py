@@ -11,6 +11,7 @@ import yaml
 
 from zeroflow_core import report
 from zeroflow_core.cells import run_folder
+from zeroflow_core.timing import write_timing
 from zeroflow_core.pages import NOTEBOOKS
 from zeroflow_core.provenance import params_hash
 
@@ -38,13 +39,14 @@ def write_run(runs_dir: Path, method, optimizer, dataset, seed, avg, last, fgt, 
     first = 2 * avg - last  # two stages whose mean is avg and whose last is last
     metrics = {"avg_acc": avg, "last_acc": last, "forgetting": fgt, "bwt": -fgt,
                "acc_matrix": [[first, first - fgt], [None, last]], "acc_seen": [first, last],
-               "loss_curves": [[], []] if optimizer == "none" else [[1.0, 0.5], [1.2, 0.7]], "peak_memory_mb": 100.0,
+               "loss_curves": [[], []] if optimizer == "none" else [[1.0, 0.5], [1.2, 0.7]],
                "heldout_losses": [{"step": 1, "task": 0, "losses": [1.1]}, {"step": 2, "task": 0, "losses": [0.6]},
                                   {"step": 3, "task": 1, "losses": [0.9, 1.3]}, {"step": 4, "task": 1, "losses": [0.8, 0.9]}],
-               "seconds_per_epoch": 0.1, "forward_passes": 10, "backward_passes": 0, "forwards_per_step": 2.0,
+               "forward_passes": 10, "backward_passes": 0, "forwards_per_step": 2.0,
                "steps": 5, "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed,
                "profile": profile}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    write_timing(folder, {"peak_memory_mb": 100.0, "seconds_per_epoch": 0.1, "task_seconds": [0.2, 0.2]})
     return folder
 
 
@@ -401,9 +403,9 @@ def fake_ablations(root: Path, params: dict):
             metrics = {"avg_acc": 50.0 + 10 * index + seed, "last_acc": 40.0 + index, "forgetting": 10.0 - index,
                        "forward_passes": 10, "loss_curves": [[1.0, 0.6 - 0.05 * index + 0.01 * seed], [1.0, 0.7]]
                        if trained else [[], []], "step_norms": [0.1 * (1 + index), 0.1 * (1 + index)] if trained
-                       else [None, None], "task_seconds": [1.0 + index, 1.0], "train_image_forwards": 100 * (index + 1),
-                       "peak_memory_mb": 300.0 + index}
+                       else [None, None], "train_image_forwards": 100 * (index + 1)}
             (cell.out / "metrics.json").write_text(json.dumps(metrics))
+            write_timing(cell.out, {"task_seconds": [1.0 + index, 1.0], "peak_memory_mb": 300.0 + index})
             return metrics
 
         for cell in sweep_cells(params, name, ablations):
@@ -612,6 +614,17 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     assert "params_reference" not in guide and "grid.optimizers" in guide and "ablations.sweeps.&lt;name&gt;" in guide
     assert 'href="guide-cli.html"' in (second.parent / "guide.html").read_text()
     assert "ease-digits/ease-fo-sgd-digits-0/metrics.json" in (second.parent / "reproducibility.html").read_text()
+    reproducibility = (second.parent / "reproducibility.html").read_text()
+    # (the HTML splits a command's words into spans: the headings are what can be matched whole)
+    assert "What a rebuild should expect" in reproducibility and "Check a rebuild against this book" in reproducibility
+    # a version holds the tables and statements it shows, and its params.yaml: `zeroflow compare` reads them
+    from zeroflow_core.compare import book_files, compare_results
+
+    assert book_files(second.parent / "results") == {name: second.parent / "results" / name
+                                                     for name in book_files(root / "results")}
+    assert "statements.md" in " ".join(book_files(second.parent / "results"))
+    assert (second.parent / "params.yaml").read_text() == original + "# an edit\n"
+    assert compare_results(root / "results", second.parent / "results").same
     # latest is a copy of the newest, its stamp link one folder shallower
     latest = (site / "latest" / "table_1.html").read_text()
     assert second.parent.name in latest and 'href="../index.html"' in latest

@@ -298,7 +298,6 @@ def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):
     assert [len(c) for c in saved["loss_curves"]] == [24] * 5
     assert {h["task"] for h in saved["heldout_losses"]} == set(range(5))
     assert all(len(h["losses"]) == h["task"] + 1 for h in saved["heldout_losses"])
-    assert saved["peak_memory_mb"] > 0 and saved["seconds_per_epoch"] > 0
     assert (tmp_path / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").exists()
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == config
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
@@ -345,6 +344,9 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
     for key in ("avg_acc", "last_acc", "forgetting", "acc_matrix", "loss_curves", "heldout_losses",
                 "forward_passes", "steps"):
         assert again[key] == whole[key], key
+    # the timing file kept the seconds of the tasks done before the kill: every task has its own
+    spent = json.loads((out / "timing.json").read_text())
+    assert len(spent["task_seconds"]) == len(spent["epoch_seconds"]) == TINY["n_tasks"]
 
 
 def test_same_output_folder_refuses_a_different_configuration(tmp_path):

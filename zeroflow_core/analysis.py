@@ -23,7 +23,7 @@ from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.metrics import mean_loss_drop
 from zeroflow_core.trained import trained
 from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
-                                  format_mean_std, method_label, optimizer_label, verdict)
+                                  format_mean_std, method_label, optimizer_label, run_spent, verdict)
 
 # A CIFAR-100 task of the paper: 50,000 training images / 10 tasks (Table 2's per-epoch projection).
 CIFAR100_TASK_IMAGES = 5000
@@ -300,11 +300,11 @@ def paper_table_2(reference_dir) -> pd.DataFrame:
 # -------------------------------------------------------------------------------- Figure 5, Tables 3–4
 def _cell_row(path: Path, **keys) -> dict:
     metrics = json.loads(path.read_text())
+    spent = run_spent(path.parent)
     return {**keys, **{k: metrics[k] for k in TABLE_METRICS},
             "loss_drop": mean_loss_drop(metrics.get("loss_curves", [])), "step": mean_step(metrics),
             "forward_passes": metrics.get("forward_passes"), "train_image_forwards": metrics.get("train_image_forwards"),
-            "seconds": float(sum(metrics.get("task_seconds", []))), "peak_memory_mb": metrics.get("peak_memory_mb"),
-            "lr": metrics.get("lr")}
+            "seconds": spent["seconds"], "peak_memory_mb": spent["peak_memory_mb"], "lr": metrics.get("lr")}
 
 
 def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, seeds, hyper: str) -> pd.DataFrame:

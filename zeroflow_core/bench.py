@@ -315,16 +315,19 @@ def format_batching(rows: list[dict]) -> str:
 
 def stage_overhead(stage: str, folder: Path, workers: int) -> dict:
     """The fixed cost per cell of one cell stage of dvc.yaml: its folder is emptied, so every cell runs;
-    `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks,
-    metrics.json's task_seconds) is taken from the wall time, and the rest shared among the cells."""
+    `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks, their timing
+    files' task_seconds) is taken from the wall time, and the rest shared among the cells."""
     import shutil
 
+    from zeroflow_core.timing import read_timing, timing_folder
+
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(timing_folder(folder), ignore_errors=True)
     started = time.perf_counter()
     subprocess.run(["dvc", "repro", "--single-item", "--force", stage], check=True, capture_output=True)
     wall = time.perf_counter() - started
-    cells = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*/metrics.json"))]
-    own = sum(sum(cell["task_seconds"]) for cell in cells)
+    cells = [read_timing(path.parent) for path in sorted(Path(folder).glob("*/metrics.json"))]
+    own = sum(sum(cell.get("task_seconds", [])) for cell in cells)
     return {"stage": stage, "cells": len(cells), "workers": workers, "wall_s": wall, "cells_own_s": own,
             # side by side, `workers` cells share the wall time
             "fixed_per_cell_s": (wall - own / workers) / len(cells)}

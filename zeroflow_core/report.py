@@ -1,8 +1,8 @@
 """What the table and figure notebooks share: reading runs, averaging seeds, the paper's names, banners.
 
 Plain pandas, so it is tested without a kernel (tests/test_report.py); the drawing is in figures.py and the
-sections' tables and statements in analysis.py. Data comes only from each run's metrics.json and from
-reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
+sections' tables and statements in analysis.py. Data comes only from each run's metrics.json (and, for its seconds
+and memory, its timing file: zeroflow_core.timing) and from reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
 a method's and a dataset's label from their own declarations (`ContinualMethod.label`, `register_dataset`).
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from zeroflow_core.methods import METHODS
 from zeroflow_core.metrics import mean_loss_drop
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
 from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, check_pages_against, notebook_parameters, switches
+from zeroflow_core.timing import read_timing
 
 PAPER_METHODS = ("ease", "aper")
 PAPER_DATASETS = ("cifar100", "cub", "imagenet_a", "omnibenchmark")
@@ -31,8 +32,10 @@ PAPER_SETUP = "ViT-B/16-IN21K"
 # metrics.json key → Table 1 column; forgetting is the one where lower is better.
 TABLE_METRICS = {"avg_acc": "Avg", "last_acc": "Last", "forgetting": "Fgt"}
 LOWER_IS_BETTER = {"forgetting"}
-SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "peak_memory_mb", "seconds_per_epoch",
-               "forward_passes", "backward_passes", "forwards_per_step", "steps", "train_image_forwards")
+SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "forward_passes", "backward_passes", "forwards_per_step",
+               "steps", "train_image_forwards")
+# from the run's timing file, where it has one (a checkout that pulled its runs has none: NaN)
+TIMING_KEYS = ("peak_memory_mb", "seconds_per_epoch")
 # The paper's Figure 5: EASE on ImageNet-A, these two optimizers against these q; q = 1 is Table 1's setting, so
 # those points are Table 1's rows, printed, and the others can only be read off the figure.
 # Figures are laid out for the book's content width at 1400 px (figures.PAGE_WIDTH inches at SCREEN_DPI pixels per
@@ -135,12 +138,21 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
            "run": run_name(method, optimizer, dataset, seed), "family": family, "strategy": strategy,
            "profile": metrics.get("profile"), "path": str(path)}
     row.update({key: metrics.get(key) for key in SCALAR_KEYS})
+    row.update(run_spent(path.parent))
     # the mean per-task drop of the training loss (None for a run without steps: a control)
     row["loss_drop"] = mean_loss_drop(metrics.get("loss_curves", []))
-    row["seconds"] = float(sum(metrics.get("task_seconds", [])))
     row["acc_seen"] = list(metrics["acc_seen"])
     row["acc_matrix"] = metrics.get("acc_matrix")
     return row
+
+
+def run_spent(folder: Path) -> dict:
+    """What a run spent, from its timing file: seconds (training and evaluating its tasks), seconds per epoch and peak
+    memory; NaN for each where the checkout has no timing file (its runs were pulled, not run, here)."""
+    timing = read_timing(folder)
+    spent = {key: timing.get(key, float("nan")) for key in TIMING_KEYS}
+    spent["seconds"] = float(sum(timing["task_seconds"])) if "task_seconds" in timing else float("nan")
+    return spent
 
 
 def aggregate(runs: pd.DataFrame, metrics=tuple(TABLE_METRICS), by=("method", "optimizer", "dataset")) -> pd.DataFrame:
