@@ -29,6 +29,14 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c requirements/constraints.txt 'ray==2.60.0'
 	touch $(RAY_STAMP)
 
+# The browser check (tests/browser_check.py) drives Debian's chromium through chromedriver with selenium, pinned;
+# the browser itself comes from apt (.ci/run installs it), never downloaded by pip or Selenium Manager. Defined
+# before the rules that need it: make expands a rule's prerequisites when it reads the rule.
+BROWSER_STAMP := $(VENV)/.zeroflow-browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt 'selenium==4.51.0'
+	touch $(BROWSER_STAMP)
+
 # loadfile: the tests of one file run in one test process (the Ray tests share one cluster)
 test: setup $(RAY_STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
@@ -40,13 +48,6 @@ main: setup
 	$(BIN)/zeroflow check-params
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
-
-# The browser check (tests/browser_check.py) drives Debian's chromium through chromedriver with selenium, pinned;
-# the browser itself comes from apt (.ci/run installs it), never downloaded by pip or Selenium Manager.
-BROWSER_STAMP := $(VENV)/.zeroflow-browser-installed
-$(BROWSER_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c requirements/constraints.txt 'selenium==4.51.0'
-	touch $(BROWSER_STAMP)
 
 # The whole pipeline on a tiny grid (tests/ci-params.yaml) in scratch clones of HEAD, with a DVC push/pull
 # round trip through a local remote and a one-value edit, and every page of its book in a real browser

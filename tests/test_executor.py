@@ -93,7 +93,7 @@ def on_ray(address: str) -> dict:
 
 
 def test_the_ray_backend_gives_the_local_backends_metrics(ray_cluster, local_results, tmp_path, monkeypatch):
-    assert len(local_results) == 10  # 2 baseline cells + 2 methods × 2 optimizers × 2 seeds
+    assert len(local_results) == 14  # 2 baseline cells + 2 methods × (2 optimizers + the zero-step control) × 2 seeds
     assert same_metrics(run_grid(on_ray(ray_cluster[0]), tmp_path, monkeypatch), local_results)
 
 

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from zeroflow_core import report
+from zeroflow_core.io import load_yaml
 from zeroflow_core.cells import run_folder
 from zeroflow_core.timing import write_timing
 from zeroflow_core.pages import NOTEBOOKS
@@ -422,7 +423,6 @@ def fake_ablations(root: Path, params: dict):
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """A repo-shaped folder with a fake grid, efficiency and ablations, run through every notebook."""
-    from zeroflow_core.io import load_yaml
 
     root = tmp_path_factory.mktemp("repo")
     fake_grid(root / "runs" / "train")
