@@ -333,22 +333,25 @@ def test_the_summaries_of_a_stage_give_each_optimizers_means_and_curves(tmp_path
     from zeroflow_core.stages import write_summaries
 
     cells = []
-    for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0))):
+    for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0)), ("none", (20.0, 20.0))):
         for seed, avg in enumerate(accuracies):
             out = tmp_path / "runs" / f"{optimizer}-{seed}"
             out.mkdir(parents=True)
+            curves = [[], []] if optimizer == "none" else [[2.0 + seed, 1.0], [1.5]]  # the control takes no step
             (out / "metrics.json").write_text(json.dumps({
                 "avg_acc": avg, "last_acc": avg - 10, "forgetting": 5.0 + seed,
-                "loss_curves": [[2.0 + seed, 1.0], [1.5]], "acc_seen": [avg + 5, avg - 5]}))
+                "loss_curves": curves, "acc_seen": [avg + 5, avg - 5]}))
             cells.append(Cell(f"{optimizer}-{seed}", {"optimizer": optimizer, "seed": seed}, out))
     write_summaries("ease-hues", cells, metrics_dir=tmp_path / "metrics", plots_dir=tmp_path / "plots")
     summary = json.loads((tmp_path / "metrics" / "ease-hues.json").read_text())
     # two columns per optimizer in `dvc metrics show` (the book has the spread and the last accuracy)
-    assert summary == {"fo-sgd": {"avg_acc": 42.0, "forgetting": 5.5}, "zo-sgd": {"avg_acc": 30.0, "forgetting": 5.5}}
+    assert summary == {"fo-sgd": {"avg_acc": 42.0, "forgetting": 5.5}, "zo-sgd": {"avg_acc": 30.0, "forgetting": 5.5},
+                       "none": {"avg_acc": 20.0, "forgetting": 5.5}}
+    # the zero-step control has no loss curve: it is left out, not allowed to cut the others to nothing
     loss = list(csv.reader((tmp_path / "plots" / "loss" / "ease-hues.csv").open()))
     assert loss == [["step", "fo-sgd", "zo-sgd"], ["0", "2.5", "2.5"], ["1", "1.0", "1.0"], ["2", "1.5", "1.5"]]
     accuracy = list(csv.reader((tmp_path / "plots" / "accuracy" / "ease-hues.csv").open()))
-    assert accuracy[1] == ["0", "47.0", "35.0"]
+    assert accuracy[1] == ["0", "47.0", "35.0", "25.0"]
 
     write_summaries("simplecil-hues", cells[:1], curves=False, metrics_dir=tmp_path / "metrics",
                     plots_dir=tmp_path / "plots")
