@@ -334,6 +334,13 @@ def test_a_figure_that_would_not_read_at_the_page_width_is_refused(tmp_path):
     ax.plot([1, 2], [1, 2], label="a line")
     figures._legend_below(fine, *ax.get_legend_handles_labels(), ncol=1)
     assert figures._save(fine, tmp_path / "fine.png").is_file() and not list(tmp_path.glob("wide.png"))
+    # a legend of the whole grid's long labels takes as many columns as fit the page (the real smoke grid's did not
+    # at four: 8.0 in)
+    crowded, ax = plt.subplots(figsize=(figures.PAGE_WIDTH, 3))
+    for k in range(12):
+        ax.plot([1, 2], [k, k + 1], label=f"a long optimizer label number {k}, beyond the paper")
+    legend = figures._legend_below(crowded, *ax.get_legend_handles_labels(), ncol=4)
+    assert legend._ncols < 4 and figures._save(crowded, tmp_path / "crowded.png").is_file()
 
 
 def test_the_provenance_line_links_what_the_page_wrote_and_read(tmp_path):

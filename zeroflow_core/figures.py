@@ -98,8 +98,13 @@ def _legend_below(fig, handles, labels, ncol: int):
     # a hidden axes (an empty place of a grid) has no box
     bottom = min(fig.transFigure.inverted().transform((0, ax.get_tightbbox(renderer).y0))[1] for ax in fig.axes
                  if ax.axison and ax.get_visible())
-    return fig.legend(handles, labels, loc="upper center", ncol=ncol, frameon=False,
-                      bbox_to_anchor=(0.5, bottom - 0.01), bbox_transform=fig.transFigure)
+    # as many columns as fit the page: the labels' lengths depend on the optimizers the grid runs
+    for columns in range(ncol, 0, -1):
+        legend = fig.legend(handles, labels, loc="upper center", ncol=columns, frameon=False,
+                            bbox_to_anchor=(0.5, bottom - 0.01), bbox_transform=fig.transFigure)
+        if columns == 1 or legend.get_window_extent(renderer).width / fig.dpi <= PAGE_WIDTH:
+            return legend
+        legend.remove()
 
 
 def _unique(handles, labels):
