@@ -103,8 +103,10 @@ class Run:
             self.method.end_task(task, self.data.features_of(self.method.vit, task))
             self.evaluation.accuracy(task)
             self.timing["task_seconds"].append(time.perf_counter() - started)
+            # the timing first: a checkpoint then always has its tasks' times beside it (a kill between the two would
+            # otherwise leave a resumable task without them); a resumed run keeps the times of the tasks it skips
+            write_timing(self.out, self.timing)
             self.checkpoint.save(task, self.method, self.history)
-            write_timing(self.out, self.timing)  # a resumed run keeps the times of the tasks it does not redo
         result = _summary(self.config, self.history)
         epochs = [seconds for task in self.timing["epoch_seconds"] for seconds in task]
         write_timing(self.out, {**self.timing, "seconds_per_epoch": float(np.mean(epochs)) if epochs else 0.0,
