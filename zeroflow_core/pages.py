@@ -102,7 +102,8 @@ def load_pages(path: Path = PAGES_FILE) -> Book:
         if (page.section, page.beside) != (section, beside):
             raise ConfigError(f"{where}: page {name!r} draws {page.draws} ({page.kind}): its section is {section!r} "
                               f"and it is drawn beside {beside!r}, got {page.section!r} and {page.beside!r}")
-        if not (page.code.startswith(f"{PACKAGE_DIR}/") and page.code.endswith(".py") and (REPO_ROOT / page.code).is_file()):
+        module = REPO_ROOT / page.code
+        if not (page.code.startswith(f"{PACKAGE_DIR}/") and module.suffix == ".py" and module.is_file()):
             raise ConfigError(f"{where}: page {name!r} has code {page.code!r}, which is not a module of {PACKAGE_DIR}/")
         notebooks[name] = page
     texts = {}
