@@ -80,3 +80,21 @@ def test_worker_failure_is_one_clear_line():
     message = str(info.value)
     assert "vit-nonexistent" in message and "forward-only baseline" in message
     assert "Traceback" not in message and "\n" not in message
+
+
+def test_batched_rows_time_both_modes_side_by_side_with_one_large_forward():
+    from zeroflow_core.bench import format_batching, run_batching
+
+    rows = run_batching("vit-tiny", ["zo-sgd", "fo-sgd", "forward-grad"], batch_size=2, steps=2, qs=[1, 2],
+                        threads=1, warmup=0, depth=1, memory=False)
+    # only the optimizers that batch, each at each q; n = the forwards one step replaces
+    assert [(r["optimizer"], r["q"], r["forwards_per_step"]) for r in rows] == [
+        ("zo-sgd", 1, 2), ("zo-sgd", 2, 4), ("forward-grad", 1, 1), ("forward-grad", 2, 2)]
+    for row in rows:
+        forwards = row["forwards_per_step"] * row["forward_seconds"]
+        assert row["batched_over_forwards"] == pytest.approx(row["batched_seconds"] / forwards)
+        assert row["copies_forward_over_forwards"] == pytest.approx(row["copies_forward_seconds"] / forwards)
+        assert row["copies_forward_seconds"] > 0 and row["batched_over_sequential"] > 0
+    table = format_batching(rows)
+    assert table.splitlines()[0].split()[-2:] == ["nB-fwd/(n·fwd)", "batched/seq"]
+    assert "nB-fwd: one plain forward of the n copies of the batch" in table

@@ -254,12 +254,13 @@ def run_batching(model: str, optimizers, batch_size: int, steps: int, qs, thread
             row = {"optimizer": name, "q": q, "model": model, "batch_size": batch_size, "threads": threads,
                    "device": pair["device"], "forwards_per_step": pair["forwards_per_step"], "steps": steps}
             ratios = [b / s for b, s in zip(pair["batched_seconds"], pair["sequential_seconds"])]
-            for key in ("sequential", "batched", "forward"):
+            for key in ("sequential", "batched", "forward", "copies_forward"):
                 row[f"{key}_seconds"], row[f"{key}_spread"] = _median_spread(pair[f"{key}_seconds"])
             row["batched_over_sequential"], row["ratio_spread"] = _median_spread(ratios)
             forwards = row["forwards_per_step"] * row["forward_seconds"]
             row["sequential_over_forwards"] = row["sequential_seconds"] / forwards
             row["batched_over_forwards"] = row["batched_seconds"] / forwards
+            row["copies_forward_over_forwards"] = row["copies_forward_seconds"] / forwards
             if memory:
                 for key, flag in (("sequential", False), ("batched", True)):
                     peak = _spawn(dict(common, mode="step", optimizer=name, q=q, batched=flag, steps=1),
@@ -288,7 +289,7 @@ def format_batching(rows: list[dict]) -> str:
     """run_batching's table: per optimizer and q, each step as a multiple of its forwards (n = the queries' forwards,
     each a plain forward of the batch) and the batched step against the sequential one, medians ± quartile spread."""
     head = ["optimizer", "q", "n", "forward s", "sequential s", "batched s", "seq/(n·fwd)", "batched/(n·fwd)",
-            "batched/seq"]
+            "nB-fwd/(n·fwd)", "batched/seq"]
     memory = "sequential_peak_mb" in rows[0] if rows else False
     if memory:
         head += ["seq peak MB", "batched peak MB"]
@@ -299,7 +300,7 @@ def format_batching(rows: list[dict]) -> str:
                  f"{r['sequential_seconds']:.4f}±{r['sequential_spread']:.4f}",
                  f"{r['batched_seconds']:.4f}±{r['batched_spread']:.4f}",
                  f"{r['sequential_over_forwards']:.2f}", f"{r['batched_over_forwards']:.2f}",
-                 f"{r['batched_over_sequential']:.2f}±{r['ratio_spread']:.2f}"]
+                 f"{r['copies_forward_over_forwards']:.2f}", f"{r['batched_over_sequential']:.2f}±{r['ratio_spread']:.2f}"]
         if memory:
             cells += [f"{r['sequential_peak_mb']:.0f}", f"{r['batched_peak_mb']:.0f}"]
         lines.append(cells)
@@ -309,7 +310,8 @@ def format_batching(rows: list[dict]) -> str:
     if rows:
         r0 = rows[0]
         out.append(f"model {r0['model']}, batch {r0['batch_size']}, device {r0['device']}, {r0['threads']} thread(s), "
-                   f"median ± spread between quartiles of {r0['steps']} interleaved repeats")
+                   f"median ± spread between quartiles of {r0['steps']} interleaved repeats; nB-fwd: one plain forward "
+                   "of the n copies of the batch, what one large batch alone gains over n forwards")
     return "\n".join(out)
 
 
@@ -445,7 +447,7 @@ def _worker(config: dict) -> dict:
     switched = [m.fused_attn for m in attention] != inference_fused
     closure = SetClosure(model, lambda: set_cross_entropy(model(x), y))
     if config["mode"] == "pair":
-        return dict(result, **_pair(config, model, params, closure, forward, device, name, hyper))
+        return dict(result, **_pair(config, model, x, params, closure, forward, device, name, hyper))
 
     def step():
         optimizer.step(closure)
@@ -481,23 +483,38 @@ def _worker(config: dict) -> dict:
     )
 
 
-def _pair(config: dict, model, params, closure, forward, device, name: str, hyper: dict) -> dict:
+def _pair(config: dict, model, x, params, closure, forward, device, name: str, hyper: dict) -> dict:
     """The same optimizer one query at a time and batched, on the same model and batch, their steps and a no-grad
     forward interleaved `steps` times: the ratios are measured side by side, under the same load."""
     from zeroflow_core.optim import create_optimizer
 
+    import torch
+
+    from zeroflow_core.optim.base import eval_mode
+
     sequential = create_optimizer(name, params, model=model, **{**hyper, "batched": False})
     batched = create_optimizer(name, params, model=model, **{**hyper, "batched": True})
+    # What one large batch alone gains: one plain forward of the step's n copies of the batch (no perturbation, no
+    # step) against n forwards of the batch, on this device and thread count. The batched step can go below it only
+    # by what runs once (the layers before the first adapter), and above it by its perturbations and update.
+    copies = x.repeat(sequential.forwards_per_step, *[1] * (x.dim() - 1))
+
+    def one_forward_of_copies():
+        with torch.no_grad(), eval_mode(model):
+            model(copies)
+
     model.train()
     for _ in range(config["warmup"]):
         sequential.step(closure)
         batched.step(closure)
         forward()
-    times = {"sequential": [], "batched": [], "forward": []}
+        one_forward_of_copies()
+    times = {"sequential": [], "batched": [], "forward": [], "copies_forward": []}
     for _ in range(config["steps"]):
         times["sequential"].append(_timed(lambda: sequential.step(closure), device))
         times["batched"].append(_timed(lambda: batched.step(closure), device))
         times["forward"].append(_timed(forward, device))
+        times["copies_forward"].append(_timed(one_forward_of_copies, device))
     return {"q": sequential.defaults.get("q"), "forwards_per_step": sequential.forwards_per_step,
             **{f"{key}_seconds": values for key, values in times.items()}}
 
