@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeroflow_core.config import NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, resolve, setting_layer
+from zeroflow_core.config import (NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, hybrid_phase_optimizer,
+                                  resolve, setting_layer)
 from zeroflow_core.methods import METHODS
 from zeroflow_core.settings import Setting, declared, defaults_of, is_number
 
@@ -131,9 +132,17 @@ def params_layers(params: dict, method: str, optimizer: str, dataset: str) -> li
 
 
 def resolve_run(params: dict, method: str, optimizer: str, dataset: str, seed: int, extra=()) -> Resolved:
-    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers."""
+    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers. With the hybrid
+    schedule, its backprop phase takes params.yaml's section of that optimizer (fo_hyper) too."""
     run = {"profile": params["profile"], "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
-    return resolve(run, [*params_layers(params, method, optimizer, dataset), *extra])
+    layers = params_layers(params, method, optimizer, dataset)
+    resolved = resolve(run, [*layers, *extra])
+    fo = hybrid_phase_optimizer(resolved.config)
+    if fo is None or not params["optimizers"].get(fo):
+        return resolved
+    phase = Layer(f"params.yaml optimizers.{fo} (the hybrid schedule's backprop phase)",
+                  {"fo_hyper": params["optimizers"][fo]})
+    return resolve(run, [*layers, phase, *extra])
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -155,7 +164,8 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
 # ------------------------------------------------------------------------------------------- sweeps
 # Run keys that change nothing in a run without steps: a sweep over one of them shares one zero-step control.
 STEP_ONLY_KEYS = ("epochs", "batch_size", "schedule", "min_lr", "max_steps_per_epoch", "heldout_every",
-                  "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast")
+                  "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast", "head_optimizer",
+                  "fo_epochs", "fo_hyper")
 MATCHED_DIR = "matched"  # a sweep's step-matched controls, in a folder of their own (they run second)
 
 

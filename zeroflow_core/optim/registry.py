@@ -176,6 +176,15 @@ def resolve_hyper(name: str, **hyper) -> dict:
     return resolved
 
 
+def backprop_counterpart(name: str, **hyper) -> str:
+    """The first-order optimizer on the descent rule of `name` with `hyper` (fo-sgd for an SGD rule, fo-adam for
+    Adam): the hybrid schedule's backprop phase."""
+    probe = nn.Module()
+    probe.weight = nn.Parameter(torch.zeros(1))
+    rule = optimizer_spec(name).build([probe.weight], probe, **resolve_hyper(name, **hyper)).rule
+    return f"fo-{rule}"
+
+
 def create_optimizer(name: str, params: Iterable, model: nn.Module | None = None, **hyper):
     """Build a registered optimizer; `model` is needed by forward-grad and used by ZO for eval mode."""
     return optimizer_spec(name).build(params, model, **resolve_hyper(name, **hyper))

@@ -116,7 +116,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             loss = self.first_order_step(closure)
         else:
             with torch.no_grad(), eval_mode(self.model):
-                loss = torch.tensor(self._zo_step(closure))
+                loss = torch.tensor(self.with_backprop_head(closure, self._zo_step))
         self.steps_taken += 1
         return loss
 
