@@ -167,6 +167,8 @@ STEP_ONLY_KEYS = ("epochs", "batch_size", "schedule", "min_lr", "max_steps_per_e
                   "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast", "head_optimizer",
                   "fo_epochs", "fo_hyper")
 MATCHED_DIR = "matched"  # a sweep's step-matched controls, in a folder of their own (they run second)
+# The `hyper` of a sweep whose values name its `variants` (params.yaml ablations.sweeps.<name>.variants).
+VARIANT = "variant"
 
 
 def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
@@ -180,6 +182,14 @@ def sweep_values(sweep: dict, optimizer: str) -> list:
     return list(values[optimizer]) if isinstance(values, dict) else list(values)
 
 
+def swept_settings(sweep: dict, value) -> dict:
+    """What one value of a sweep sets: `hyper` at that value, or for a sweep of variants (hyper `variant`), the
+    settings that variant names, which vary together (the enhancements alone and combined)."""
+    if sweep["hyper"] == VARIANT:
+        return dict(sweep["variants"][value])
+    return {sweep["hyper"]: value}
+
+
 def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
     """What a sweep sets over the grid's layers: its run and optimizer settings, its `with`, its value."""
     section = params["ablations"]
@@ -187,7 +197,7 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
     where = f"params.yaml ablations.sweeps.{name}"
     if optimizer == NO_OPTIMIZER:  # a zero-step control takes what applies to a run without an optimizer
         fixed = {k: v for k, v in sweep.get("with", {}).items() if _applies_without_steps(k, method)}
-        varied = {sweep["hyper"]: value} if _applies_without_steps(sweep["hyper"], method) else {}
+        varied = {k: v for k, v in swept_settings(sweep, value).items() if _applies_without_steps(k, method)}
         return [Layer("params.yaml ablations.train", section["train"]),
                 setting_layer(f"{where}.with", fixed, method, optimizer),
                 setting_layer(f"{where}.values", varied, method, optimizer)]
@@ -195,11 +205,15 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
             Layer(f"params.yaml ablations.optimizers.{optimizer}",
                   {"optimizer_hyper": section["optimizers"].get(optimizer, {})}),
             setting_layer(f"{where}.with", sweep.get("with", {}), method, optimizer),
-            setting_layer(f"{where}.values", {sweep["hyper"]: value}, method, optimizer)]
+            setting_layer(f"{where}.values", swept_settings(sweep, value), method, optimizer)]
 
 
 def _applies_without_steps(key: str, method: str) -> bool:
     return key in METHODS[method].defaults or (key in RUN_SETTINGS and key not in STEP_ONLY_KEYS)
+
+
+def _value_applies_without_steps(sweep: dict, value, method: str) -> bool:
+    return any(_applies_without_steps(key, method) for key in swept_settings(sweep, value))
 
 
 def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
@@ -227,7 +241,7 @@ def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cel
                                       f"{error}") from None
                 resolved = placed(resolved, settings)
                 if optimizer == NO_OPTIMIZER:
-                    applies = _applies_without_steps(sweep["hyper"], method)
+                    applies = _value_applies_without_steps(sweep, value, method)
                     cell = control_cell_name(method, dataset, sweep["hyper"] if applies else None, value, seed)
                     if cell in controls:
                         continue

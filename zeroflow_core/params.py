@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from zeroflow_core.bench import check_efficiency
-from zeroflow_core.cells import (EXECUTION_SETTINGS, grid_cells, optimizers_of, run_config, run_name,
-                                 sweep_cells)
+from zeroflow_core.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, optimizers_of, run_config, run_name,
+                                 sweep_cells, sweep_values)
 from zeroflow_core.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
 from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
@@ -59,7 +59,8 @@ ABLATION_SETTINGS = declared(
     Setting("sweeps", {}, "one DVC stage each (`ablation@<name>`): hyper, optimizers, values, with, official"),
 )
 SWEEP_SETTINGS = declared(
-    Setting("hyper", "q", "what the sweep varies: an optimizer hyper-parameter, a setting of the method or a run key"),
+    Setting("hyper", "q", "what the sweep varies: an optimizer hyper-parameter, a setting of the method or a run key; "
+            f"or `{VARIANT}`, whose values name `variants`"),
     Setting("optimizers", ["zo-sgd"], "the optimizers swept", check=_names, requirement="must be a non-empty list"),
     Setting("values", None, "the values `hyper` takes: a list, or a list per optimizer ({optimizer: [...]})",
             check=_values, requirement="must be a non-empty list, or a mapping of each optimizer to one"),
@@ -67,6 +68,10 @@ SWEEP_SETTINGS = declared(
     Setting("official", None, "which of `values` the official code uses: the sweep is then a switch of the page "
             "'Official code vs ours, measured'", check=lambda value: isinstance(value, (str, int, float)),
             requirement="must be one of the sweep's values"),
+    Setting("variants", {}, f"with hyper `{VARIANT}`: each value's settings, named as `with`'s are ({{name: "
+            "{setting: value}}), so that one value can change several settings at once",
+            check=lambda value: isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+            requirement="must map each variant's name to its settings"),
     Setting("step_matched", False, "also run the first value (plain) at the learning rate that matches each other "
             "value's measured mean step (Tables 3 and 4: does the direction help beyond a smaller step?)"),
 )
@@ -266,6 +271,14 @@ def _check_ablations(params: dict, where: str) -> None:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' maps optimizers to values: it must name "
                               f"exactly the sweep's optimizers ({', '.join(sweep['optimizers'])}), got "
                               f"{', '.join(sweep['values'])}")
+        if (sweep["hyper"] == VARIANT) != bool(sweep.get("variants")):
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}': `variants` and hyper `{VARIANT}` go together "
+                              f"(got hyper {sweep['hyper']!r} and {len(sweep.get('variants', {}))} variants)")
+        unnamed = [value for optimizer in sweep["optimizers"] for value in sweep_values(sweep, optimizer)
+                   if sweep["hyper"] == VARIANT and value not in sweep["variants"]]
+        if unnamed:
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' names {unnamed[0]!r}, which is none of its "
+                              f"variants ({', '.join(sweep['variants'])})")
         if "official" in sweep and sweep["official"] not in sweep["values"]:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
                               f"got {sweep['official']!r}")
