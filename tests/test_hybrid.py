@@ -226,3 +226,38 @@ def test_the_backprop_phase_takes_its_optimizers_own_settings_and_params_yaml(tm
     resolved = resolve_run(params, "ease", "zo-sgd", "hues", 0)
     assert resolved.config["fo_hyper"]["lr"] == 0.07
     assert resolved.set_by["fo_hyper.lr"].startswith("params.yaml optimizers.fo-sgd")
+
+
+# -- Table 2 ---------------------------------------------------------------------------------------------------
+def test_table_2_measures_the_hybrid_head_as_a_row_of_its_own(tmp_path):
+    """`efficiency.backprop_head`: ZO-SGD again with the head by backprop, one head backward per forward call (two
+    at two-sided q = 1) and no full backward; its row is labelled apart from plain ZO-SGD's."""
+    import json
+
+    from zeroflow_core import analysis
+    from zeroflow_core.bench import run_benchmark
+
+    plain, = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, threads=1, warmup=0, depth=2)
+    hybrid, = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, threads=1, warmup=0, depth=2,
+                            head_optimizer="backprop")
+    assert (hybrid["forwards_per_step"], hybrid["backwards_per_step"], hybrid["head_backwards_per_step"]) == (2, 0, 2)
+    assert plain["head_backwards_per_step"] == 0 and hybrid["head_optimizer"] == "backprop"
+    with pytest.raises(ValueError, match="forward-pass optimizers only"):
+        run_benchmark("vit-tiny", ["fo-sgd"], batch_size=2, steps=1, threads=1, warmup=0, depth=2,
+                      head_optimizer="backprop")
+    fo = {**plain, "optimizer": "fo-sgd", "q": None, "head_optimizer": "same"}
+    old = {k: v for k, v in fo.items() if k not in ("head_optimizer", "head_backwards_per_step")}  # before the head
+    (tmp_path / "vit-tiny.json").write_text(json.dumps([old, plain, hybrid]))
+    frame = analysis.load_efficiency(tmp_path, ["vit-tiny"])
+    assert frame.label.tolist() == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD (q = 1), head by backprop"]
+    table = analysis.efficiency_table(frame, "vit-tiny").set_index("optimizer")
+    assert table["head backwards / step"].tolist() == [0, 0, 2]
+
+
+def test_only_forward_pass_optimizers_are_measured_with_a_backprop_head():
+    from zeroflow_core.params import check_params, load_params
+
+    params = load_params("params.yaml")
+    params["efficiency"]["backprop_head"] = ["fo-adam"]
+    with pytest.raises(ConfigError, match="'efficiency.backprop_head': 'fo-adam' is no forward-pass optimizer"):
+        check_params(params)

@@ -85,11 +85,16 @@ def load_efficiency(efficiency_dir, models) -> pd.DataFrame:
             raise FileNotFoundError(f"{path}: no efficiency measurements; run `dvc repro efficiency@{model}`")
         rows += json.loads(path.read_text())
     frame = pd.DataFrame(rows)
+    # measurements made before the hybrid head existed trained no head
+    frame["head_optimizer"] = frame.get("head_optimizer", pd.Series(index=frame.index, dtype=object)).fillna("same")
+    frame["head_backwards_per_step"] = frame.get("head_backwards_per_step",
+                                                 pd.Series(index=frame.index, dtype=float)).fillna(0.0)
     # ZO-SGD always names its budget, as the paper's rows do, and so does any optimizer measured at several:
     # one label, one position in the charts, whatever the model measured
-    repeated = frame.groupby(["model", "optimizer"]).optimizer.transform("size") > 1
-    frame["label"] = [f"{optimizer_label(o)} (q = {int(q)})" if r or o == "zo-sgd" else optimizer_label(o)
-                      for o, q, r in zip(frame.optimizer, frame.q, repeated)]
+    repeated = frame.groupby(["model", "optimizer", "head_optimizer"]).optimizer.transform("size") > 1
+    frame["label"] = [(f"{optimizer_label(o)} (q = {int(q)})" if r or o == "zo-sgd" else optimizer_label(o))
+                      + (", head by backprop" if head == "backprop" else "")
+                      for o, q, r, head in zip(frame.optimizer, frame.q, repeated, frame.head_optimizer)]
     return frame
 
 
@@ -109,6 +114,7 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
         "optimizer": part.label,
         "forwards / step": part.forwards_per_step,
         "backwards / step": part.backwards_per_step,
+        "head backwards / step": part.head_backwards_per_step,
         "peak memory (MB)": part.peak_memory_mb.round(0),
         "memory ÷ FO-SGD": (part.peak_memory_mb / fo.peak_memory_mb).round(2),
         "net memory ÷ FO-SGD": ((part.peak_memory_mb - part.baseline_memory_mb)
@@ -120,7 +126,7 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
     })
     if seconds_per_epoch is not None:
         # the runs use each optimizer's configured budget: the first row of each optimizer, not the extra-q ones
-        first = ~part.optimizer.duplicated()
+        first = ~part.optimizer.duplicated() & (part.head_optimizer == "same")
         table["s / epoch (runs)"] = [round(seconds_per_epoch[o], 3) if f and o in seconds_per_epoch else np.nan
                                      for o, f in zip(part.optimizer, first)]
     if steps_per_epoch is not None:

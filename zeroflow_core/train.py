@@ -298,7 +298,11 @@ def _param_groups(method, config: dict, optimizer: str) -> list:
             {"params": [p for p in params if id(p) in head], BACKPROP_HEAD: True}]
 
 
-def _scheduler(config: dict, optimizer, name: str, epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+def _scheduler(config: dict, optimizer, name: str | None = None,
+               epochs: int | None = None) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The schedule of optimizer `name` (the run's by default) over `epochs` (the run's by default; a phase of the
+    hybrid schedule passes its own)."""
+    name, epochs = name or config["optimizer"], epochs or config["epochs"]
     schedule = config["schedule"]
     if schedule == "auto":
         # The reference code's cosine schedule never reaches its ZO base optimizer: ZO runs at constant lr.
