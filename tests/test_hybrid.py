@@ -261,3 +261,84 @@ def test_only_forward_pass_optimizers_are_measured_with_a_backprop_head():
     params["efficiency"]["backprop_head"] = ["fo-adam"]
     with pytest.raises(ConfigError, match="'efficiency.backprop_head': 'fo-adam' is no forward-pass optimizer"):
         check_params(params)
+
+
+# -- the grid's rows beyond the paper ---------------------------------------------------------------------------
+def _with_rows(rows):
+    from zeroflow_core.params import load_params
+
+    params = load_params("params.yaml")
+    params["grid"]["beyond_paper"] = rows
+    return params
+
+
+def test_a_head_row_of_the_grid_is_its_optimizer_with_the_head_by_backprop_in_a_folder_of_its_own():
+    from zeroflow_core.cells import resolve_run, train_cells
+    from zeroflow_core.params import check_params
+
+    params = _with_rows(["lozo", "zo-sgd+head"])
+    check_params(params)
+    resolved = resolve_run(params, "ease", "zo-sgd+head", "hues", 0)
+    plain = resolve_run(params, "ease", "zo-sgd", "hues", 0).config
+    assert resolved.config == {**plain, "head_optimizer": "backprop"}
+    assert resolved.set_by["head_optimizer"] == "grid row zo-sgd+head"
+    cells = {cell.name: cell for cell in train_cells(params, "ease", "hues")}
+    assert cells["ease-zo-sgd+head-hues-0"].out.name == "ease-zo-sgd+head-hues-0"
+    assert cells["ease-lozo-hues-1"].config["optimizer"] == "lozo"
+    assert list(cells).index("ease-zo-sgd+head-hues-0") > list(cells).index("ease-fzoo-hues-0")  # after the paper's
+
+
+@pytest.mark.parametrize("rows,message", [(["fo-sgd+head"], "'fo-sgd' trains by backprop"),
+                                          (["zo-sdg+head"], "unknown optimizer 'zo-sdg'"),
+                                          (["fzoo"], "lists 'fzoo' twice")])
+def test_a_row_beyond_the_paper_that_cannot_run_is_refused(rows, message):
+    from zeroflow_core.params import check_params
+
+    with pytest.raises(ConfigError, match=message):
+        check_params(_with_rows(rows))
+
+
+def test_a_head_row_is_shown_beside_its_optimizer_and_read_from_its_own_folder(tmp_path):
+    import json
+
+    from zeroflow_core import report
+    from zeroflow_core.cells import run_folder
+
+    assert report.optimizer_label("zo-adam+head") == "ZO-Adam + BP head"
+    assert report.paper_row("zo-sgd+head") == ("SGD", "ZO, head by backprop (beyond the paper)")
+    assert report.optimizer_colour("zo-sgd+head") == "#ffbf86"  # ZO-SGD's #ff7f0e, halfway to white
+    for row, ran in (("zo-sgd+head", "zo-sgd"), ("none", "none")):
+        folder = run_folder("ease", row, "hues", 0, tmp_path)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "optimizer": ran, "method": "ease", "avg_acc": 50.0, "last_acc": 40.0, "forgetting": 5.0,
+            "acc_seen": [60.0, 40.0]}))
+    runs = report.load_runs(tmp_path, ["ease"], ["zo-sgd+head"], ["hues"], [0])
+    assert runs.optimizer.tolist() == ["zo-sgd+head", "none"]
+    (run_folder("ease", "zo-sgd+head", "hues", 0, tmp_path) / "metrics.json").write_text(json.dumps({
+        "optimizer": "zo-adam", "avg_acc": 1.0, "last_acc": 1.0, "forgetting": 1.0, "acc_seen": [1.0]}))
+    with pytest.raises(ValueError, match="holds optimizer='zo-adam'"):
+        report.load_runs(tmp_path, ["ease"], ["zo-sgd+head"], ["hues"], [0])
+
+
+def test_the_claims_of_the_rows_beyond_the_paper_read_each_against_what_its_paper_improves_on():
+    import pandas as pd
+
+    from zeroflow_core import claims
+    from zeroflow_core.trained import DID_NOT_TRAIN
+
+    def rows(optimizer, avg, drops):
+        return [{"method": "ease", "optimizer": optimizer, "dataset": "hues", "seed": seed, "avg_acc": avg + seed,
+                 "last_acc": avg, "forgetting": 5.0, "loss_drop": drop} for seed, drop in enumerate(drops)]
+
+    runs = pd.DataFrame(rows("zo-sgd", 50.0, [0.3, 0.31]) + rows("zo-sgd+head", 60.0, [0.5, 0.52])
+                        + rows("lozo", 51.0, [0.2, 0.21]) + rows("hizoo", 40.0, [0.0, 0.001])
+                        + rows("none", 30.0, [None, None]))
+    found = {claim.claim: claim for claim in claims.beyond_paper_claims(runs, "ease")}
+    assert set(found) == {"ZO-SGD + BP head beats ZO-SGD (EASE)", "LOZO beats ZO-SGD (EASE)",
+                          "HiZOO beats ZO-SGD (EASE)"}
+    head = found["ZO-SGD + BP head beats ZO-SGD (EASE)"]
+    assert head.verdict == claims.CONFIRMED and head.paper == "ZO-FC, arXiv 2510.21019"
+    assert found["LOZO beats ZO-SGD (EASE)"].verdict == claims.WITHIN  # 1 point apart, spreads 0.71 each
+    assert found["LOZO beats ZO-SGD (EASE)"].paper == "LOZO, arXiv 2410.07698"
+    assert found["HiZOO beats ZO-SGD (EASE)"].verdict == DID_NOT_TRAIN

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from zeroflow_core.optim.registry import FAMILY_LABELS, OPTIMIZERS
+from zeroflow_core.optim.registry import FAMILY_LABELS, OPTIMIZERS, row_spec
 from zeroflow_core.cells import MATCHED_DIR, control_cell_name, matched_cell_name, mean_step, sweep_cell_name
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.metrics import mean_loss_drop
@@ -71,7 +71,7 @@ def paper_no_training_statements(tidy: pd.DataFrame, baseline: str) -> list[str]
 
 def optimizer_family(optimizer: str) -> str:
     """first-order, zeroth-order or forward-gradient: the registry's family, as the book's sentences name it."""
-    spec = OPTIMIZERS.get(optimizer)
+    spec = row_spec(optimizer)
     return FAMILY_LABELS[spec.family] if spec else "none"  # none: the no-training row
 
 

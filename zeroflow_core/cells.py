@@ -19,6 +19,7 @@ from pathlib import Path
 from zeroflow_core.config import (NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, hybrid_phase_optimizer,
                                   resolve, setting_layer)
 from zeroflow_core.methods import METHODS
+from zeroflow_core.optim.registry import grid_row
 from zeroflow_core.settings import Setting, declared, defaults_of, is_number
 
 RUNS_DIR = Path("runs/train")
@@ -110,11 +111,17 @@ def optimizers_of(method: str, optimizers) -> list[str]:
     return [*optimizers, NO_OPTIMIZER] if METHODS[method].trains else [NO_OPTIMIZER]
 
 
+def grid_rows(grid: dict) -> list[str]:
+    """The optimizer rows of the grid: the paper's (grid.optimizers), then the opt-in rows beyond it (later
+    optimizers, `<optimizer>+head`: grid.beyond_paper)."""
+    return [*grid["optimizers"], *grid.get("beyond_paper", [])]
+
+
 def grid_cells(params: dict):
-    """(method, optimizer, dataset, seed) of every run of the grid, the no-training baseline first."""
+    """(method, optimizer row, dataset, seed) of every run of the grid, the no-training baseline first."""
     grid = params["grid"]
     for method in [grid["baseline"], *grid["methods"]]:
-        for optimizer in optimizers_of(method, grid["optimizers"]):
+        for optimizer in optimizers_of(method, grid_rows(grid)):
             for dataset in grid["datasets"]:
                 for seed in grid["seeds"]:
                     yield method, optimizer, dataset, seed
@@ -132,10 +139,20 @@ def params_layers(params: dict, method: str, optimizer: str, dataset: str) -> li
 
 
 def resolve_run(params: dict, method: str, optimizer: str, dataset: str, seed: int, extra=()) -> Resolved:
-    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers. With the hybrid
-    schedule, its backprop phase takes params.yaml's section of that optimizer (fo_hyper) too."""
+    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers. `optimizer` may be a
+    grid row (`<optimizer>+head`: registry.grid_row), whose settings come after params.yaml's sections. With the
+    hybrid schedule, its backprop phase takes params.yaml's section of that optimizer (fo_hyper) too."""
+    row = optimizer
+    if optimizer != NO_OPTIMIZER:
+        try:
+            spec, row_settings = grid_row(row)
+        except ValueError as error:
+            raise ConfigError(str(error).strip('"')) from None
+        optimizer = spec.name
     run = {"profile": params["profile"], "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
     layers = params_layers(params, method, optimizer, dataset)
+    if row != optimizer:
+        layers.append(Layer(f"grid row {row}", row_settings))
     resolved = resolve(run, [*layers, *extra])
     fo = hybrid_phase_optimizer(resolved.config)
     if fo is None or not params["optimizers"].get(fo):
@@ -153,7 +170,7 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
     """The cells of the stage `train@<method>-<dataset>`: its optimizers × seeds."""
     settings = execution(params)
     cells = []
-    for optimizer in optimizers_of(method, params["grid"]["optimizers"]):
+    for optimizer in optimizers_of(method, grid_rows(params["grid"])):
         for seed in params["grid"]["seeds"]:
             resolved = placed(resolve_run(params, method, optimizer, dataset, seed), settings)
             cells.append(Cell(run_name(method, optimizer, dataset, seed), resolved.config,

@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from zeroflow_core.analysis import heldout_summary, step_losses
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.methods import METHODS
-from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS
+from zeroflow_core.optim.registry import NO_TRAINING, row_spec
 from zeroflow_core.report import (FIGURE_5_PAPER, PAPER_SETUP, dataset_label, format_mean_std, method_label,
                                   optimizer_colour, optimizer_label)
 
@@ -122,7 +122,7 @@ def figure_4(summary: pd.DataFrame, methods, datasets, optimizers, baseline: str
                 s = summary[(summary.method == method) & (summary.dataset == dataset)
                             & (summary.optimizer == optimizer)]
                 color = optimizer_colour(optimizer)
-                ax.plot(s.stage, s["mean"], FAMILY_LINES[OPTIMIZERS[optimizer].family], marker="o", markersize=3,
+                ax.plot(s.stage, s["mean"], FAMILY_LINES[row_spec(optimizer).family], marker="o", markersize=3,
                         color=color, label=optimizer_label(optimizer))
                 band = s["std"].fillna(0)
                 ax.fill_between(s.stage, s["mean"] - band, s["mean"] + band, color=color, alpha=0.12, linewidth=0)
@@ -373,7 +373,7 @@ def cost(summary: pd.DataFrame, path) -> Path:
     fig, axes = plt.subplots(1, len(SPENDS), figsize=(15, 4.4), sharey=True)
     for optimizer, part in summary.groupby("optimizer", sort=False):
         part = part.sort_values("value")
-        family = OPTIMIZERS[optimizer].family
+        family = row_spec(optimizer).family
         for ax, column in zip(axes, SPENDS):
             ax.errorbar(part[f"{column}_mean"], part.gain, yerr=part.gain_spread, fmt=FAMILY_LINES[family],
                         marker=FAMILY_MARKERS[family], color=optimizer_colour(optimizer), capsize=3,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zeroflow_core.bench import EFFICIENCY_DIR
-from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT
+from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT, grid_rows
 from zeroflow_core.io import load_yaml
 from zeroflow_core.provenance import REPO_ROOT, provenance
 from zeroflow_core.settings import ConfigError
@@ -127,7 +127,7 @@ def switches(params: dict) -> dict:
 # ------------------------------------------------------------------------------------------ parameters
 def _grid(params: dict) -> dict:
     grid = params["grid"]
-    return dict(baseline=grid["baseline"], methods=grid["methods"], optimizers=grid["optimizers"],
+    return dict(baseline=grid["baseline"], methods=grid["methods"], optimizers=grid_rows(grid),
                 datasets=grid["datasets"], seeds=grid["seeds"], runs_dir=str(RUNS_DIR), reference_dir="reference")
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import yaml
 
 from zeroflow_core.bench import check_efficiency
-from zeroflow_core.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, optimizers_of, run_config, run_name,
-                                 sweep_cells, sweep_values)
+from zeroflow_core.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, grid_rows, optimizers_of, run_config,
+                                 run_name, sweep_cells, sweep_values)
 from zeroflow_core.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
 from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
 from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
+from zeroflow_core.optim.registry import grid_row
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
 # The smoke backbone, made by dvc.yaml's pretrain stage: the one weights file that need not exist before a run.
@@ -49,6 +50,10 @@ GRID_SETTINGS = declared(
     Setting("optimizers", ["zo-sgd"], "the optimizers of the grid", check=_names, requirement="must be a non-empty list"),
     Setting("datasets", ["hues"], "the datasets of the grid", check=_names, requirement="must be a non-empty list"),
     Setting("seeds", [0], "the seeds of every run", **SEEDS),
+    Setting("beyond_paper", [], "rows beyond the paper, opt in: later optimizers and `<optimizer>+head` (a "
+            "forward-pass optimizer with the classifier head by backprop, head_optimizer: backprop), run on the grid's "
+            "methods, datasets and seeds and shown after the paper's rows", check=lambda values: isinstance(values, list)
+            and all(isinstance(name, str) for name in values), requirement="must be a list of rows"),
 )
 ABLATION_SETTINGS = declared(
     Setting("method", "ease", "the method of every sweep"),
@@ -167,7 +172,7 @@ def _check_profile(params: dict, where: str) -> None:
 
 def _check_grid(params: dict, where: str) -> None:
     grid = params["grid"]
-    check_values(grid, GRID_SETTINGS, where, prefix="grid.", required=GRID_SETTINGS)
+    check_values(grid, GRID_SETTINGS, where, prefix="grid.", required=[k for k in GRID_SETTINGS if k != "beyond_paper"])
     baseline = grid["baseline"]
     if baseline not in METHODS or METHODS[baseline].trains:
         untrained = [name for name, method in METHODS.items() if not method.trains]
@@ -176,6 +181,14 @@ def _check_grid(params: dict, where: str) -> None:
     known_names(grid["methods"], METHODS, "grid.methods", "method", where)
     known_names(grid["optimizers"], OPTIMIZERS, "grid.optimizers", "optimizer", where)
     known_names(grid["datasets"], available_datasets(), "grid.datasets", "dataset", where)
+    for row in grid.get("beyond_paper", []):
+        try:
+            grid_row(row)
+        except ValueError as error:
+            raise ConfigError(f"{where}: 'grid.beyond_paper': {str(error).strip(chr(34))}") from None
+    repeated = [row for row in grid_rows(grid) if grid_rows(grid).count(row) > 1]
+    if repeated:
+        raise ConfigError(f"{where}: the grid lists {repeated[0]!r} twice (grid.optimizers and grid.beyond_paper)")
     for method in grid["methods"]:
         if not METHODS[method].trains:
             raise ConfigError(f"{where}: 'grid.methods' lists {method!r}, which trains nothing and so has no "

@@ -22,6 +22,8 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 BACKPROP_HEAD = "backprop_head"
+# where the division of labour comes from, as the book cites it
+ZO_FC = "ZO-FC, arXiv 2510.21019"
 
 
 class HeadGradients:

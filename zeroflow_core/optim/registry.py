@@ -2,7 +2,7 @@
 HiZOO, Sparse MeZO), flagged `beyond_paper`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 import torch
@@ -161,6 +161,43 @@ def optimizer_spec(name: str) -> OptimizerSpec:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name]
+
+
+# A grid row beyond the optimizers: `<forward-pass optimizer>+head`, that optimizer with the classifier head trained
+# by backprop (the run key head_optimizer: backprop, hybrid_head.py), a row of its own beside the optimizer's.
+HEAD_ROW = "+head"
+
+
+def grid_row(row: str) -> tuple[OptimizerSpec, dict]:
+    """A grid row's optimizer and the run settings the row adds: a registry optimizer alone, or `<optimizer>+head`."""
+    if not row.endswith(HEAD_ROW):
+        return optimizer_spec(row), {}
+    spec = optimizer_spec(row[: -len(HEAD_ROW)])
+    if not spec.forward_pass_only:
+        raise ValueError(f"grid row {row!r}: the head by backprop is a variant of a forward-pass optimizer, and "
+                         f"{spec.name!r} trains by backprop")
+    return spec, {"head_optimizer": "backprop"}
+
+
+def row_spec(row: str) -> OptimizerSpec | None:
+    """What a grid row is shown and grouped as: its optimizer's spec, or for `<optimizer>+head` that spec under the
+    row's name and a display of its own, beyond the paper; None for a name that is neither (`none`, the control)."""
+    try:
+        spec, settings = grid_row(row)
+    except ValueError:
+        return None
+    if not settings:
+        return spec
+    family, strategy = spec.display.table1_row
+    display = Display(f"{spec.display.label} + BP head", (family, f"{strategy}, head by backprop (beyond the paper)"),
+                      _lighter(spec.display.colour))
+    return replace(spec, name=row, display=display, beyond_paper=True)
+
+
+def _lighter(colour: str) -> str:
+    """Halfway to white: the head-by-backprop row beside its optimizer's, in the same hue."""
+    channels = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{(c + 255) // 2:02x}" for c in channels)
 
 
 def resolve_hyper(name: str, **hyper) -> dict:
