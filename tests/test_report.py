@@ -122,7 +122,9 @@ def test_optimizer_and_method_names_match_the_paper():
         "fo-sgd": ("SGD", "FO"), "zo-sgd": ("SGD", "ZO"), "zo-sgd-sign": ("SGD", "Sign"),
         "zo-sgd-conserve": ("SGD", "Conserve"), "fo-adam": ("Adam", "FO"), "zo-adam": ("Adam", "ZO"),
         "zo-adam-sign": ("Adam", "Sign"), "zo-adam-conserve": ("Adam", "Conserve"), "forward-grad": ("-", "Forward"),
-        "fzoo": ("—", "FZOO, beyond the paper"), "none": ("—", "No training")}
+        "fzoo": ("—", "FZOO, beyond the paper"), "lozo": ("—", "LOZO, beyond the paper"),
+        "hizoo": ("—", "HiZOO, beyond the paper"), "sparse-mezo": ("—", "Sparse MeZO, beyond the paper"),
+        "none": ("—", "No training")}
     assert report.method_label("ease") == "EASE" and report.method_label("aper") == "APER"
     reference = report.load_reference(REPO / "reference")
     # every row of the paper's Table 1 maps to one of our optimizers, and the datasets are the paper's
