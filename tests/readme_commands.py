@@ -1,6 +1,6 @@
-"""The commands of the README's shell blocks, and where each one is run.
+"""The commands of the README's and the book's guide's shell blocks, and where each one is run.
 
-`tests/test_readme.py` runs the `here` ones and fails on a README command that is not listed below;
+`tests/test_readme.py` runs the `here` ones and fails on a README or guide command that is not listed below;
 `tests/pipeline-check.sh` runs the `pipeline` ones, in README order and exactly as written, in its
 clone of the tiny grid after `dvc repro` (`python tests/readme_commands.py pipeline` prints them).
 """
@@ -10,7 +10,10 @@ import re
 import sys
 from pathlib import Path
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
+# the README is the landing page; the manual is the book's Guide part (book/guide*.md, listed in book/pages.yaml)
+GUIDE = sorted((ROOT / "book").glob("guide*.md"))
 
 HERE = "here"
 PIPELINE = "pipeline"
@@ -32,7 +35,8 @@ WHERE = {
     "zeroflow optimizers": HERE,
     "zeroflow optimizers zo-sgd": HERE,
     "zeroflow train --help": HERE,
-    "zeroflow pretrain --out runs/pretrain": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --out runs/pretrain/seed0": (HERE, "--epochs 1 --classes 8"),
+    "zeroflow pretrain --seed 1 --out runs/pretrain/seed1": (HERE, "--epochs 1 --classes 8"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --out runs/ease-zo-sgd":
         (HERE, "--set epochs=1 --set max_steps_per_epoch=2"),
     "zeroflow train --method ease --optimizer zo-sgd --dataset hues --seed 1 --set optimizer_hyper.q=4 "
@@ -52,6 +56,10 @@ WHERE = {
     "dvc exp run --queue -S optimizers.zo-sgd.lr=0.005": PIPELINE,
     "dvc queue start -j 2": PIPELINE,
     "dvc queue status": PIPELINE,
+    "git fetch origin gh-pages && git worktree add ../published FETCH_HEAD":
+        "needs the published gh-pages branch; pipeline-check compares its build with its own site/latest",
+    "zeroflow compare ../published/latest --tolerance 1":
+        "needs the published book; pipeline-check runs `zeroflow compare site/latest`, tests/test_compare.py the rest",
     "cp params-paper.yaml params.yaml && dvc repro": "needs the paper's data and weights (and a GPU to finish); "
                                                     "tests/test_pipeline.py checks what it resolves to",
     "zeroflow train --profile paper --method ease --optimizer zo-sgd --dataset cifar100 --out runs/x":
@@ -60,14 +68,15 @@ WHERE = {
 
 
 def readme_commands(text: str | None = None) -> list[str]:
-    """Each command of the README's ```bash blocks: continuation lines joined, comments dropped."""
-    text = README.read_text() if text is None else text
+    """Each command of the ```bash blocks of `text`, or of the README then the guide's pages: continuation lines
+    joined, comments dropped, each command once (where it first appears)."""
+    text = "\n".join(path.read_text() for path in [README, *GUIDE]) if text is None else text
     commands = []
     for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
             command = re.sub(r"\s+#.*$", "", line).strip()
             command = re.sub(r"\s+", " ", command)
-            if command and not command.startswith("#"):
+            if command and not command.startswith("#") and command not in commands:
                 commands.append(command)
     return commands
 

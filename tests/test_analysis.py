@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from zeroflow_core import analysis, stages
+from zeroflow_core import analysis, report, stages
 from zeroflow_core.config import ConfigError
 from zeroflow_core.io import load_yaml
 from zeroflow_core.cells import sweep_cell_name, sweep_cells
@@ -27,7 +27,7 @@ ROOT = Path(__file__).parents[1]
     ((10.0, float("nan")), (1.0, 0.0), False, "within the spread"),  # one seed: nothing is called
 ])
 def test_verdict_calls_a_difference_only_beyond_both_spreads(a, b, lower, expected):
-    assert analysis.verdict(*a, *b, lower_is_better=lower) == expected
+    assert report.verdict(*a, *b, lower_is_better=lower) == expected
 
 
 def test_optimizer_family_is_the_registry_s():
@@ -38,11 +38,12 @@ def test_optimizer_family_is_the_registry_s():
 
 
 # --------------------------------------------------------------------------------------- ablations
-def _summary():
-    # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within)
+def _summary(trained=(True, True, True)):
+    # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within); each cell's training-loss drop
     return pd.DataFrame({"optimizer": ["zo-sgd"] * 3, "value": [0.0, 0.5, 0.9], "n_seeds": [3] * 3,
                          "avg_acc_mean": [50.0, 54.0, 51.0], "avg_acc_std": [1.0, 1.0, 1.0],
-                         "forgetting_mean": [10.0, 13.0, 10.5], "forgetting_std": [0.5, 0.5, 0.5]})
+                         "forgetting_mean": [10.0, 13.0, 10.5], "forgetting_std": [0.5, 0.5, 0.5],
+                         "loss_drop_mean": [0.2, 0.15, 0.1], "loss_drop_std": [0.01] * 3, "trained": list(trained)})
 
 
 def test_against_baseline_differences_and_verdicts():
@@ -53,6 +54,11 @@ def test_against_baseline_differences_and_verdicts():
     assert forgetting.loc[0.5, "verdict"] == "worse"  # 3 points more forgetting, spreads 0.5 + 0.5
     with pytest.raises(ValueError, match="no cell with value 0.2"):
         analysis.against_baseline(_summary(), 0.2)
+    # a value that did not train, or a baseline that did not, gets no verdict
+    untrained = analysis.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
+    assert untrained.loc[0.5, "verdict"] == "did not train" and untrained.loc[0.9, "verdict"] == "within the spread"
+    plain = analysis.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
+    assert set(plain.verdict) == {"baseline", "did not train"}
 
 
 def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
@@ -64,9 +70,9 @@ def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
 
 
 def _anchor(avg=45.0):
-    """A no-training row as analysis.no_training_summary gives it."""
-    return pd.Series({"method": "simplecil", "avg_acc_mean": avg, "avg_acc_std": 1.0, "last_acc_mean": 35.0,
-                      "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
+    """A sweep's zero-step control as analysis.load_control gives it."""
+    return pd.Series({"method": "ease", "optimizer": "none", "avg_acc_mean": avg, "avg_acc_std": 1.0,
+                      "last_acc_mean": 35.0, "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
 
 
 def test_a_sweep_page_s_tables_and_text():
@@ -74,18 +80,35 @@ def test_a_sweep_page_s_tables_and_text():
     summary = _summary().assign(last_acc_mean=[40.0, 40.5, 45.0], last_acc_std=[1.0] * 3)
     caption, table = analysis.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
     assert caption == "**Ours**: EASE + ZO-SGD on Digits, mean ± std over 3 seeds"
-    assert list(table.columns) == ["0%", "50%", "90%"] and list(table.index) == ["Avg", "Last", "Fgt"]
-    assert table.loc["Fgt", "50%"] == "13.00 ± 0.50"
+    assert list(table.columns) == ["0%", "50%", "90%"]
+    assert list(table.index) == ["Avg", "Last", "Fgt", "training-loss drop"]
+    assert table.loc["Fgt", "50%"] == "13.00 ± 0.50" and table.loc["training-loss drop", "0%"] == "0.200 ± 0.010"
     text = analysis.sweep_text("every level helps.", summary, _anchor(), "sparsity")
     assert text.startswith("**The paper's claim**: every level helps.\n\n**Ours** (a difference is called only "
-                           "where it exceeds the two standard deviations together):\n\n- ZO-SGD, Avg: ")
+                           "where it exceeds the two standard deviations together, and only between rows that "
+                           "trained):\n\n- ZO-SGD, sparsity = 0: training-loss drop 0.200 ± 0.010 per task: trained.")
     assert "- ZO-SGD, Avg: better than 0% at 50%; worse at no value; within the spread at 90%." in text
     assert "- ZO-SGD, Last: better than 0% at 90%; worse at no value; within the spread at 50%." in text
     assert "- ZO-SGD, Fgt: better than 0% at no value; worse at 50%; within the spread at 90%." in text
-    # against no training (45 ± 1): the best value 0.5 (54) and the worst 0 (50) are both above beyond the spread
-    assert ("- ZO-SGD, best sparsity = 0.5: +9.00 points of average accuracy against no training (SimpleCIL, "
-            "45.00): better.") in text
-    assert "- ZO-SGD, worst sparsity = 0: +5.00 points" in text
+    # against the zero-step control (45 ± 1): the best trained value 0.5 (54) and the worst 0 (50) are both above
+    assert ("- ZO-SGD, best trained sparsity = 0.5: +9.00 points of average accuracy against its zero-step control "
+            "(EASE without a step, 45.00): better.") in text
+    assert "- ZO-SGD, worst trained sparsity = 0: +5.00 points" in text
+    untrained = analysis.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
+    assert "sparsity = 0.5: training-loss drop 0.150 ± 0.010 per task: **did not train**." in untrained
+    assert "ZO-SGD: sparsity = 0.5: **did not train**" in untrained and "best trained sparsity = 0.9" in untrained
+
+
+def test_step_matched_controls_tell_a_direction_from_a_smaller_step():
+    summary = _summary().assign(step_mean=[0.10, 0.05, 0.02])
+    matched = pd.DataFrame({"optimizer": ["zo-sgd"] * 2, "value": [0.5, 0.9], "lr": [0.0005, 0.0002],
+                            "step_mean": [0.051, 0.021], "avg_acc_mean": [50.5, 51.2], "avg_acc_std": [1.0, 1.0]})
+    table = analysis.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
+    # 0.5: 54 ± 1 against its control 50.5 ± 1: better; 0.9: 51 against 51.2: what it gives, a smaller step gives
+    assert table.loc["50%", "verdict"] == "better" and table.loc["90%", "verdict"] == "within the spread"
+    assert table.loc["50%", "control's mean step"] == "0.0510" and table.loc["50%", "control's lr"] == "0.0005"
+    lines = analysis.step_matched_lines(summary, matched, "sparsity")
+    assert "it helps beyond its smaller step" in lines[0] and "a smaller step gives too" in lines[1]
 
 
 def test_the_papers_table_3_and_its_claim():
@@ -114,15 +137,21 @@ def test_query_budget_statements_and_table():
     summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": [1, 2, 4, 8], "n_seeds": [3] * 4,
                             "avg_acc_mean": [50.0, 51.5, 53.0, 54.5], "avg_acc_std": [0.5] * 4,
                             "last_acc_mean": [40.0] * 4, "last_acc_std": [0.5] * 4,
-                            "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4})
+                            "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4,
+                            "loss_drop_mean": [0.1, 0.15, 0.2, 0.25], "loss_drop_std": [0.01] * 4,
+                            "trained": [True] * 4})
     lines = analysis.query_budget_statements(summary, _anchor(53.5), "q")
-    assert lines[0] == ("**ZO-SGD**: slope +1.50 points per doubling of q; average accuracy at q = 8 is above q = 1 "
-                        "beyond the spread: **agrees** with the paper.")
-    # against no training, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
-    assert lines[1].startswith("ZO-SGD, best q = 8: +1.00 points") and lines[1].endswith("within the spread.")
-    assert lines[2].startswith("ZO-SGD, worst q = 1: -3.50 points") and lines[2].endswith("worse.")
+    assert lines[0] == "ZO-SGD, q = 1: training-loss drop 0.100 ± 0.010 per task: trained."
+    assert lines[4] == ("**ZO-SGD**: slope +1.50 points of average accuracy per doubling of q (+0.050 of "
+                        "training-loss drop); average accuracy at q = 8 is above q = 1 beyond the spread: **agrees** "
+                        "with the paper.")
+    # against the zero-step control, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
+    assert lines[5].startswith("ZO-SGD, best trained q = 8: +1.00 points") and lines[5].endswith("within the spread.")
+    assert lines[6].startswith("ZO-SGD, worst trained q = 1: -3.50 points") and lines[6].endswith("worse.")
+    untrained = analysis.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
+    assert "**ZO-SGD**: q = 1 or q = 8 did not train: no verdict on q." in untrained
     table = analysis.sweep_rows(summary, "q")
-    assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt"]
+    assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt", "training-loss drop"]
     assert table.Avg.tolist()[0] == "50.00 ± 0.50"
 
 
@@ -144,7 +173,8 @@ def _switches():
         return {"switch": "zo_scope", "optimizer": "zo-sgd", "value": value, "official": official,
                 "avg_acc_mean": avg, "avg_acc_std": 1.0, "last_acc_mean": avg - 10, "last_acc_std": 1.0,
                 "forgetting_mean": fgt, "forgetting_std": 0.5, "avg_acc_verdict": calls[0],
-                "last_acc_verdict": calls[0], "forgetting_verdict": calls[1]}
+                "last_acc_verdict": calls[0], "forgetting_verdict": calls[1],
+                "loss_drop_mean": 0.2, "loss_drop_std": 0.01, "trained": True}
 
     return pd.DataFrame([side("trainable", False, 60.0, 9.0, ("better", "better")),
                          side("official", True, 55.0, 12.0, ("official", "official"))])
@@ -153,12 +183,16 @@ def _switches():
 def test_the_switches_table_and_statements():
     summary, anchor = _switches(), _anchor(50.0)
     table = analysis.switch_table(summary, {"zo_scope": {"with": {"history": 0.6}}}, anchor)
-    assert table.choice.tolist() == ["trainable [history = 0.6]", "official (official) [history = 0.6]", "SimpleCIL"]
-    assert table.iloc[-1].tolist() == ["no training", "none", "SimpleCIL", "50.00 ± 1.00",
-                                       "35.00 ± 1.00", "8.00 ± 0.50", "", ""]
+    assert table.choice.tolist() == ["trainable [history = 0.6]", "official [history = 0.6]", "EASE"]
+    assert table.iloc[-1].tolist() == [
+        "zero-step control", "none", "EASE", "50.00 ± 1.00", "35.00 ± 1.00", "8.00 ± 0.50", "", "", ""]
+    assert table["loss drop"].iloc[0] == "0.200 ± 0.010"
     assert analysis.switch_statements(summary, anchor) == [
-        "`zo_scope`, ZO-SGD: trainable against the official official: +5.00 points of average accuracy (better), "
-        "-3.00 points of forgetting (better); the official side is +5.00 points from no training (better)."]
+        "`zo_scope`, ZO-SGD: trainable against the official side: +5.00 points of average accuracy (better), "
+        "-3.00 points of forgetting (better); the official side is +5.00 points from the zero-step control (better)."]
+    # a side that did not train gets no verdict
+    untrained = summary.assign(trained=[False, True], avg_acc_verdict=["did not train", "official"])
+    assert "this side **did not train**" in analysis.switch_statements(untrained, anchor)[0]
     assert ("gives 12.00 ± 0.50 forgetting against 9.00 ± 0.50 with the trainable scope: more forgetting, beyond the "
             "spread.") in analysis.zo_scope_statement(summary)
 
@@ -202,13 +236,15 @@ def test_ablation_cells_set_only_their_hyper_parameter():
     params = _params()
     cells = {cell.name: cell.config for cell in sweep_cells(params, "history")}
     section = params["ablations"]
-    assert len(cells) == len(section["sweeps"]["history"]["values"]) * len(section["seeds"])
+    # each value and seed, and the zero-step control per seed (no step to mix history into)
+    assert len(cells) == (len(section["sweeps"]["history"]["values"]) + 1) * len(section["seeds"])
+    assert cells["ease-hues-1"]["optimizer"] == "none"
     config = cells["ease-zo-sgd-hues-history0.4-1"]
     assert config["optimizer_hyper"]["history"] == 0.4 and config["seed"] == 1 and config["method"] == "ease"
     for key, value in section["train"].items():  # the sweeps' own run settings win over `train`
         assert config[key] == value
     q_cells = {cell.name: cell.config for cell in sweep_cells(params, "query_budget")}
-    largest = max(section["sweeps"]["query_budget"]["values"])
+    largest = max(section["sweeps"]["query_budget"]["values"]["zo-adam"])
     assert q_cells[f"ease-zo-adam-hues-q{largest}-0"]["optimizer_hyper"]["q"] == largest
 
 
@@ -256,15 +292,16 @@ def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkey
     params["ablations"].update(seeds=[0])
     params["execution"]["workers"] = 1  # in-process, where the recorder is
     params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.4]
+    del params["ablations"]["sweeps"]["history"]["step_matched"]  # its rates come from measured steps (test_controls)
     stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
-    assert sorted(trained) == ["ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
+    assert sorted(trained) == ["ease-hues-0", "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.4-0"]
 
     trained.clear()
     params["ablations"]["sweeps"]["history"]["values"] = [0.0, 0.6]
     stages.sweep(params, "history", root=tmp_path, log=lambda *_: None)
     assert trained == ["ease-zo-sgd-hues-history0.6-0"]  # 0.0 kept, 0.6 new
     assert sorted(p.name for p in (tmp_path / "history").iterdir()) == [
-        "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0", "summary.csv"]  # 0.4 removed
+        "ease-hues-0", "ease-zo-sgd-hues-history0-0", "ease-zo-sgd-hues-history0.6-0", "summary.csv"]  # 0.4 removed
 
     trained.clear()
     params["execution"]["workers"] = 2  # where and how fast cells run is no part of what they compute
@@ -304,6 +341,46 @@ def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
     assert math.isnan(table.loc["ZO-SGD (q = 4)", "s / epoch (runs)"])  # the runs used q = 1
     with pytest.raises(FileNotFoundError, match="efficiency@vit-smoke"):
         analysis.load_efficiency(tmp_path, ["vit-smoke"])
+
+
+def test_repeated_timings_show_their_spread_and_equal_forwards_are_compared_by_it(tmp_path):
+    """Timed steps repeated: each timing is printed as median ± the spread between quartiles, the ratio's spread is
+    the two relative spreads together, and two optimizers of 2 forwards per step are told apart only beyond their
+    spreads (the 1.57× of raw times that once read as a difference)."""
+    def repeated(optimizer, step, ratio, ratio_spread, forward=0.1):
+        row = _bench_row(optimizer, 1 if optimizer != "fo-sgd" else None, 500.0, step, forward=forward, model="vit-smoke")
+        return {**row, "steps": 9, "step_spread": step / 10, "step_over_forward": ratio,
+                "step_over_forward_spread": ratio_spread}
+
+    rows = [repeated("fo-sgd", 0.30, 3.0, 0.1), repeated("zo-sgd", 0.20, 2.0, 0.1),
+            repeated("zo-sgd-sign", 0.314, 2.1, 0.15, forward=0.15)]
+    (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
+    frame = analysis.load_efficiency(tmp_path, ["vit-smoke"])
+    table = analysis.efficiency_table(frame, "vit-smoke").set_index("optimizer")
+    assert table.loc["ZO-SGD (q = 1)", "s / step spread"] == pytest.approx(0.02)
+    # 0.2 / 0.3 = 0.67, its spread 0.67 × (0.02 / 0.2 + 0.03 / 0.3) = 0.13
+    assert table.loc["ZO-SGD (q = 1)", "step ÷ FO-SGD step spread"] == pytest.approx(0.13)
+    shown = analysis.efficiency_shown(table.reset_index()).set_index("optimizer")
+    assert shown.loc["ZO-SGD (q = 1)", "s / step"] == "0.2000 ± 0.0200"
+    assert shown.loc["ZO-SGD (q = 1)", "step ÷ forward"] == "2.00 ± 0.10"
+    assert "s / step spread" not in shown
+    lines = "\n".join(analysis._equal_forwards(table.reset_index()))
+    # 2.0 ± 0.1 against 2.1 ± 0.15 in units of each process's forward: the same cost, whatever the raw 1.57×
+    assert "2 optimizers take 2 forwards per step" in lines and "within the spreads between quartiles" in lines
+    rows[2]["step_over_forward"] = 3.0
+    (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
+    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-smoke"]), "vit-smoke")
+    assert "beyond the spreads between quartiles" in "\n".join(analysis._equal_forwards(table))
+
+
+def test_the_official_side_is_named_once():
+    """A switch whose official value is itself called `official` reads "the official side", never "the official
+    official" nor "official (official)"."""
+    assert analysis.official_side("official", True) == "official"
+    assert analysis.official_side("reference", True) == "reference (official)"
+    assert analysis.official_side("exact", False) == "exact"
+    assert analysis._official_value("official") == "the official side"
+    assert analysis._official_value("reference") == "the official reference"
 
 
 def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
@@ -349,7 +426,11 @@ def test_table_2_per_model_with_the_runs_epoch_times(tmp_path):
     assert table.loc["FO-SGD", "s / epoch (runs)"] == 4.0  # the runs trained this model
     assert table.loc["FO-SGD", "s / epoch (105 steps, projected)"] == pytest.approx(31.5)  # 5000 / 48 → 105 steps
     assert analysis.efficiency_caption(frame, "vit-b16") == (
-        "### vit-b16: batch 48, explicit attention, device `cpu`, 2 threads, median of 1 timed step(s)")
+        "### vit-b16: batch 48, explicit attention, device `cpu`, 2 threads, one timed step, so no spread (memory "
+        "needs one step)")
+    frame["steps"] = 9  # repeated timings: the median and the spread between their quartiles
+    assert analysis.efficiency_caption(frame, "vit-b16").endswith(
+        "median ± the spread between quartiles of 9 timed steps")
 
 
 # ------------------------------------------------------------------------------------------ Figure 7
@@ -395,20 +476,28 @@ def _moves(new_change, old_change=0.0):
 
 
 def test_volatility_is_compared_only_where_the_loss_moves():
-    vol = pd.DataFrame([{"optimizer": o, "which": w, "volatility_mean": m, "volatility_std": 0.05, "n_seeds": 3}
+    # relative volatility (per unit of fall within a task): ZO 0.6 against FO 0.2, beyond the spreads of 0.05
+    vol = pd.DataFrame([{"optimizer": o, "which": w, "volatility_mean": m, "volatility_std": 0.05,
+                         "relative_volatility_mean": 2 * m, "relative_volatility_std": 0.05, "n_seeds": 3}
                         for o, m in (("fo-sgd", 0.1), ("zo-sgd", 0.3)) for w in ("new", "old")])
     lines = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")],
                                            "ease")
-    assert lines[0] == "New task: ZO-SGD's held-out loss is **more volatile than** FO-SGD's (paper: ZO more volatile)."
-    assert lines[1].startswith("FO-SGD: old-task losses do not move within a task (EASE scores old classes")
+    assert lines[0] == ("New task: per unit of how far it falls within a task, ZO-SGD's held-out loss is **more "
+                        "volatile than** FO-SGD's (paper: ZO more volatile).")
+    assert lines[1].startswith("FO-SGD and ZO-SGD: old-task losses do not move within a task (EASE scores old")
     assert lines[-1].startswith("ZO-SGD: the new task's held-out loss falls within a task (-0.400 ± 0.100")
+    smoother = vol.assign(relative_volatility_mean=[0.6, 0.6, 0.2, 0.2])
+    assert "**smoother than**" in analysis.volatility_statements(
+        smoother, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")], "ease")[0]
     still = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.05}, old_change=-0.5),
                                            [("fo-sgd", "zo-sgd")], "ease")
     assert still[0].startswith("New task, ZO-SGD against FO-SGD: **not compared**: the held-out loss of ZO-SGD does "
                                "not move")
     assert still[1] == ("FO-SGD: old-task losses **are within the spread of** the new task's (paper: old tasks "
                         "change less).")
-    assert analysis.volatility_table(vol).volatility.tolist()[0] == "0.100 ± 0.050"
+    shown = analysis.volatility_table(vol.assign(method="ease"), _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}).assign(
+        method="ease"))
+    assert shown.volatility.tolist()[0] == "0.100 ± 0.050" and shown["change within a task"].tolist()[0] == "-0.500 ± 0.100"
 
 
 # ------------------------------------------------------------------------------- Figures 3 and 6
@@ -491,3 +580,16 @@ def test_cells_run_side_by_side_give_the_same_results_as_one_by_one(tmp_path):
         assert side["acc_matrix"] == one["acc_matrix"] and side["loss_curves"] == one["loss_curves"], cell
     assert side["loss_curves"] != json.loads((tmp_path / "one" / "history" / "ease-zo-sgd-synthetic-history0-0"
                                              / "metrics.json").read_text())["loss_curves"]  # h starts at the first z: p changes the third step on
+
+
+def test_figure_7_says_once_why_old_task_losses_that_do_not_move_are_no_finding():
+    """EASE scores old classes with what end_task stored: their losses do not move within a task for any optimizer,
+    and the page says so once, naming them all (not once per optimizer)."""
+    optimizers = ["fo-sgd", "zo-sgd", "fo-adam", "zo-adam"]
+    vol = pd.DataFrame([{"optimizer": o, "which": w, "relative_volatility_mean": 0.1, "relative_volatility_std": 0.01,
+                         "volatility_mean": 0.1, "volatility_std": 0.01} for o in optimizers for w in ("new", "old")])
+    moves = pd.DataFrame([{"optimizer": o, "which": w, "change_mean": -0.5 if w == "new" else 0.0,
+                           "change_std": 0.01} for o in optimizers for w in ("new", "old")])
+    lines = analysis.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
+    caveats = [line for line in lines if "true by construction" in line]
+    assert len(caveats) == 1 and caveats[0].startswith("FO-SGD, ZO-SGD, FO-Adam and ZO-Adam: old-task losses")

@@ -162,7 +162,7 @@ def test_the_volatility_claim_needs_curves_that_fall():
 def test_the_claims_table_links_each_page():
     found = [claims.Claim("c", "Table 1", claims.CONFIRMED, "n", "table_1")]
     table = claims.claims_table(found)
-    assert table.page.iloc[0] == "[table_1](table_1.ipynb)" and claims.verdict_counts(found) == "1 confirmed"
+    assert table.page.iloc[0] == '<a href="table_1.html">Table 1</a>' and claims.verdict_counts(found) == "1 confirmed"
 
 
 # ---------------------------------------------------------------------------------------------------- cost

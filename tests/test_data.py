@@ -1,5 +1,4 @@
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
@@ -294,10 +293,7 @@ def test_pretext_disjoint_from_synthetic():
 
 @pytest.fixture(scope="module")
 def default_synthetic():
-    t0 = time.perf_counter()
-    tr = load_dataset("synthetic", split="train")
-    te = load_dataset("synthetic", split="test")
-    return tr, te, time.perf_counter() - t0
+    return load_dataset("synthetic", split="train"), load_dataset("synthetic", split="test")
 
 
 def _ncm_accuracy(tr, te):
@@ -308,9 +304,8 @@ def _ncm_accuracy(tr, te):
     return float((d.argmin(1) == te.labels).mean())
 
 
-def test_synthetic_defaults_fast_and_separable(default_synthetic):
-    tr, te, seconds = default_synthetic
-    assert seconds < 5.0
+def test_synthetic_defaults_are_separable(default_synthetic):
+    tr, te = default_synthetic
     assert tr.n_classes == 100 and len(tr) == 6000 and len(te) == 2000
     assert tr.images.shape[1:] == (32, 32, 3)
     # measured 0.50 (chance 0.01): clearly learnable from pixels, but far from trivial

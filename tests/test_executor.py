@@ -93,7 +93,7 @@ def on_ray(address: str) -> dict:
 
 
 def test_the_ray_backend_gives_the_local_backends_metrics(ray_cluster, local_results, tmp_path, monkeypatch):
-    assert len(local_results) == 10  # 2 baseline cells + 2 methods × 2 optimizers × 2 seeds
+    assert len(local_results) == 14  # 2 baseline cells + 2 methods × (2 optimizers + the zero-step control) × 2 seeds
     assert same_metrics(run_grid(on_ray(ray_cluster[0]), tmp_path, monkeypatch), local_results)
 
 
@@ -112,7 +112,8 @@ def test_a_ray_worker_killed_mid_cell_is_rerun_and_the_grid_ends_the_same(ray_cl
     killer.join()
     assert killed, "no Ray worker was seen running a cell"
     assert not psutil.pid_exists(killed[0]) or psutil.Process(killed[0]).status() == psutil.STATUS_ZOMBIE
-    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4
+    # ease-hues: fo-sgd, zo-sgd and the zero-step control, two seeds each
+    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 6
 
 
 def kill_first(wanted, killed: list, own_children: bool = False, timeout: float = 120) -> None:
@@ -146,4 +147,5 @@ def test_a_local_worker_killed_mid_cell_is_replaced_and_the_grid_ends_the_same(l
     killer.join()
     assert killed and any("a local worker died" in line for line in logged), logged
     results = {cell.name: json.loads((cell / "metrics.json").read_text()) for cell in sorted(folder.iterdir())}
-    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 4
+    # ease-hues: fo-sgd, zo-sgd and the zero-step control, two seeds each
+    assert same_metrics(results, {name: local_results[name] for name in results}) and len(results) == 6

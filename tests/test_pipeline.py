@@ -75,14 +75,14 @@ def test_the_paper_switch_reaches_every_stage(tmp_path):
     # INFTY's α (zeroflow.yaml) under ZO, the release config's under backprop; the cosine floor of PILOT's configs
     assert zo["method_config"]["alpha"] == 0.9 and fo["min_lr"] == 0.0
     assert zo["backbone"] == "vit-b16" and zo["max_steps_per_epoch"] == 0 and zo["heldout_every"] > 0
-    q = sweep_cells(params, "query_budget")
+    q = [c for c in sweep_cells(params, "query_budget") if c.config["optimizer"] != "none"]
     assert {c.config["optimizer_hyper"]["q"] for c in q} == {1, 2, 4, 8, 16, 32}
     assert all(c.config["epochs"] == 100 and c.config["max_steps_per_epoch"] == 0 and c.config["dataset"] == "imagenet_a"
                for c in q)
-    assert len(sweep_cells(params, "sparsity")) == 10 * 3
+    assert len(sweep_cells(params, "sparsity")) == 10 * 3 + 3  # and the zero-step control per seed
     # the α switch: both sides at the sweep's cells, the official one INFTY's 0.9
     alphas = {c.config["ease_alpha_under_zo"]: c.config["method_config"]["alpha"]
-              for c in sweep_cells(params, "ease_alpha_under_zo")}
+              for c in sweep_cells(params, "ease_alpha_under_zo") if c.config["optimizer"] != "none"}
     assert alphas == {"release": 0.1, "official": 0.9}
     pairs, settings = efficiency_pairs(params["efficiency"], "vit-b16")
     assert {name for name, _ in pairs} == set(params["grid"]["optimizers"]) and ("zo-sgd", 4) in pairs
@@ -151,7 +151,7 @@ def test_the_resolver_merges_the_layers_in_order_and_says_which_set_each_key():
     assert (hyper["lr"], hyper["q"]) == (0.02, 2) and set_by["optimizer_hyper.lr"] == "params.yaml optimizers.zo-sgd"
     assert hyper["momentum"] == 0.9 and set_by["optimizer_hyper.momentum"] == "registry"
     assert hyper["seed"] == 1 and set_by["optimizer_hyper.seed"] == "run"  # each run its own directions
-    assert config["batch_size"] == 16 and set_by["batch_size"] == "profile smoke"
+    assert config["batch_size"] == 8 and set_by["batch_size"] == "profile smoke"
     assert config["method_config"] == {"alpha": 0.1, "beta": 0.0, "use_init_ptm": False, "head_scale": 1.0}
     assert set_by["method_config.alpha"] == "params.yaml methods.ease" and set_by["method_config.beta"] == "registry"
     # a profile rule that matches the run, when params.yaml does not restate its value
@@ -169,13 +169,17 @@ def test_the_resolver_merges_the_layers_in_order_and_says_which_set_each_key():
 def test_a_sweep_cell_says_which_layer_set_its_value_and_its_fixed_settings():
     from zeroflow_core.cells import sweep_cells
 
-    cell = sweep_cells(_params(), "history_rule")[-1]
-    assert cell.config["optimizer_hyper"]["history_rule"] == "ema_mix" and cell.config["optimizer_hyper"]["history"] == 0.6
-    assert cell.set_by["optimizer_hyper.history_rule"] == "params.yaml ablations.sweeps.history_rule.values"
-    assert cell.set_by["optimizer_hyper.history"] == "params.yaml ablations.sweeps.history_rule.with"
-    assert cell.set_by["optimizer_hyper.lr"] == "params.yaml ablations.optimizers.zo-sgd"
-    assert cell.set_by["epochs"] == "params.yaml ablations.train"
-    scale = sweep_cells(_params(), "head_scale")[-1]
+    params = _params()
+    params["ablations"]["sweeps"]["head_scale"] = {"hyper": "head_scale", "optimizers": ["fo-sgd", "zo-sgd"],
+                                                   "values": [1.0, 16.0], "official": 1.0}
+    cell = [c for c in sweep_cells(params, "sparsity_mode") if c.config["optimizer"] != "none"][-1]
+    hyper = cell.config["optimizer_hyper"]
+    assert (hyper["sparsity_mode"], hyper["sparsity"], hyper["q"]) == ("official", 0.5, 1)
+    assert cell.set_by["optimizer_hyper.sparsity_mode"] == "params.yaml ablations.sweeps.sparsity_mode.values"
+    assert cell.set_by["optimizer_hyper.sparsity"] == "params.yaml ablations.sweeps.sparsity_mode.with"
+    assert cell.set_by["optimizer_hyper.lr"] == "params.yaml optimizers.zo-sgd"  # ablations.optimizers is empty
+    assert cell.set_by["n_tasks"] == "params.yaml ablations.train"
+    scale = [c for c in sweep_cells(params, "head_scale") if c.config["optimizer"] != "none"][-1]
     assert scale.config["method_config"]["head_scale"] == 16.0
     assert scale.set_by["method_config.head_scale"] == "params.yaml ablations.sweeps.head_scale.values"
 
@@ -202,7 +206,8 @@ def test_the_grid_has_one_baseline_cell_per_dataset_and_seed():
     cells = list(grid_cells(params))
     baseline = [cell for cell in cells if cell[0] == "simplecil"]
     assert baseline == [("simplecil", "none", d, s) for d in params["grid"]["datasets"] for s in params["grid"]["seeds"]]
-    assert len(cells) == len(baseline) + len(params["grid"]["methods"]) * len(params["grid"]["optimizers"]) * len(
+    # each trainable method also runs its zero-step control (optimizer none)
+    assert len(cells) == len(baseline) + len(params["grid"]["methods"]) * (len(params["grid"]["optimizers"]) + 1) * len(
         params["grid"]["datasets"]) * len(params["grid"]["seeds"])
     config = run_config(params, "simplecil", "none", "hues", 0)
     assert config["optimizer"] == "none" and config["optimizer_hyper"] == {}
@@ -216,6 +221,10 @@ def test_the_grid_has_one_baseline_cell_per_dataset_and_seed():
     (lambda p: p["execution"].update(gpus=1), "unknown setting 'execution.gpus'"),
     (lambda p: p["execution"].update(cpus_per_cell=0), "'execution.cpus_per_cell' must be a number >= 1"),
     (lambda p: p["pretrain"].update(grayscale="yes"), "'pretrain.grayscale' must be bool"),
+    # each seed pretrains its own backbone: no one seed for them all, and no sweep seed without its backbone
+    (lambda p: p["pretrain"].update(seed=0), "'pretrain.seed' is no longer a setting: the pipeline pretrains one "
+                                             "backbone per seed of grid.seeds"),
+    (lambda p: p["ablations"].update(seeds=[0, 7]), "'ablations.seeds' has 7, which grid.seeds lacks"),
 ])
 def test_baseline_and_execution_settings_are_checked(edit, message):
     params = _params()
@@ -230,7 +239,7 @@ def test_train_cells_share_the_threads_and_keep_their_identity():
     params = _params()
     params["train"]["threads"] = 2
     cells = train_cells(params, "ease", "hues")
-    assert len(cells) == len(params["grid"]["optimizers"]) * len(params["grid"]["seeds"])
+    assert len(cells) == (len(params["grid"]["optimizers"]) + 1) * len(params["grid"]["seeds"])  # + zero-step control
     assert {cell.config["threads"] for cell in cells} == {1}
     params["execution"]["workers"] = 1
     alone = train_cells(params, "ease", "hues")
@@ -324,22 +333,25 @@ def test_the_summaries_of_a_stage_give_each_optimizers_means_and_curves(tmp_path
     from zeroflow_core.stages import write_summaries
 
     cells = []
-    for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0))):
+    for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0)), ("none", (20.0, 20.0))):
         for seed, avg in enumerate(accuracies):
             out = tmp_path / "runs" / f"{optimizer}-{seed}"
             out.mkdir(parents=True)
+            curves = [[], []] if optimizer == "none" else [[2.0 + seed, 1.0], [1.5]]  # the control takes no step
             (out / "metrics.json").write_text(json.dumps({
                 "avg_acc": avg, "last_acc": avg - 10, "forgetting": 5.0 + seed,
-                "loss_curves": [[2.0 + seed, 1.0], [1.5]], "acc_seen": [avg + 5, avg - 5]}))
+                "loss_curves": curves, "acc_seen": [avg + 5, avg - 5]}))
             cells.append(Cell(f"{optimizer}-{seed}", {"optimizer": optimizer, "seed": seed}, out))
     write_summaries("ease-hues", cells, metrics_dir=tmp_path / "metrics", plots_dir=tmp_path / "plots")
     summary = json.loads((tmp_path / "metrics" / "ease-hues.json").read_text())
     # two columns per optimizer in `dvc metrics show` (the book has the spread and the last accuracy)
-    assert summary == {"fo-sgd": {"avg_acc": 42.0, "forgetting": 5.5}, "zo-sgd": {"avg_acc": 30.0, "forgetting": 5.5}}
+    assert summary == {"fo-sgd": {"avg_acc": 42.0, "forgetting": 5.5}, "zo-sgd": {"avg_acc": 30.0, "forgetting": 5.5},
+                       "none": {"avg_acc": 20.0, "forgetting": 5.5}}
+    # the zero-step control has no loss curve: it is left out, not allowed to cut the others to nothing
     loss = list(csv.reader((tmp_path / "plots" / "loss" / "ease-hues.csv").open()))
     assert loss == [["step", "fo-sgd", "zo-sgd"], ["0", "2.5", "2.5"], ["1", "1.0", "1.0"], ["2", "1.5", "1.5"]]
     accuracy = list(csv.reader((tmp_path / "plots" / "accuracy" / "ease-hues.csv").open()))
-    assert accuracy[1] == ["0", "47.0", "35.0"]
+    assert accuracy[1] == ["0", "47.0", "35.0", "25.0"]
 
     write_summaries("simplecil-hues", cells[:1], curves=False, metrics_dir=tmp_path / "metrics",
                     plots_dir=tmp_path / "plots")
@@ -463,12 +475,17 @@ def test_the_paper_profile_lists_every_missing_dataset_and_the_weights_in_one_me
 
 
 def test_the_smoke_grid_needs_no_file_before_it_runs():
-    from zeroflow_core.params import PRETRAINED, missing_inputs
+    from zeroflow_core.models.pretrained import PRETRAIN_DIR, seed_folder
+    from zeroflow_core.params import missing_inputs
 
-    assert missing_inputs(load_params(ROOT / "params.yaml")) == []
-    # the one weights file exempt is the one the pretrain stage makes
+    params = load_params(ROOT / "params.yaml")
+    assert missing_inputs(params) == []
+    # the one weights path exempt is the folder the pretrain stages fill, one backbone per seed of the grid, which
+    # every stage that runs cells depends on
+    assert params["train"]["backbone_weights"] == str(PRETRAIN_DIR)
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["pretrain"]
-    assert str(PRETRAINED) in stage["outs"]
+    assert stage["foreach"] == "${grid.seeds}" and stage["do"]["outs"] == [str(seed_folder("${item}"))]
+    assert stage["do"]["cmd"] == "zeroflow stage-pretrain ${item}"
 
 
 def test_budget_names_every_dataset_without_a_size_at_once():
@@ -494,7 +511,7 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
     check_params(params)
     for cell in sweep_cells(params, "eps", tmp_path):
         cell.out.mkdir(parents=True)
-        eps, seed = cell.config["optimizer_hyper"]["zo_eps"], cell.config["seed"]
+        eps, seed = cell.config["optimizer_hyper"].get("zo_eps", -0.005), cell.config["seed"]  # the control: 25.5
         (cell.out / "metrics.json").write_text(json.dumps({"avg_acc": 30.0 + 1000 * eps + seed, "last_acc": 20.0,
                                                            "forgetting": 2.0}))
     monkeypatch.setattr(stages, "run_cells", lambda *args, **kwargs: [])
@@ -508,29 +525,29 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
     assert "zo_eps" in logged[-1] and "40.5" in logged[-1]
 
 
-def test_a_zo_sgd_rate_edit_changes_the_grids_zo_sgd_cells_and_no_sweep_cell():
-    """What the README says an edit of optimizers.zo-sgd.lr reruns: the grid's zo-sgd cells; each sweep stage starts
-    (it depends on the whole optimizers section) and keeps every cell, since the sweeps set ZO-SGD's rate
-    themselves (ablations.optimizers)."""
+def test_a_zo_sgd_rate_edit_changes_exactly_the_zo_sgd_cells_of_the_grid_and_the_sweeps():
+    """What the guide says an edit of optimizers.zo-sgd.lr reruns: the zo-sgd cells of the grid and, since the smoke
+    sweeps take the grid's rates (ablations.optimizers is empty), of every sweep; no other cell."""
     from zeroflow_core.cells import identity, sweep_cells, train_cells
 
     def cells(params):
         grid = params["grid"]
-        found = {cell.name: identity(cell.config) for method in [grid["baseline"], *grid["methods"]]
+        found = {cell.name: (cell.config["optimizer"], identity(cell.config))
+                 for method in [grid["baseline"], *grid["methods"]]
                  for dataset in grid["datasets"] for cell in train_cells(params, method, dataset)}
-        found.update({cell.name: identity(cell.config) for name in params["ablations"]["sweeps"]
-                      for cell in sweep_cells(params, name)})
+        found.update({f"{name}/{cell.name}": (cell.config["optimizer"], identity(cell.config))
+                      for name in params["ablations"]["sweeps"] for cell in sweep_cells(params, name)})
         return found
 
     params = _params()
+    assert params["ablations"]["optimizers"] == {}
     before = cells(params)
     params["optimizers"]["zo-sgd"]["lr"] = 0.002
     after = cells(params)
-    changed = sorted(name for name in before if before[name] != after[name])
-    grid = params["grid"]
-    assert changed == sorted(f"{method}-zo-sgd-{dataset}-{seed}" for method in grid["methods"]
-                             for dataset in grid["datasets"] for seed in grid["seeds"])
+    changed = {name for name in before if before[name] != after[name]}
+    zo_sgd = {name for name, (optimizer, _) in before.items() if optimizer == "zo-sgd"}
+    assert changed == zo_sgd and any("/" in name for name in changed) and any("/" not in name for name in changed)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert "optimizers" in stages["ablation"]["do"]["params"] and "zo-sgd" in params["ablations"]["optimizers"]
-    readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "the zo-sgd cells of the sweeps" not in readme
+    assert "optimizers" in stages["ablation"]["do"]["params"]
+    guide = " ".join((ROOT / "book" / "guide-pipeline.md").read_text().split())
+    assert "reruns the zo-sgd cells of the grid and of the sweeps" in guide

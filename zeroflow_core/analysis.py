@@ -21,27 +21,12 @@ from zeroflow_core.optim.registry import FAMILY_LABELS, OPTIMIZERS, row_spec
 from zeroflow_core.cells import MATCHED_DIR, control_cell_name, matched_cell_name, mean_step, sweep_cell_name
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.metrics import mean_loss_drop
+from zeroflow_core.trained import trained
 from zeroflow_core.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
-                                  format_mean_std, method_label, optimizer_label)
+                                  format_mean_std, method_label, optimizer_label, run_spent, verdict)
 
 # A CIFAR-100 task of the paper: 50,000 training images / 10 tasks (Table 2's per-epoch projection).
 CIFAR100_TASK_IMAGES = 5000
-
-
-# --------------------------------------------------------------------------------------- the verdict
-def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
-    """'better', 'worse' (a against b) or 'within the spread'.
-
-    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
-    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
-    """
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
-        return "within the spread"
-    difference = mean_a - mean_b
-    if abs(difference) <= std_a + std_b:
-        return "within the spread"
-    better = difference < 0 if lower_is_better else difference > 0
-    return "better" if better else "worse"
 
 
 # ------------------------------------------------------------------ Table 1: the paper's rows against no training
@@ -110,6 +95,8 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
     if reference.empty:
         raise ValueError(f"the {model} measurements have no fo-sgd row to compare with")
     fo = reference.iloc[0]
+    spread = _column(part, "step_spread")
+    ratio = part.step_seconds / fo.step_seconds
     table = pd.DataFrame({
         "optimizer": part.label,
         "forwards / step": part.forwards_per_step,
@@ -120,9 +107,15 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
         "net memory ÷ FO-SGD": ((part.peak_memory_mb - part.baseline_memory_mb)
                                 / (fo.peak_memory_mb - fo.baseline_memory_mb)).round(2),
         "s / step": part.step_seconds.round(4),
-        "step ÷ FO-SGD step": (part.step_seconds / fo.step_seconds).round(2),
+        "s / step spread": spread.round(4),
+        "step ÷ FO-SGD step": ratio.round(2),
+        # relative spreads add up in a quotient
+        "step ÷ FO-SGD step spread": (ratio * (spread / part.step_seconds
+                                               + spread[reference.index[0]] / fo.step_seconds)).round(2),
         # each worker's own no-grad forward as the clock: survives a machine busier for one worker than another
-        "step ÷ forward": (part.step_seconds / part.forward_seconds).round(2),
+        "step ÷ forward": (part.step_over_forward if "step_over_forward" in part
+                           else part.step_seconds / part.forward_seconds).round(2),
+        "step ÷ forward spread": _column(part, "step_over_forward_spread").round(2),
     })
     if seconds_per_epoch is not None:
         # the runs use each optimizer's configured budget: the first row of each optimizer, not the extra-q ones
@@ -132,6 +125,22 @@ def efficiency_table(rows: pd.DataFrame, model: str, steps_per_epoch: int | None
     if steps_per_epoch is not None:
         table[f"s / epoch ({steps_per_epoch} steps, projected)"] = (part.step_seconds * steps_per_epoch).round(1)
     return table
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column of bench rows that older measurements lack (NaN there: no spread measured)."""
+    return pd.to_numeric(frame[name], errors="coerce") if name in frame else pd.Series(np.nan, index=frame.index)
+
+
+def efficiency_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """`efficiency_table` as the page prints it: each repeated timing as its median ± the spread between its
+    quartiles (— where one step was timed: no spread)."""
+    shown = table.copy()
+    for column, digits in (("s / step", 4), ("step ÷ FO-SGD step", 2), ("step ÷ forward", 2)):
+        shown[column] = [f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
+                         for m, s in zip(table[column], table[f"{column} spread"])]
+        shown = shown.drop(columns=f"{column} spread")
+    return shown
 
 
 class RunEpochs(NamedTuple):
@@ -164,8 +173,10 @@ def efficiency_tables(rows: pd.DataFrame, models, epochs: RunEpochs) -> dict[str
 def efficiency_caption(rows: pd.DataFrame, model: str) -> str:
     """The heading of one model's table: how it was measured."""
     row = rows[rows.model == model].iloc[0]
+    repeats = (f"median ± the spread between quartiles of {row.steps} timed steps" if row.steps > 1 else
+               "one timed step, so no spread (memory needs one step)")
     return (f"### {model}: batch {row.batch_size}, {row.attention} attention, device `{row.device}`, "
-            f"{row.threads} threads, median of {row.steps} timed step(s)")
+            f"{row.threads} threads, {repeats}")
 
 
 ZO_SGD = "ZO-SGD (q = 1)"
@@ -195,11 +206,17 @@ def efficiency_statements(tables: dict, paper: pd.DataFrame) -> list[str]:
                         "Below the paper's fivefold: at this model and batch size the activations backprop keeps "
                         "are a smaller share of the total than on ViT-B/16 at batch 48."))
         rows = table.set_index("optimizer")
+
+        def timed(label, column, unit=""):
+            spread = rows.loc[label, f"{column} spread"] if f"{column} spread" in rows else np.nan
+            return f"{rows.loc[label, column]:g}{unit}" + ("" if pd.isna(spread) else f" ± {spread:g}{unit}")
+
         lines.append(f"  A ZO-SGD step takes {_ratio(table, ZO_SGD, 'FO-SGD', 's / step'):.2f}× FO-SGD's time "
-                     f"({rows.loc[ZO_SGD, 's / step']:g} s against {rows.loc['FO-SGD', 's / step']:g} s; in units of "
-                     f"each process's own forward, {rows.loc[ZO_SGD, 'step ÷ forward']:g} against "
-                     f"{rows.loc['FO-SGD', 'step ÷ forward']:g}); the paper, per epoch: "
+                     f"({timed(ZO_SGD, 's / step', ' s')} against {timed('FO-SGD', 's / step', ' s')}; in units of "
+                     f"each process's own forward, {timed(ZO_SGD, 'step ÷ forward')} against "
+                     f"{timed('FO-SGD', 'step ÷ forward')}); the paper, per epoch: "
                      f"{1 / paper_time('FO-SGD'):.2f}×.")
+        lines += _equal_forwards(table)
         for label in [l for l in table.optimizer if l.startswith("ZO-SGD (q = ") and l != ZO_SGD]:
             lines.append(f"  {label}: memory {_ratio(table, label, ZO_SGD, 'peak memory (MB)'):.2f}× and step time "
                          f"{_ratio(table, label, ZO_SGD, 's / step'):.2f}× ZO-SGD (q = 1)'s; the paper: memory "
@@ -207,6 +224,31 @@ def efficiency_statements(tables: dict, paper: pd.DataFrame) -> list[str]:
         if "ZO-SGD-Conserve" in set(table.optimizer):
             lines.append(f"  ZO-SGD-Conserve: {_ratio(table, 'ZO-SGD-Conserve', ZO_SGD, 's / step'):.2f}× ZO-SGD's "
                          f"step time (5 forwards against 2; paper: {paper_time('ZO-SGD-Conserve'):.2f}×).")
+    return lines
+
+
+def _equal_forwards(table: pd.DataFrame) -> list[str]:
+    """Forward-pass optimizers that take as many forwards per step: whether their steps, each in units of its own
+    process's forward (medians and the spread between quartiles of the timed steps), differ beyond the spreads."""
+    lines = []
+    forward_only = table[(table["backwards / step"] == 0) & table["step ÷ forward"].notna()]
+    for forwards, group in forward_only.groupby("forwards / step", sort=False):
+        if len(group) < 2:
+            continue
+        fast, slow = group.loc[group["step ÷ forward"].idxmin()], group.loc[group["step ÷ forward"].idxmax()]
+        spreads = fast.get("step ÷ forward spread", np.nan), slow.get("step ÷ forward spread", np.nan)
+        names = ", ".join(group.optimizer)
+        head = (f"  {len(group)} optimizers take {forwards:g} forwards per step ({names}): in units of its own "
+                f"forward, a step takes from {fast['step ÷ forward']:g} ({fast.optimizer}) to "
+                f"{slow['step ÷ forward']:g} ({slow.optimizer})")
+        if any(pd.isna(x) for x in spreads):
+            lines.append(head + "; one timed step each, so no spread to compare them by.")
+        elif slow["step ÷ forward"] - fast["step ÷ forward"] > sum(spreads):
+            lines.append(head + ", beyond the spreads between quartiles: their updates cost differently beyond "
+                                "their forwards.")
+        else:
+            lines.append(head + ", within the spreads between quartiles: the same cost, as their forwards say; a "
+                                "larger gap between their raw times is the load of the machine while each ran.")
     return lines
 
 
@@ -264,11 +306,11 @@ def paper_table_2(reference_dir) -> pd.DataFrame:
 # -------------------------------------------------------------------------------- Figure 5, Tables 3–4
 def _cell_row(path: Path, **keys) -> dict:
     metrics = json.loads(path.read_text())
+    spent = run_spent(path.parent)
     return {**keys, **{k: metrics[k] for k in TABLE_METRICS},
             "loss_drop": mean_loss_drop(metrics.get("loss_curves", [])), "step": mean_step(metrics),
             "forward_passes": metrics.get("forward_passes"), "train_image_forwards": metrics.get("train_image_forwards"),
-            "seconds": float(sum(metrics.get("task_seconds", []))), "peak_memory_mb": metrics.get("peak_memory_mb"),
-            "lr": metrics.get("lr")}
+            "seconds": spent["seconds"], "peak_memory_mb": spent["peak_memory_mb"], "lr": metrics.get("lr")}
 
 
 def load_ablation(ablation_dir, method: str, dataset: str, optimizers, values, seeds, hyper: str) -> pd.DataFrame:
@@ -325,7 +367,6 @@ def load_matched(ablation_dir, method: str, dataset: str, optimizers, values, se
 def ablation_summary(cells: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (optimizer, value), with the training-loss drop, the mean step and whether the
     cell trained (trained.trained: a drop beyond its spread over seeds)."""
-    from zeroflow_core.trained import trained
 
     summary = aggregate(cells, metrics=(*TABLE_METRICS, "loss_drop", "step", "seconds", "train_image_forwards",
                                         "peak_memory_mb"), by=("optimizer", "value"))
@@ -745,7 +786,7 @@ def switch_table(summary: pd.DataFrame, switches: dict, anchor: pd.Series) -> pd
     (`anchor`) last: what every side of every switch is worth against."""
     def choice(row):
         fixed = "".join(f", {k} = {v}" for k, v in switches[row.switch].get("with", {}).items())
-        return f"{row.value}" + (" (official)" if row.official else "") + (f" [{fixed[2:]}]" if fixed else "")
+        return official_side(row.value, row.official) + (f" [{fixed[2:]}]" if fixed else "")
 
     table = pd.DataFrame({
         "switch": summary.switch,
@@ -765,6 +806,12 @@ def switch_table(summary: pd.DataFrame, switches: dict, anchor: pd.Series) -> pd
     return table
 
 
+def official_side(value, official: bool) -> str:
+    """A switch's value as the page names it: the official code's marked so, once (a value named `official` is
+    already marked)."""
+    return f"{value}" + (" (official)" if official and str(value) != "official" else "")
+
+
 def switch_statements(summary: pd.DataFrame, anchor: pd.Series) -> list[str]:
     """Per switch and optimizer: each side against the official code's, and the official side against no
     training (`anchor`)."""
@@ -777,18 +824,22 @@ def switch_statements(summary: pd.DataFrame, anchor: pd.Series) -> list[str]:
             for row in rows[~rows.official].itertuples():
                 if row.avg_acc_verdict == "did not train":
                     side = "this side" if not row.trained else "the official side"
-                    lines.append(f"`{name}`, {optimizer_label(optimizer)}: {row.value} against the official "
-                                 f"{official.value}: {side} **did not train** (its training loss does not fall beyond "
-                                 "its spread): no verdict.")
+                    lines.append(f"`{name}`, {optimizer_label(optimizer)}: {row.value} against "
+                                 f"{_official_value(official.value)}: {side} **did not train** (its training loss does "
+                                 "not fall beyond its spread): no verdict.")
                     continue
                 lines.append(
-                    f"`{name}`, {optimizer_label(optimizer)}: {row.value} against the official {official.value}: "
+                    f"`{name}`, {optimizer_label(optimizer)}: {row.value} against {_official_value(official.value)}: "
                     f"{row.avg_acc_mean - official.avg_acc_mean:+.2f} points of average accuracy "
                     f"({row.avg_acc_verdict}), {row.forgetting_mean - official.forgetting_mean:+.2f} points of "
                     f"forgetting ({row.forgetting_verdict}); "
                     f"the official side is {official.avg_acc_mean - anchor.avg_acc_mean:+.2f} points from the zero-step "
                     f"control ({against_none}).")
     return lines
+
+
+def _official_value(value) -> str:
+    return "the official side" if str(value) == "official" else f"the official {value}"
 
 
 def zo_scope_statement(summary: pd.DataFrame) -> str:
@@ -969,7 +1020,7 @@ def volatility_statements(vol: pd.DataFrame, moves: pd.DataFrame, pairs, method:
         return (bool(len(hit))
                 and verdict(hit.change_mean.iloc[0], hit.change_std.iloc[0], 0.0, 0.0) != "within the spread")
 
-    lines = []
+    lines, still = [], []
     for fo, zo in pairs:
         if moving(fo, "new") and moving(zo, "new"):
             call = verdict(*row(zo, "new"), *row(fo, "new"), lower_is_better=True)
@@ -978,9 +1029,9 @@ def volatility_statements(vol: pd.DataFrame, moves: pd.DataFrame, pairs, method:
             lines.append(f"New task: per unit of how far it falls within a task, {optimizer_label(zo)}'s held-out loss "
                          f"is **{said}** {optimizer_label(fo)}'s (paper: ZO more volatile).")
         else:
-            still = [optimizer_label(o) for o in (fo, zo) if not moving(o, "new")]
+            flat = [optimizer_label(o) for o in (fo, zo) if not moving(o, "new")]
             lines.append(f"New task, {optimizer_label(zo)} against {optimizer_label(fo)}: **not compared**: "
-                         f"the held-out loss of {' and '.join(still)} does not move beyond its spread within a task, "
+                         f"the held-out loss of {' and '.join(flat)} does not move beyond its spread within a task, "
                          "so its smoothness says nothing about the optimizer.")
         for optimizer in (fo, zo):
             if moving(optimizer, "old"):
@@ -992,11 +1043,17 @@ def volatility_statements(vol: pd.DataFrame, moves: pd.DataFrame, pairs, method:
                 lines.append(f"{optimizer_label(optimizer)}: old-task losses **{said}** the new task's (paper: old "
                              "tasks change less).")
             else:
-                lines.append(f"{optimizer_label(optimizer)}: old-task losses do not move within a task "
-                             f"({method_label(method)} scores old classes with what its end_task stored, which "
-                             "training the current task leaves alone), so 'old tasks change less' is true by "
-                             "construction, not a finding.")
+                still.append(optimizer_label(optimizer))
+    if still:  # one reason, said once
+        lines.append(f"{_names(still)}: old-task losses do not move within a task ({method_label(method)} scores old "
+                     "classes with what its end_task stored, which training the current task leaves alone), so 'old "
+                     "tasks change less' is true by construction, not a finding.")
     return lines + movement_statements(moves)
+
+
+def _names(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 # ------------------------------------------------------------------------------- Figures 3 and 6

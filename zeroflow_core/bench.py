@@ -238,12 +238,18 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
         "baseline_memory_mb": result["baseline_memory_mb"],
         "forward_baseline_memory_mb": forward["baseline_memory_mb"],
         "step_seconds": step,
+        "step_spread": result["step_spread"],
         "forward_seconds": fwd,
+        "forward_spread": result["forward_spread"],
+        "step_times": result["step_times"],
+        "forward_times": result["forward_times"],
         "forward_unfused_seconds": result["forward_unfused_seconds"],
         "forwards_per_step": result["forwards_per_step"],
         "backwards_per_step": result["backwards_per_step"],
         "head_backwards_per_step": result["head_backwards_per_step"],
-        "step_over_forward": step / fwd,
+        # the median of the repeats' step / forward, each pair timed side by side in the worker
+        "step_over_forward": result["step_over_forward"],
+        "step_over_forward_spread": result["step_over_forward_spread"],
         "step_over_forwards": step / (result["forwards_per_step"] * fwd) if result["forwards_per_step"] else None,
         "memory_over_forward": result["peak_memory_mb"] / forward["peak_memory_mb"],
     }
@@ -285,6 +291,15 @@ def run_batching(model: str, optimizers, batch_size: int, steps: int, qs, thread
     return rows
 
 
+def _spread(values) -> float | None:
+    """The spread between the first and third quartiles of repeated timings; None for a single one (no spread
+    measured)."""
+    if len(values) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q3 - q1
+
+
 def _median_spread(values) -> tuple[float, float]:
     """The median and the spread between the first and third quartiles."""
     q1, median, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
@@ -322,16 +337,19 @@ def format_batching(rows: list[dict]) -> str:
 
 def stage_overhead(stage: str, folder: Path, workers: int) -> dict:
     """The fixed cost per cell of one cell stage of dvc.yaml: its folder is emptied, so every cell runs;
-    `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks,
-    metrics.json's task_seconds) is taken from the wall time, and the rest shared among the cells."""
+    `dvc repro` runs the stage alone; the cells' own time (training and evaluating their tasks, their timing
+    files' task_seconds) is taken from the wall time, and the rest shared among the cells."""
     import shutil
 
+    from zeroflow_core.timing import read_timing, timing_folder
+
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(timing_folder(folder), ignore_errors=True)
     started = time.perf_counter()
     subprocess.run(["dvc", "repro", "--single-item", "--force", stage], check=True, capture_output=True)
     wall = time.perf_counter() - started
-    cells = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("*/metrics.json"))]
-    own = sum(sum(cell["task_seconds"]) for cell in cells)
+    cells = [read_timing(path.parent) for path in sorted(Path(folder).glob("*/metrics.json"))]
+    own = sum(sum(cell.get("task_seconds", [])) for cell in cells)
     return {"stage": stage, "cells": len(cells), "workers": workers, "wall_s": wall, "cells_own_s": own,
             # side by side, `workers` cells share the wall time
             "fixed_per_cell_s": (wall - own / workers) / len(cells)}
@@ -473,12 +491,19 @@ def _worker(config: dict) -> dict:
         forward_times.append(_timed(forward, device))
         if switched:
             unfused_times.append(_timed(lambda: forward(fused=False), device))
+    ratios = [s / f for s, f in zip(step_times, forward_times)]
     return dict(
         result,
         q=optimizer.defaults.get("q"),
         trainable_parameters=sum(p.numel() for p in params),
+        step_times=step_times,
+        forward_times=forward_times,
         step_seconds=statistics.median(step_times),
+        step_spread=_spread(step_times),
         forward_seconds=statistics.median(forward_times),
+        forward_spread=_spread(forward_times),
+        step_over_forward=statistics.median(ratios),
+        step_over_forward_spread=_spread(ratios),
         forward_unfused_seconds=statistics.median(unfused_times) if switched else None,
         forwards_per_step=(optimizer.forward_passes - forwards) / config["steps"],
         backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],

@@ -3,7 +3,9 @@
 book/ is a DVC dependency, so nothing is written into it: sources are staged in build/book-src/ (stamped,
 reproducibility page filled in, the table of contents derived from book/pages.yaml), Jupyter Book renders them
 into build/book-html/ without executing anything, and the HTML is moved into site/versions/<version-id>/.
-Earlier versions stay; site/index.html lists them all and site/latest/ is a copy of the newest.
+Earlier versions stay; site/index.html lists them all and site/latest/ is a copy of the newest. Each version also
+holds the tables and statements its pages were made from (results/<page>/*.csv, statements.md) and its params.yaml,
+so that `zeroflow compare` can check a rebuild against a published version.
 
 A version is named by its content: the hash of the staged sources without their build date and version id (and of
 the executed notebooks' cells, not their execution times). A build whose content equals an earlier version's reuses
@@ -28,11 +30,16 @@ import yaml
 
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import grid_cells, run_folder, sweep_cells
+from zeroflow_core.compare import KERNELS, book_files, kernels_section
 from zeroflow_core.io import file_sha256, write_atomically, write_yaml
-from zeroflow_core.pages import BOOK, NOTEBOOKS, RESULTS_DIR
-from zeroflow_core.provenance import provenance
+from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, RESULTS_DIR
+from zeroflow_core.params_reference import reference
+from zeroflow_core.provenance import REPO_ROOT, provenance
+from zeroflow_core.timing import read_timing
 
 STAMP_FILE = "zeroflow-version.json"
+PARAMS_REFERENCE = "{{ params_reference }}"
+EXTRA = "_extra"  # staged files Sphinx copies as they are into the HTML's root (book/_config.yml: html_extra_path)
 # the stamp links back to the list of versions; pages sit two folders below site/ (versions/<id>/)
 INDEX_LINK = 'href="../../index.html"'
 ENVIRONMENT_PACKAGES = ("torch", "timm", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "seaborn",
@@ -78,7 +85,7 @@ def build_book(params: dict, params_path="params.yaml", *, root=None, book_dir=N
     shutil.rmtree(source)
     _stage(book_dir, notebooks, source, info, params, params_path, root, results_dir)
     html_dir = _jupyter_book(source, output, build_dir / "book-build.log")
-    return _publish(html_dir, site_dir, info)
+    return _publish(html_dir, site_dir, info, results_dir, params_path)
 
 
 def content_hash(source: Path) -> str:
@@ -132,11 +139,17 @@ def _stage(book_dir: Path, notebooks: dict, source: Path, info: dict, params: di
            root: Path, results_dir: Path) -> None:
     shutil.copytree(book_dir, source, ignore=shutil.ignore_patterns("_build", ".ipynb_checkpoints"))
     write_yaml(source / "_toc.yml", BOOK.toc())
+    _stage_downloads(source, notebooks, results_dir, root / "reference")
     stamp = _stamp_html(info)
     template = source / "reproducibility.md"
     if template.is_file():
-        template.write_text(_fill(template.read_text(), _reproducibility(info, params, params_path, root,
-                                                                         results_dir, notebooks)))
+        values = _reproducibility(info, params, params_path, root, results_dir, notebooks)
+        values["rebuild_differences"] = kernels_section(book_dir / KERNELS)
+        template.write_text(_fill(template.read_text(), values))
+    for page in source.glob("*.md"):  # the guide's params.yaml reference, from the declarations that check it
+        if PARAMS_REFERENCE in page.read_text():
+            dvc_file = root / "dvc.yaml" if (root / "dvc.yaml").is_file() else REPO_ROOT / "dvc.yaml"
+            page.write_text(page.read_text().replace(PARAMS_REFERENCE, reference(dvc_file)))
     for page in source.glob("*.md"):
         page.write_text(_after_title(page.read_text(), stamp))
     for name, path in notebooks.items():
@@ -162,6 +175,18 @@ def _stage(book_dir: Path, notebooks: dict, source: Path, info: dict, params: di
         else:
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
         nbformat.write(nb, source / f"{name}.ipynb")
+
+
+def _stage_downloads(source: Path, notebooks: dict, results_dir: Path, reference_dir: Path) -> None:
+    """What each page's provenance lines link to, shipped with the site (Sphinx copies the staged _extra/ into the
+    HTML's root, `html_extra_path`): data/<page>/ holds everything the page wrote (its CSVs, figures and executed
+    notebook), data/reference/ the paper's numbers that pages read."""
+    downloads = source / EXTRA / DOWNLOADS
+    for name in notebooks:
+        shutil.copytree(results_dir / name, downloads / name)
+    (downloads / "reference").mkdir(parents=True)
+    for path in sorted(reference_dir.glob("*.csv")):
+        shutil.copy2(path, downloads / "reference" / path.name)
 
 
 def _fill(template: str, values: dict) -> str:
@@ -229,6 +254,8 @@ def _reproducibility(info: dict, params: dict, params_path: Path, root: Path, re
                 metrics = {}
             if isinstance(metrics, list):  # efficiency rows: one device for all
                 metrics = {"profile": "—", "device": metrics[0].get("device", "?") if metrics else "?"}
+            else:  # a run names its device in its timing file (metrics.json holds only what the run computed)
+                metrics = {**metrics, "device": read_timing(path.parent).get("device", "not recorded here")}
             runs.append((f"`{relative}`", metrics.get("profile", "?"), metrics.get("device", "?"),
                          f"`{file_sha256(path)[:16]}`"))
         else:
@@ -271,13 +298,18 @@ def _jupyter_book(source: Path, output: Path, log: Path) -> Path:
     return html_dir
 
 
-def _publish(html_dir: Path, site_dir: Path, info: dict) -> Path:
+def _publish(html_dir: Path, site_dir: Path, info: dict, results_dir: Path, params_path: Path) -> Path:
     versions = site_dir / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     for partial in list(versions.glob(".*.partial")) + list(site_dir.glob(".latest.*")):
         shutil.rmtree(partial)  # left by a build that was killed half-way
     staged = versions / f".{info['version_id']}.partial"
     shutil.copytree(html_dir, staged)
+    # what `zeroflow compare` reads of a published version (the Reproducibility page lists each file's sha256)
+    for name, path in book_files(results_dir).items():
+        (staged / RESULTS_DIR / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staged / RESULTS_DIR / name)
+    shutil.copy2(params_path, staged / "params.yaml")
     (staged / STAMP_FILE).write_text(json.dumps(info, indent=2) + "\n")
     final = versions / info["version_id"]
     os.replace(staged, final)

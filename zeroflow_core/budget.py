@@ -40,7 +40,9 @@ def run_budget(config: dict, train_images: int) -> dict:
     steps_per_epoch = math.ceil(per_task / config["batch_size"])
     if config["max_steps_per_epoch"]:
         steps_per_epoch = min(steps_per_epoch, config["max_steps_per_epoch"])
-    trained = sum(method.trains_on(task) for task in range(config["n_tasks"])) if method.trains else 0
+    # a method that trains nothing, and a method's zero-step control, take no step
+    stepping = method.trains and config["optimizer"] != NO_OPTIMIZER
+    trained = sum(method.trains_on(task) for task in range(config["n_tasks"])) if stepping else 0
     steps = trained * config["epochs"] * steps_per_epoch
     passes = passes_per_step(config["optimizer"], config["optimizer_hyper"]) if config["optimizer"] != NO_OPTIMIZER \
         else {"forward": 0, "backward": 0, "jvp": 0}

@@ -1,6 +1,6 @@
 """The Claims page: one row per claim of the paper, with this build's verdict, the numbers behind it and its page.
 
-Every verdict is computed from the runs by the rules of `trained` and `analysis.verdict`:
+Every verdict is computed from the runs by the rules of `trained.trained` and `report.verdict`:
 - "confirmed" / "refuted": the comparison the claim makes holds, or is reversed, beyond the two spreads together;
 - "within the spread": the rows differ by less than that (for a claim of closeness, "confirmed");
 - "did not train": a row the claim needs did not lower its training loss beyond its spread over seeds, so its
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from zeroflow_core.analysis import verdict
+from zeroflow_core.report import verdict
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.report import aggregate, format_mean_std, method_label, optimizer_label
@@ -279,10 +279,14 @@ def smoother_claim(volatility: pd.DataFrame, moves: pd.DataFrame) -> Claim:
 
 
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
-    """The Claims page's table: claim, paper, verdict, numbers, and a link to the page (Markdown)."""
+    """The Claims page's table (HTML cells): claim, where the paper makes it, the verdict, its numbers, and a link to
+    the page of the book that shows them (the built pages sit side by side: <page>.html)."""
+    def link(page: str) -> str:
+        return f'<a href="{page}.html">{page.replace("_", " ").capitalize()}</a>'
+
     return pd.DataFrame({"claim": [c.claim for c in claims], "the paper": [c.paper for c in claims],
-                         "verdict here": [f"**{c.verdict}**" for c in claims], "numbers": [c.numbers for c in claims],
-                         "page": [f"[{c.page}]({c.page}.ipynb)" for c in claims]})
+                         "verdict here": [f"<b>{c.verdict}</b>" for c in claims], "numbers": [c.numbers for c in claims],
+                         "page": [link(c.page) for c in claims]})
 
 
 def verdict_counts(claims: list[Claim]) -> str:

@@ -8,7 +8,7 @@ import sys
 
 DESCRIPTION = """ZeroFlow companion: forward-pass-only (zeroth-order) optimizers fine-tuning pretrained vision
 transformers in class-incremental continual learning. `train` runs one method × optimizer × dataset;
-`dvc repro` runs the whole benchmark through the stage-* and notebook sub-commands (README)."""
+`dvc repro` runs the whole benchmark through the stage-* and notebook sub-commands (the book's Guide, "The pipeline": book/guide-pipeline.md)."""
 
 
 def _optimizers(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def _check_params(args: argparse.Namespace) -> int:
     missing = missing_inputs(params)
     if missing:  # all at once: a user with several datasets to fetch learns it before the first
         print(f"zeroflow check-params: error: {len(missing)} input{'s' if len(missing) > 1 else ''} of the grid "
-              f"{'are' if len(missing) > 1 else 'is'} missing (README, \"Datasets and weights\"):\n"
+              f"{'are' if len(missing) > 1 else 'is'} missing (the Guide, \"Datasets and weights\": book/guide-profiles.md):\n"
               + "\n".join(f"  - {line}" for line in missing), file=sys.stderr)
         return 2
     if args.out:  # constant content: each later stage declares the sections it reads, not this marker
@@ -198,15 +198,21 @@ def _search_lr(args: argparse.Namespace) -> int:
 
 
 def _stage_pretrain(args: argparse.Namespace) -> int:
+    from zeroflow_core.config import PRETRAIN_DEFAULTS
+    from zeroflow_core.models.pretrained import BACKBONE_FILE, seed_folder
     from zeroflow_core.params import load_params
     from zeroflow_core.pretrain import pretrain
 
-    from zeroflow_core.config import PRETRAIN_DEFAULTS
-
-    settings = {**PRETRAIN_DEFAULTS, **load_params(args.params)["pretrain"]}
-    result = pretrain(args.out, epochs=settings["epochs"], n_classes=settings["classes"], seed=settings["seed"],
+    params = load_params(args.params)
+    if args.seed not in params["grid"]["seeds"]:  # its backbone would be one that no run loads
+        raise ValueError(f"seed {args.seed} is not one of grid.seeds ({', '.join(map(str, params['grid']['seeds']))}) "
+                         f"of {args.params}: the pipeline pretrains the backbone of each seed its runs use")
+    settings = {**PRETRAIN_DEFAULTS, **params["pretrain"]}
+    out = seed_folder(args.seed)
+    result = pretrain(out, epochs=settings["epochs"], n_classes=settings["classes"], seed=args.seed,
                       threads=settings["threads"], grayscale=settings["grayscale"])
-    print(f"pretext test accuracy {result['pretext_test_accuracy']:.1f}% -> {args.out}/backbone.pt")
+    print(f"seed {args.seed}: pretext test accuracy {result['pretext_test_accuracy']:.1f}% in "
+          f"{result['seconds']:.0f} s -> {out / BACKBONE_FILE}")
     return 0
 
 
@@ -266,6 +272,12 @@ def _notebook(args: argparse.Namespace) -> int:
     path = execute_notebook(args.name, load_params(args.params), args.params)
     print(f"executed -> {path}")
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from zeroflow_core.compare import compare
+
+    return 0 if compare(args.other, args.this, args.tolerance, args.limit, args.json) else 1
 
 
 def _book(args: argparse.Namespace) -> int:
@@ -338,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=list(OPTIMIZERS), help="optimizer of the trained parameters "
                        "(`zeroflow optimizers`); required unless the method trains nothing")
     train.add_argument("--dataset", required=True, choices=available_datasets(),
-                       help="continual dataset (generated sets need no files; README: Datasets and weights)")
+                       help="continual dataset (generated sets need no files; book/guide-profiles.md: Datasets and weights)")
     train.add_argument("--profile", choices=list(PROFILES), default="smoke",
                        help="the defaults a run starts from (zeroflow_core/profiles.yaml)")
     train.add_argument("--seed", type=int, default=None,
@@ -350,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     pre = _command(commands, "pretrain", help="pretrain the smoke profile's small backbone on the pretext set")
-    pre.add_argument("--out", required=True, help="folder for backbone.pt and pretrain.json")
+    pre.add_argument("--out", required=True, help="folder for backbone.pt and pretrain.json (a smoke run of seed k "
+                     "loads runs/pretrain/seed<k>/backbone.pt: --seed k --out runs/pretrain/seed<k>)")
     for setting in PRETRAIN_SETTINGS.values():  # declared once, with the pipeline's pretrain stage
         flag = "--" + setting.name.replace("_", "-")
         if isinstance(setting.default, bool):
@@ -388,9 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--page", help="also write the book's page of the search (Markdown), e.g. book/learning-rates.md")
     lr.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     lr.set_defaults(run=_search_lr)
-    stage_pre = _command(commands, "stage-pretrain", help="pretrain with the settings of params.yaml")
+    stage_pre = _command(commands, "stage-pretrain", help="pretrain the backbone of one seed with the settings of "
+                         "params.yaml, into runs/pretrain/seed<SEED>/ (backbone.pt, pretrain.json)")
+    stage_pre.add_argument("seed", type=int, help="a seed of grid.seeds: the runs of that seed load this backbone")
     stage_pre.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    stage_pre.add_argument("--out", default="runs/pretrain", help="folder for backbone.pt and pretrain.json")
     stage_pre.set_defaults(run=_stage_pretrain)
     ablation = _command(commands, "stage-ablation", help="all runs of one sweep of params.yaml (figure 5, tables 3-4)")
     ablation.add_argument("name", help="a sweep of ablations.sweeps: query_budget, history, sparsity, ...")
@@ -410,6 +424,20 @@ def build_parser() -> argparse.ArgumentParser:
                       "but the N newest and the one SITE/latest/ shows, and rewrite the index")
     book.add_argument("--site", default="site", help="the book's site folder (for --prune)")
     book.set_defaults(run=_book)
+    comparing = _command(commands, "compare", help="every number and verdict of this build's book (results/) that "
+                         "differs from another build's: exit 0 when verdicts agree and numbers within --tolerance",
+                         epilog="OTHER: a folder (a clone that ran `dvc repro`, or a version of the published book: "
+                         "site/versions/<id>/, site/latest/) or a git revision whose dvc.lock is committed and whose "
+                         "outputs were pushed (its results come from the DVC remote; `dvc params diff` and `dvc metrics "
+                         "diff` are shown first). The book's page Reproducibility says what a rebuild should expect.")
+    comparing.add_argument("other", metavar="OTHER", help="the build to compare with: a folder or a git revision")
+    comparing.add_argument("--this", default=".", help="this build's folder (holding results/)")
+    comparing.add_argument("--tolerance", type=float, default=0.0,
+                           help="list numbers that differ by more than this (absolute, in their own unit: points of "
+                                "accuracy for most); verdicts are always compared exactly")
+    comparing.add_argument("--limit", type=int, default=20, help="list at most this many differences of each kind")
+    comparing.add_argument("--json", metavar="FILE", help="also write the comparison's summary as JSON")
+    comparing.set_defaults(run=_compare)
     plots = _command(commands, "plots", help="`dvc plots show` on a page that works offline (the Vega libraries "
                      "inlined): each optimizer's loss and accuracy curves, one chart per method × dataset")
     plots.add_argument("--out", default="build/plots", help="folder for index.html")

@@ -58,9 +58,12 @@ RUN_SETTINGS = declared(
             choices=(*OPTIMIZERS, NO_OPTIMIZER)),
     Setting("dataset", "synthetic", "continual dataset (README: Datasets and weights)",
             choices=tuple(available_datasets())),
-    Setting("seed", 0, "seed of the run: initialisation, data order, directions"),
+    Setting("seed", 0, "seed of the run: initialisation, data order, directions, and its backbone where "
+            "backbone_weights is a folder of per-seed pretrainings"),
     Setting("backbone", "vit-smoke", "the ViT (zeroflow_core.models.BACKBONES)", choices=tuple(BACKBONES)),
-    Setting("backbone_weights", "", "the backbone's weights file; empty: random init (tests and benchmarks only)"),
+    Setting("backbone_weights", "", "the backbone's weights file, or a folder of per-seed pretrainings whose "
+            "seed<k>/backbone.pt a run of seed k loads (the smoke profile's runs/pretrain); empty: random init (tests "
+            "and benchmarks only)"),
     Setting("data_root", "data", "folder the real datasets are read from"),
     Setting("n_tasks", 10, "tasks the classes are split into", **_at_least(1)),
     Setting("class_order_seed", 1993, "seed of the class order (the reference code's 1993)"),
@@ -126,7 +129,8 @@ PRETRAIN_SETTINGS = declared(
     Setting("batch_size", 64, "images per step", **_at_least(1)),
     Setting("lr", 1e-3, "AdamW learning rate", check=lambda value: value > 0, requirement="must be > 0"),
     Setting("classes", 64, "pretext classes", **_at_least(2)),
-    Setting("seed", 0, "seed of the initialisation and the data order"),
+    Setting("seed", 0, "seed of the pretext classes, the initialisation and the data order (the pipeline: each seed "
+            "of grid.seeds, pretrain@<seed>)"),
     Setting("threads", 0, "torch threads; 0: torch's default", **_at_least(0)),
     Setting("grayscale", False, "pretrain on grey images (the smoke book's backbone)"),
 )

@@ -3,7 +3,8 @@
 The `budget` sweep runs each optimizer at several passes per task around its grid budget (params.yaml's
 ablations.sweeps.budget), beside the sweep's zero-step control. Every run records what it spent: image-forwards
 (train_image_forwards: the images its forward passes saw), seconds (task_seconds: training and evaluating its
-tasks) and peak memory. The gain is the run's average accuracy minus the zero-step control's, so that every point
+tasks) and peak memory, the last two in its timing file (zeroflow_core.timing: a checkout whose runs were pulled,
+not run, has none, and the page then compares at equal forwards only). The gain is the run's average accuracy minus the zero-step control's, so that every point
 reads "what training gave", and the page answers three questions in computed sentences: which optimizer gains more
 at equal forwards, at equal time, and at the paper's ratio (forward-pass optimizers 5× backprop's passes).
 """
@@ -12,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.analysis import ablation_summary, verdict
+from zeroflow_core.analysis import ablation_summary
+from zeroflow_core.report import verdict
 from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.report import format_mean_std, optimizer_label
 
@@ -84,6 +86,9 @@ def cost_statements(summary: pd.DataFrame, reference: str = "fo-sgd", grid_passe
     for optimizer, part in summary[summary.family != "backprop"].groupby("optimizer", sort=False):
         said = []
         for column, what in (("train_image_forwards_mean", "At equal forwards"), ("seconds_mean", "at equal time")):
+            if part[column].isna().any() or fo[column].isna().any():
+                said.append(f"{what}: not measured in this checkout (no timing files)")
+                continue
             mine, other = _closest_pair(part, fo, column)
             said.append(f"{what} ({mine.value:g} passes, {mine[column]:.3g}, against {optimizer_label(reference)} at "
                         f"{other.value:g}, {other[column]:.3g}) it gains {mine.gain:+.2f} against {other.gain:+.2f}: "

@@ -21,10 +21,13 @@ finished cells are on disk, and the unfinished ones run again (Ray retries the t
 broken local pool is started again), up to `retries` times; a cell run again resumes from its
 last task checkpoint.
 
-A cell is its configuration *and* the code that computes it: each cell folder records a fingerprint
-of the package files a run imports (`imports.run_code`), and a cell made by other code is started afresh.
-So when DVC reruns a stage because its code changed, every cell reruns; when it reruns because one
-value of params.yaml changed, only the cells with that value do.
+A cell is its configuration *and* the code and backbone that compute it: each cell folder records a fingerprint
+of the package files a run imports (`imports.run_code`) and of the backbone weights file it loads (its seed's, where
+backbone_weights is a folder of per-seed pretrainings), and a cell made by other code or on another backbone is
+started afresh. So when DVC reruns a stage because its code changed, every cell reruns; because one seed's backbone
+changed, that seed's cells; because one value of params.yaml changed, only the cells with that value do.
+A cell's seconds and memory go to its timing file (zeroflow_core.timing), outside its folder; the executor removes
+it with the cell.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ from zeroflow_core import progress as stage_progress
 from zeroflow_core.cells import Cell, identity
 from zeroflow_core.io import file_sha256, write_json
 from zeroflow_core.lifetime import LOCK_FILE, die_with_parent, folder_lock
+from zeroflow_core.timing import timing_folder
 
 CODE_FILE = "code.txt"
 RECORD_FILE = "finished.json"  # the sha256 of every file of a finished cell, written when it finished
@@ -59,6 +63,28 @@ def code_fingerprint(files=None) -> str:
     return digest.hexdigest()[:16]
 
 
+_weights_digests: dict[tuple, str] = {}
+
+
+def cell_fingerprint(cell: Cell, code: str) -> str:
+    """What a cell's results depend on beyond its configuration: the code its run imports, and the sha256 of the
+    backbone weights file it loads (the configuration names a path, whose content a pretraining may change)."""
+    from zeroflow_core.models.pretrained import WeightsNotFoundError, weights_file
+
+    weights = cell.config.get("backbone_weights")
+    try:
+        path = weights_file(weights, cell.config.get("seed", 0)) if weights else None
+    except WeightsNotFoundError:
+        path = None  # the run says what is missing
+    if path is None or not path.is_file():
+        return code
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _weights_digests:
+        _weights_digests[key] = file_sha256(path)[:16]
+    return f"{code} backbone {_weights_digests[key]}"
+
+
 def saved_config(out: Path) -> dict | None:
     path = Path(out) / "config.yaml"
     return yaml.safe_load(path.read_text()) if path.is_file() else None
@@ -70,9 +96,10 @@ def made_by_this_code(out: Path, code: str) -> bool:
 
 
 def _same_cell(cell: Cell, code: str) -> bool:
-    """Whether the folder holds this cell: its configuration, made by this code."""
+    """Whether the folder holds this cell: its configuration, made by this code on the same backbone."""
     saved = saved_config(cell.out)
-    return saved is not None and identity(saved) == identity(cell.config) and made_by_this_code(cell.out, code)
+    return (saved is not None and identity(saved) == identity(cell.config)
+            and made_by_this_code(cell.out, cell_fingerprint(cell, code)))
 
 
 def _looks_finished(out: Path) -> bool:
@@ -159,8 +186,10 @@ def prepare_folder(folder: Path, cells: list[Cell], code: str, log=print, keep=(
     order."""
     folder.mkdir(parents=True, exist_ok=True)
     names = {cell.out.name for cell in cells} | {LOCK_FILE} | set(keep)
-    for stale in sorted(p for p in folder.iterdir() if p.name not in names):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    timings = timing_folder(folder)
+    for parent in dict.fromkeys([folder, timings]):
+        for stale in sorted(p for p in parent.iterdir() if p.name not in names) if parent.is_dir() else []:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     pending = []
     for cell in cells:
         if _same_cell(cell, code):
@@ -171,9 +200,11 @@ def prepare_folder(folder: Path, cells: list[Cell], code: str, log=print, keep=(
                 log(f"{problem}; the cell {cell.name} runs again")
                 _unfinish(cell.out, problem)
         elif cell.out.exists():
-            shutil.rmtree(cell.out)  # made by an earlier params.yaml or earlier code: nothing to resume
+            shutil.rmtree(cell.out)  # made by an earlier params.yaml, earlier code or backbone: nothing to resume
+            if timing_folder(cell.out) != cell.out:
+                shutil.rmtree(timing_folder(cell.out), ignore_errors=True)
         cell.out.mkdir(parents=True, exist_ok=True)
-        (cell.out / CODE_FILE).write_text(code + "\n")
+        (cell.out / CODE_FILE).write_text(cell_fingerprint(cell, code) + "\n")
         pending.append(cell)
     return pending
 

@@ -51,9 +51,16 @@ def write_yaml(path: str | Path, data) -> None:
 
 
 def save_torch(path: str | Path, obj) -> None:
+    """torch.save, atomically. Through a file handle: given a path, torch names the archive's inner folder after the
+    file, here a temporary name, which would then be part of the bytes (a DVC output must be a function of what
+    made it)."""
     import torch
 
-    write_atomically(path, lambda tmp: torch.save(obj, tmp))
+    def save(tmp: Path) -> None:
+        with tmp.open("wb") as handle:
+            torch.save(obj, handle)
+
+    write_atomically(path, save)
 
 
 def file_sha256(path: str | Path) -> str:

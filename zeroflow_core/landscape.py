@@ -262,10 +262,10 @@ def check_claims(summary: pd.DataFrame, claims, metrics=("jitter", "turning")) -
 
     rougher / smoother are the panels as the claim orders them. The outcome is "agrees" or "disagrees"
     only where |mean_rougher − mean_smoother| exceeds std_rougher + std_smoother (the book's one rule,
-    `analysis.verdict`), else "within the spread"; with one seed there is no spread to compare with
+    `report.verdict`), else "within the spread"; with one seed there is no spread to compare with
     ("no spread (one seed)"). A deterministic panel (FO) has std 0 over several seeds.
     """
-    from zeroflow_core.analysis import verdict
+    from zeroflow_core.report import verdict
 
     panels = summary.set_index("panel")
     rows = []

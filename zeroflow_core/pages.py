@@ -14,18 +14,21 @@ from pathlib import Path
 from zeroflow_core.bench import EFFICIENCY_DIR
 from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT, grid_rows
 from zeroflow_core.io import load_yaml
-from zeroflow_core.provenance import REPO_ROOT, provenance
+from zeroflow_core.provenance import REPO_ROOT, provenance, section_hash
 from zeroflow_core.settings import ConfigError
 
 PAGES_FILE = REPO_ROOT / "book" / "pages.yaml"
+PACKAGE_DIR = Path(__file__).parent.name
 RESULTS_DIR = Path("results")
+# where the built book keeps each page's CSVs and executed notebook (data/<page>/) and the paper's (data/reference/)
+DOWNLOADS = "data"
 ALL_RUNS = Path("runs")  # what the Claims page draws: the grid, Table 2's measurements and the sweeps
 LANDSCAPE_CODE = "zeroflow_core/landscape.py"
 # kind → (the params.yaml section it takes, what it is drawn beside)
 KINDS = {"grid": ("grid", str(RUNS_DIR)), "efficiency": ("efficiency", str(RUNS_DIR)),
          "sweep": ("ablations", str(RUNS_DIR)), "switches": ("ablations", str(RUNS_DIR)),
          "landscape": ("landscape", LANDSCAPE_CODE), "claims": ("grid", str(RUNS_DIR))}
-NOTEBOOK_FIELDS = ("part", "draws", "beside", "section")
+NOTEBOOK_FIELDS = ("part", "draws", "beside", "section", "code")
 PLACES = ("first", "last")
 
 
@@ -36,6 +39,7 @@ class Page:
     draws: str
     beside: str
     section: str
+    code: str  # the module that makes its statements: a stage dep of its own (dvc.yaml cannot take a list per page)
 
     @property
     def kind(self) -> str:
@@ -98,6 +102,9 @@ def load_pages(path: Path = PAGES_FILE) -> Book:
         if (page.section, page.beside) != (section, beside):
             raise ConfigError(f"{where}: page {name!r} draws {page.draws} ({page.kind}): its section is {section!r} "
                               f"and it is drawn beside {beside!r}, got {page.section!r} and {page.beside!r}")
+        module = REPO_ROOT / page.code
+        if not (page.code.startswith(f"{PACKAGE_DIR}/") and module.suffix == ".py" and module.is_file()):
+            raise ConfigError(f"{where}: page {name!r} has code {page.code!r}, which is not a module of {PACKAGE_DIR}/")
         notebooks[name] = page
     texts = {}
     for name, record in data["texts"].items():
@@ -177,4 +184,5 @@ def notebook_parameters(params: dict, name: str, params_path: str | Path = "para
     page = BOOK.notebooks[name]
     origin = provenance(params_path)
     return {"profile": params["profile"], "out_dir": str(RESULTS_DIR / name), "code_version": origin.code_version,
-            "params_hash": origin.params_hash, **PARAMETERS[page.kind](params, page)}
+            "params_hash": origin.params_hash, "params_section": page.section,
+            "section_hash": section_hash(params, page.section), **PARAMETERS[page.kind](params, page)}

@@ -18,12 +18,11 @@ from zeroflow_core.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_S
 from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
+from zeroflow_core.models.pretrained import PRETRAIN_DIR
 from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
 from zeroflow_core.optim.registry import grid_row
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
-# The smoke backbone, made by dvc.yaml's pretrain stage: the one weights file that need not exist before a run.
-PRETRAINED = Path("runs/pretrain/backbone.pt")
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
             "execution": dict, "pretrain": dict, "efficiency": dict, "ablations": dict, "landscape": dict}
 
@@ -104,7 +103,8 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 def missing_inputs(params: dict) -> list[str]:
     """Every file the grid and sweeps read that is not there, one line each: a dataset read from files (its test
-    split is loaded, so a wrong layout counts too) and a backbone weights file that no stage of dvc.yaml makes."""
+    split is loaded, so a wrong layout counts too) and a backbone weights file that no stage of dvc.yaml makes (the
+    smoke backbones of runs/pretrain, one per seed, are the pretrain@<seed> stages')."""
     from zeroflow_core.config import NO_OPTIMIZER
     from zeroflow_core.data import DatasetError, load_dataset, needs_files
 
@@ -119,7 +119,7 @@ def missing_inputs(params: dict) -> list[str]:
             except DatasetError as error:
                 missing.append(str(error))
     for weights in dict.fromkeys(config["backbone_weights"] for config in configs):
-        if weights and Path(weights) != PRETRAINED and not Path(weights).is_file():
+        if weights and Path(weights) != PRETRAIN_DIR and not Path(weights).is_file():
             missing.append(f"{weights}: no such file (train.backbone_weights, a dependency of every stage that "
                            f"runs cells)")
     return missing
@@ -252,8 +252,13 @@ def _check_execution(params: dict, where: str) -> None:
 
 
 def _check_pretrain(params: dict, where: str) -> None:
-    # the stage sets the backbone, batch and rate of the smoke pretraining itself
-    allowed = {key: PRETRAIN_SETTINGS[key] for key in ("epochs", "classes", "seed", "threads", "grayscale")}
+    # the stage sets the backbone, batch and rate of the smoke pretraining itself, and its seed: pretrain@<seed>
+    # pretrains the backbone of each seed of grid.seeds with that seed
+    if "seed" in params["pretrain"]:
+        raise ConfigError(f"{where}: 'pretrain.seed' is no longer a setting: the pipeline pretrains one backbone per "
+                          f"seed of grid.seeds (pretrain@<seed>, each with its own seed), and each run loads its "
+                          f"seed's; remove the key")
+    allowed = {key: PRETRAIN_SETTINGS[key] for key in ("epochs", "classes", "threads", "grayscale")}
     check_values(params["pretrain"], allowed, where, prefix="pretrain.")
 
 
@@ -271,6 +276,11 @@ def _check_ablations(params: dict, where: str) -> None:
         raise ConfigError(f"{where}: 'ablations.dataset' {section['dataset']!r} must be one of grid.datasets "
                           f"({', '.join(params['grid']['datasets'])}), whose prepare stage checks it"
                           f"{did_you_mean(section['dataset'], params['grid']['datasets'])}")
+    outside = [seed for seed in section["seeds"] if seed not in params["grid"]["seeds"]]
+    if outside and Path(params["train"]["backbone_weights"]) == PRETRAIN_DIR:
+        raise ConfigError(f"{where}: 'ablations.seeds' has {outside[0]!r}, which grid.seeds lacks: every run loads its "
+                          f"seed's own smoke backbone ({PRETRAIN_DIR}/seed<k>/), and dvc.yaml pretrains one per seed of "
+                          f"grid.seeds ({', '.join(map(str, params['grid']['seeds']))})")
     # the sweep sets the optimizer's hyper-parameters itself (ablations.optimizers)
     check_run_keys(section["train"], "ablations.train", where, chosen=NESTED)
     for optimizer, hyper in section["optimizers"].items():

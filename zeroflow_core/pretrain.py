@@ -8,6 +8,11 @@ With `grayscale` (the smoke book's choice) the pretext images are shown in grey:
 learns shapes but never uses colour, and the smoke book's continual set (`hues`, classes that
 differ in hue) then holds a factor that the frozen features do not separate and that only
 training the adapters can pick up. See the book's introduction for the measurements behind this.
+
+The pipeline pretrains one backbone per seed (`pretrain@<seed>`, into runs/pretrain/seed<k>/): the seed draws the
+pretext classes, the initialisation and the data order, and each run of that seed loads it, so that the spread
+over seeds includes the backbone's. backbone.pt and pretrain.json are functions of the settings (on one machine's
+kernels, bit for bit); the pretraining's seconds go to its timing file (zeroflow_core.timing).
 """
 from __future__ import annotations
 
@@ -24,9 +29,11 @@ from tqdm import tqdm
 from zeroflow_core.data import build_transforms, load_dataset
 from zeroflow_core.data.scenario import TaskDataset, TensorCache
 from zeroflow_core.io import save_torch, write_json
+from zeroflow_core.models.pretrained import BACKBONE_FILE
 from zeroflow_core.models.vit import BACKBONES
 from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.runtime import pick_device, set_threads
+from zeroflow_core.timing import write_timing
 
 
 def to_grayscale(imageset):
@@ -78,8 +85,10 @@ def pretrain(out_dir: str | Path, backbone: str = "vit-smoke", epochs: int = 10,
                       for i in range(0, len(test_cache.y), 512))
     result = {"backbone": backbone, "epochs": epochs, "pretext_classes": n_classes, "grayscale": grayscale,
               "pretext_test_accuracy": 100.0 * correct / len(test_cache.y),
-              "final_train_loss": sum(losses[-20:]) / len(losses[-20:]), "seconds": time.perf_counter() - started}
+              "final_train_loss": sum(losses[-20:]) / len(losses[-20:]), "seed": seed}
+    seconds = time.perf_counter() - started
     out = Path(out_dir)
-    save_torch(out / "backbone.pt", {"backbone": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": result})
+    save_torch(out / BACKBONE_FILE, {"backbone": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": result})
     write_json(out / "pretrain.json", result)
-    return result
+    write_timing(out, {"seconds": seconds, "device": str(device)})
+    return {**result, "seconds": seconds}

@@ -4,6 +4,7 @@ disagree about whether the code was edited."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,13 @@ class Provenance:
 
 def params_hash(path: str | Path = "params.yaml") -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def section_hash(params: dict, section: str) -> str:
+    """The hash of what a page takes from params.yaml: the profile and its section (the same values, whatever the
+    file's comments, order and other sections)."""
+    taken = {"profile": params["profile"], section: params[section]}
+    return hashlib.sha256(json.dumps(taken, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def provenance(params_path: str | Path = "params.yaml") -> Provenance:

@@ -1,14 +1,16 @@
 """What the table and figure notebooks share: reading runs, averaging seeds, the paper's names, banners.
 
 Plain pandas, so it is tested without a kernel (tests/test_report.py); the drawing is in figures.py and the
-sections' tables and statements in analysis.py. Data comes only from each run's metrics.json and from
-reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
+sections' tables and statements in analysis.py. Data comes only from each run's metrics.json (and, for its seconds
+and memory, its timing file: zeroflow_core.timing) and from reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
 a method's and a dataset's label from their own declarations (`ContinualMethod.label`, `register_dataset`).
 """
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from html import escape as html_escape
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,8 @@ from zeroflow_core.data import dataset_label
 from zeroflow_core.methods import METHODS
 from zeroflow_core.metrics import mean_loss_drop
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display, grid_row, row_spec
-from zeroflow_core.pages import BOOK, NOTEBOOKS, check_pages_against, notebook_parameters, switches
+from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, check_pages_against, notebook_parameters, switches
+from zeroflow_core.timing import read_timing
 
 PAPER_METHODS = ("ease", "aper")
 PAPER_DATASETS = ("cifar100", "cub", "imagenet_a", "omnibenchmark")
@@ -29,10 +32,15 @@ PAPER_SETUP = "ViT-B/16-IN21K"
 # metrics.json key → Table 1 column; forgetting is the one where lower is better.
 TABLE_METRICS = {"avg_acc": "Avg", "last_acc": "Last", "forgetting": "Fgt"}
 LOWER_IS_BETTER = {"forgetting"}
-SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "peak_memory_mb", "seconds_per_epoch",
-               "forward_passes", "backward_passes", "forwards_per_step", "steps", "train_image_forwards")
+SCALAR_KEYS = ("avg_acc", "last_acc", "forgetting", "bwt", "forward_passes", "backward_passes", "forwards_per_step",
+               "steps", "train_image_forwards")
+# from the run's timing file, where it has one (a checkout that pulled its runs has none: NaN)
+TIMING_KEYS = ("peak_memory_mb", "seconds_per_epoch")
 # The paper's Figure 5: EASE on ImageNet-A, these two optimizers against these q; q = 1 is Table 1's setting, so
 # those points are Table 1's rows, printed, and the others can only be read off the figure.
+# Figures are laid out for the book's content width at 1400 px (figures.PAGE_WIDTH inches at SCREEN_DPI pixels per
+# inch, so that a font's points are what a reader sees) and saved at FIGURE_DPI, which the full-size view shows.
+SCREEN_DPI, FIGURE_DPI = 100, 200
 FIGURE_5_PAPER = {"method": "ease", "dataset": "imagenet_a", "optimizers": ("zo-sgd", "zo-adam"),
                   "q": (1, 2, 4, 8, 16, 32)}
 
@@ -132,12 +140,21 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
            "run": run_name(method, optimizer, dataset, seed), "family": family, "strategy": strategy,
            "profile": metrics.get("profile"), "path": str(path)}
     row.update({key: metrics.get(key) for key in SCALAR_KEYS})
+    row.update(run_spent(path.parent))
     # the mean per-task drop of the training loss (None for a run without steps: a control)
     row["loss_drop"] = mean_loss_drop(metrics.get("loss_curves", []))
-    row["seconds"] = float(sum(metrics.get("task_seconds", [])))
     row["acc_seen"] = list(metrics["acc_seen"])
     row["acc_matrix"] = metrics.get("acc_matrix")
     return row
+
+
+def run_spent(folder: Path) -> dict:
+    """What a run spent, from its timing file: seconds (training and evaluating its tasks), seconds per epoch and peak
+    memory; NaN for each where the checkout has no timing file (its runs were pulled, not run, here)."""
+    timing = read_timing(folder)
+    spent = {key: timing.get(key, float("nan")) for key in TIMING_KEYS}
+    spent["seconds"] = float(sum(timing["task_seconds"])) if "task_seconds" in timing else float("nan")
+    return spent
 
 
 def aggregate(runs: pd.DataFrame, metrics=tuple(TABLE_METRICS), by=("method", "optimizer", "dataset")) -> pd.DataFrame:
@@ -253,23 +270,44 @@ def paper_datasets_for(datasets) -> list[str]:
     return same or list(PAPER_DATASETS)
 
 
+# --------------------------------------------------------------------------------------- the verdict
+def verdict(mean_a: float, std_a: float, mean_b: float, std_b: float, *, lower_is_better: bool = False) -> str:
+    """'better', 'worse' (a against b) or 'within the spread'.
+
+    A difference is called only when it exceeds the two spreads together (|Δ| > std_a + std_b, i.e. the
+    mean ± one std intervals do not overlap); without a spread (one seed) nothing is called.
+    """
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean_a, std_a, mean_b, std_b)):
+        return "within the spread"
+    difference = mean_a - mean_b
+    if abs(difference) <= std_a + std_b:
+        return "within the spread"
+    better = difference < 0 if lower_is_better else difference > 0
+    return "better" if better else "worse"
+
+
 # ------------------------------------------------------------------------------------------- Table 1
 @dataclass
 class Table:
-    tidy: pd.DataFrame  # one row per (source, method, optimizer, dataset): the CSV
-    html: str
-    markdown: str
+    tidy: pd.DataFrame  # one row per (source, method, optimizer, dataset): the CSV, with each cell's mark
+    tables: dict  # one table per dataset: its tab's label → its HTML
+    html: str  # every dataset's table, one after the other (table_1.html)
+    markdown: str  # the same tables in Markdown (table_1.md)
+
+
+# How a Table 1 cell is marked among the optimizers of its method (one column of one block and dataset).
+BEST, TIE = "best", "tie"
 
 
 def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, datasets, profile: str,
             paper_baseline: pd.DataFrame | None = None) -> Table:
-    """Table 1's layout: rows method / optimizer family / strategy, column groups per dataset (Avg, Last, Fgt).
+    """Table 1, one table per dataset: rows method / optimizer family / strategy, columns Avg, Last, Fgt of ours
+    (mean ± std over seeds) and of the paper where it ran that dataset.
 
-    `methods` may start with the no-training baseline (optimizer `none`, one row). Our block first, then
-    the paper's block for the same rows (the baseline's published numbers from `paper_baseline`); the best
-    of each column within a method is bold (highest Avg and Last, lowest Fgt), in each block separately
-    since the two are different setups. The cells' texts and which of them is best make one table each,
-    so the HTML and the Markdown are two renderings of the same cells.
+    `methods` may start with the no-training baseline (optimizer `none`, one row). Each column of a method is
+    marked (`best_marks`): bold is a best beyond the spread of every other optimizer, "(tie)" the rows that no
+    row is beyond; ours and the paper's separately, since the two are different setups. The cells' texts and
+    marks make one table each, so the HTML and the Markdown are two renderings of the same cells.
     """
     ours = aggregate(runs)
     ours.insert(0, "source", "ours")
@@ -284,39 +322,107 @@ def table_1(runs: pd.DataFrame, reference: pd.DataFrame, methods, optimizers, da
     tidy.insert(3, "strategy", [paper_row(o)[1] for o in tidy.optimizer])
     tidy = tidy[["source", "method", "optimizer", "family", "strategy", "dataset", "n_seeds"]
                 + [f"{m}_{s}" for m in TABLE_METRICS for s in ("mean", "std")]]
+    for metric in TABLE_METRICS:
+        tidy[f"{metric}_mark"] = best_marks(tidy, metric)
 
-    blocks = {"ours": (f"Ours ({profile} profile)", list(datasets)), "paper": (f"Paper ({PAPER_SETUP})", paper_sets)}
-    columns = pd.MultiIndex.from_tuples([(label, dataset_label(d), name) for label, sets in blocks.values()
-                                         for d in sets for name in TABLE_METRICS.values()])
+    blocks = {"ours": f"Ours ({profile} profile)", "paper": f"Paper ({PAPER_SETUP})"}
     index = pd.MultiIndex.from_tuples([(method_label(m), *paper_row(o)) for m in methods
                                        for o in optimizers_of(m, optimizers)],
                                       names=["Method", "Optimizer", "Strategy"])
-    text = pd.DataFrame("—", index=index, columns=columns)
-    best = pd.DataFrame(False, index=index, columns=columns)
-    for metric, name in TABLE_METRICS.items():
-        for row, is_best in zip(tidy.itertuples(), _best_in_column(tidy, metric)):
-            cell = ((method_label(row.method), *paper_row(row.optimizer)),
-                    (blocks[row.source][0], dataset_label(row.dataset), name))
-            text.at[cell] = format_mean_std(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
-            best.at[cell] = is_best
-    html = _bold(text, best, "<b>", "</b>").to_html(escape=False, classes="zeroflow-table", border=0)
-    flat = _bold(text, best, "**", "**")
-    flat.columns = [" / ".join(c) for c in flat.columns]
-    return Table(tidy=tidy, html=html, markdown=flat.reset_index().to_markdown(index=False))
+    tables, markdown = {}, []
+    for dataset in dict.fromkeys([*datasets, *paper_sets]):
+        sources = [source for source in blocks if ((tidy.source == source) & (tidy.dataset == dataset)).any()]
+        columns = pd.MultiIndex.from_tuples([(blocks[s], name) for s in sources for name in TABLE_METRICS.values()])
+        text = pd.DataFrame("—", index=index, columns=columns)
+        marks = pd.DataFrame("", index=index, columns=columns)
+        for row in tidy[tidy.dataset == dataset].itertuples():
+            key = (method_label(row.method), *paper_row(row.optimizer))
+            for metric, name in TABLE_METRICS.items():
+                cell = (key, (blocks[row.source], name))
+                text.at[cell] = format_mean_std(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
+                marks.at[cell] = getattr(row, f"{metric}_mark")
+        label = dataset_label(dataset) + ("" if len(sources) == 2 else f" ({sources[0]})")
+        tables[label] = _marked(text, marks, "<b>", "</b>", ' <span class="zeroflow-tie">(tie)</span>').to_html(
+            escape=False, classes="zeroflow-table", border=0)
+        flat = _marked(text, marks, "**", "**", " (tie)")
+        flat.columns = [" / ".join(c) for c in flat.columns]
+        markdown.append(f"**{label}**\n\n" + flat.reset_index().to_markdown(index=False))
+    html = "\n".join(f"<h4>{label}</h4>\n{table}" for label, table in tables.items())
+    return Table(tidy=tidy, tables=tables, html=html, markdown="\n\n".join(markdown))
 
 
-def _best_in_column(tidy: pd.DataFrame, metric: str) -> pd.Series:
-    """Whether each row holds the best mean of its column (source, method, dataset): the highest, the lowest
-    for forgetting; a column of one row has nothing to be best among."""
-    # a method's zero-step control is its reference, not one of its optimizers: never the best
-    ranked = tidy[f"{metric}_mean"].where(tidy.optimizer != NO_OPTIMIZER)
-    column = ranked.groupby([tidy.source, tidy.method, tidy.dataset], sort=False)
-    best = column.transform("min" if metric in LOWER_IS_BETTER else "max")
-    return (column.transform("count") > 1) & (ranked == best)
+def best_marks(tidy: pd.DataFrame, metric: str) -> pd.Series:
+    """Each row's mark in its column (source, method, dataset) of `metric`: BEST, TIE or "".
+
+    Ours (mean ± std over seeds): the best mean (highest; lowest for forgetting) is BEST only when it is beyond the
+    spread of every other optimizer of its method (`analysis.verdict`'s rule: the two means differ by more than the
+    two standard deviations together); otherwise it and every row within its spread are a TIE. One seed measures no
+    spread, so nothing is marked. The paper's rows have one run each and no spread: its highest printed value is
+    BEST as in the paper's own table, and equal highest values a TIE. A zero-step control (optimizer `none`) is the
+    method's reference, not one of its optimizers: never marked; a column of one optimizer has nothing to be best
+    among.
+    """
+    lower = metric in LOWER_IS_BETTER
+    marks = pd.Series("", index=tidy.index)
+    ranked = tidy[(tidy.optimizer != NO_OPTIMIZER) & tidy[f"{metric}_mean"].notna()]
+    for (source, _, _), column in ranked.groupby(["source", "method", "dataset"], sort=False):
+        if len(column) < 2:
+            continue
+        means, stds = column[f"{metric}_mean"], column[f"{metric}_std"]
+        top = means.idxmin() if lower else means.idxmax()
+        if source == "paper":
+            tied = column.index[means == means[top]]
+            marks[tied] = BEST if len(tied) == 1 else TIE
+            continue
+        if pd.isna(stds[top]):
+            continue
+        within = [i for i in column.index if i != top and abs(means[i] - means[top]) <= stds[top] + stds[i]]
+        if within:
+            marks[[top, *within]] = TIE
+        else:
+            marks[top] = BEST
+    return marks
 
 
-def _bold(text: pd.DataFrame, best: pd.DataFrame, opening: str, closing: str) -> pd.DataFrame:
-    return text.mask(best, opening + text + closing)
+def _marked(text: pd.DataFrame, marks: pd.DataFrame, opening: str, closing: str, tie: str) -> pd.DataFrame:
+    return text.mask(marks == BEST, opening + text + closing).mask(marks == TIE, text + tie)
+
+
+def best_statements(tidy: pd.DataFrame) -> list[str]:
+    """Per method and dataset of our block of Table 1: which optimizer is best in each column, or which tie (the
+    paper's block has no spread: its bold is the paper's own)."""
+    lines = []
+    ours = tidy[(tidy.source == "ours") & (tidy.optimizer != NO_OPTIMIZER)]
+    for (method, dataset), part in ours.groupby(["method", "dataset"], sort=False):
+        if len(part) < 2:
+            continue
+        calls = []
+        for metric, name in TABLE_METRICS.items():
+            best = [optimizer_label(o) for o in part.optimizer[part[f"{metric}_mark"] == BEST]]
+            tied = [optimizer_label(o) for o in part.optimizer[part[f"{metric}_mark"] == TIE]]
+            if best:
+                calls.append(f"{name}: **{best[0]}**, beyond the spread of every other optimizer")
+            elif len(tied) == len(part):
+                calls.append(f"{name}: {'both' if len(tied) == 2 else f'all {len(tied)}'} optimizers tie")
+            elif tied:
+                calls.append(f"{name}: a tie of {_and(tied)}")
+            else:
+                calls.append(f"{name}: no best called (one seed: no spread measured)")
+        lines.append(f"{method_label(method)} on {dataset_label(dataset)}: " + "; ".join(calls) + ".")
+    return lines
+
+
+def _and(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def tab_set(tables: dict) -> str:
+    """MyST for a sphinx-design tab set, one tab per entry (label → HTML), for a notebook output rendered as MyST
+    (the cell's metadata `mystnb: {markdown_format: myst}`): each table on screen alone, none scrolled sideways."""
+    # an HTML block ends at a blank line only: one before each closing fence
+    items = [f":::{{tab-item}} {label}\n\n{html.strip()}\n\n:::" for label, html in tables.items()]
+    return "::::{tab-set}\n\n" + "\n\n".join(items) + "\n\n::::"
 
 
 # ------------------------------------------------------------------------------------------- Figure 2
@@ -392,6 +498,57 @@ def toy_banner(profile: str, steps: int, seeds, code_version: str, params_hash: 
             f"on a CPU; the same under every profile (this one: {profile}). The paper does not say which landscape "
             "it drew, so these are our trajectories on our toy: compare their shapes with the paper's figure, not "
             "their numbers.")
+
+
+class Sources:
+    """What a page says under each of its tables and figures: the CSVs that item wrote and read, as downloads
+    shipped with the book (`zeroflow book` copies results/<page>/ and reference/ into the site's data/ folder), the
+    notebook, the params.yaml section the page takes with its hash, and the code version. One per page, built from
+    the page's papermill parameters."""
+
+    def __init__(self, out_dir, params_section: str, section_hash: str, code_version: str):
+        self.out_dir, self.page = Path(out_dir), Path(out_dir).name
+        self.params_section, self.section_hash, self.code_version = params_section, section_hash, code_version
+
+    def line(self, writes=(), reads=()) -> str:
+        """The provenance line (HTML). `writes`: files of this page's folder, which must exist; `reads`: files under
+        reference/ (linked, shipped) or folders of results (named)."""
+        missing = [name for name in writes if not (self.out_dir / name).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{self.out_dir}: the provenance line names {', '.join(missing)}, which the page "
+                                    "did not write")
+        links = [_download(f"{DOWNLOADS}/{self.page}/{name}", name) for name in writes]
+        read = [_download(f"{DOWNLOADS}/{path}", path) if str(path).startswith("reference/")
+                else f"<code>{html_escape(str(path))}{'' if Path(path).suffix else '/'}</code>" for path in reads]
+        parts = ([f"data {', '.join(links)}"] if links else []) + ([f"read {', '.join(read)}"] if read else [])
+        parts += [f"notebook {_download(f'{DOWNLOADS}/{self.page}/{self.page}.ipynb', f'notebooks/{self.page}.ipynb')}",
+                  f'params.yaml <a href="reproducibility.html#parameters"><code>{html_escape(self.params_section)}'
+                  f'</code></a> <code title="sha256 of the params this page takes: profile and '
+                  f'{html_escape(self.params_section)}">{self.section_hash}</code>',
+                  f"code <code>{html_escape(self.code_version)}</code>"]
+        return f'<p class="zeroflow-provenance">{" · ".join(parts)}</p>'
+
+    def table(self, table, writes=(), reads=(), **to_html) -> None:
+        """Display a table (a DataFrame, or its HTML) with its provenance line under it."""
+        from IPython.display import HTML, display
+
+        shown = table if isinstance(table, str) else table.to_html(**{"index": False, **to_html})
+        display(HTML(shown + "\n" + self.line(writes, reads)))
+
+    def figure(self, path, writes=(), reads=()) -> None:
+        """Display a figure at the size its fonts were set for (FIGURE_DPI pixels per inch saved, SCREEN_DPI shown:
+        the book links the image to itself at full size) with its provenance line under it."""
+        from IPython.display import HTML, Image, display
+        from PIL import Image as PILImage
+
+        with PILImage.open(path) as image:
+            width = round(image.width * SCREEN_DPI / FIGURE_DPI)
+        display(Image(filename=str(path), width=width))
+        display(HTML(self.line([Path(path).name, *writes], reads)))
+
+
+def _download(href: str, text: str) -> str:
+    return f'<a href="{html_escape(href)}" download>{html_escape(text)}</a>'
 
 
 def _seeds_text(seeds) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from zeroflow_core.cells import (ABLATIONS_DIR, MATCHED_DIR, Cell, execution, matched_cells, stage_folder,
                                  sweep_cell_name, sweep_cells, sweep_values, train_cells)
-from zeroflow_core.config import ConfigError
+from zeroflow_core.config import NO_OPTIMIZER, ConfigError
 from zeroflow_core.executor import run_cells
 from zeroflow_core.io import write_atomically, write_json
 from zeroflow_core.methods import METHODS
@@ -54,8 +54,9 @@ def write_summaries(name: str, cells: list[Cell], curves: bool = True, metrics_d
     write_json(Path(metrics_dir) / f"{name}.json", summary)
     if not curves:
         return
+    # a zero-step control takes no step, so it has no loss curve (an empty column would cut every curve to nothing)
     losses = {optimizer: [[loss for task in result["loss_curves"] for loss in task] for result in results]
-              for optimizer, results in runs.items()}
+              for optimizer, results in runs.items() if optimizer != NO_OPTIMIZER}
     _write_columns(Path(plots_dir) / "loss" / f"{name}.csv", "step", _mean_curves(losses))
     accuracy = {optimizer: [result["acc_seen"] for result in results] for optimizer, results in runs.items()}
     _write_columns(Path(plots_dir) / "accuracy" / f"{name}.csv", "task", _mean_curves(accuracy))

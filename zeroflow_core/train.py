@@ -13,8 +13,11 @@ Run is that loop; each piece it drives has one job:
 `train(config, out_dir)` writes into out_dir, each file atomically:
   config.yaml        the resolved configuration, and under set_by the layer that set each key
   checkpoint.pt      after every task: method state, accuracy matrix, logs so far
-  metrics.json       at the end: accuracies, forgetting, curves, memory, time, passes spent
+  metrics.json       at the end: accuracies, forgetting, curves, passes spent
   dvclive/           step-level loss and per-task accuracy, for `dvc plots`
+and, after every task, its seconds (and at the end its peak memory and device) into the timing file of out_dir
+(zeroflow_core.timing: outside out_dir when that is a DVC output under runs/), so that every file of out_dir is a
+function of the configuration, the code and the backbone: two identical runs write identical bytes.
 A run killed at any point and started again with the same configuration resumes from the last
 task checkpoint; every task is seeded from (seed, task), so it ends with the same metrics as an
 uninterrupted run.
@@ -42,13 +45,14 @@ from zeroflow_core.cells import SET_BY, changed_keys, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
 from zeroflow_core.models.parameter_sets import SetClosure
-from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights
+from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights, weights_file
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
 from zeroflow_core.progress import RunProgress
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
+from zeroflow_core.timing import read_timing, write_timing
 
 CHECKPOINT = "checkpoint.pt"
 # A checkpoint leaves out the frozen backbone (327 of a ViT-B/16 checkpoint's 337 MiB): it records the backbone's
@@ -80,23 +84,33 @@ class Run:
         self.history = _new_history(config["n_tasks"])
         self.evaluation = Evaluation(config, self.data, self.method, self.history)
         self.checkpoint = Checkpoint(self.out / CHECKPOINT, backbone_identity, self.device)
+        # seconds per task and, per task, per epoch: the timing file's, never the checkpoint's or metrics.json's
+        self.timing = {"task_seconds": [], "epoch_seconds": []}
 
     def __call__(self) -> dict:
         first = self.checkpoint.resume(self.method, self.history)
         self.progress.resumed(self.checkpoint.path, first, self.config["n_tasks"])
+        self.timing = _earlier_timing(self.out, first)
         for task in self.progress.bar(range(first, self.config["n_tasks"]), desc="tasks"):
             # dropout and anything else on the global RNG restart from (seed, task): resumable
             torch.manual_seed(derive_seed(self.config["seed"], "task", task))
             started = time.perf_counter()
+            self.timing["epoch_seconds"].append([])
             self.method.begin_task(task)
             self.method.to(self.device)
             self.train_task(task)
             self.method.eval()
             self.method.end_task(task, self.data.features_of(self.method.vit, task))
             self.evaluation.accuracy(task)
-            self.history.setdefault("task_seconds", []).append(time.perf_counter() - started)
+            self.timing["task_seconds"].append(time.perf_counter() - started)
+            # the timing first: a checkpoint then always has its tasks' times beside it (a kill between the two would
+            # otherwise leave a resumable task without them); a resumed run keeps the times of the tasks it skips
+            write_timing(self.out, self.timing)
             self.checkpoint.save(task, self.method, self.history)
-        result = _summary(self.config, self.history, self.device)
+        result = _summary(self.config, self.history)
+        epochs = [seconds for task in self.timing["epoch_seconds"] for seconds in task]
+        write_timing(self.out, {**self.timing, "seconds_per_epoch": float(np.mean(epochs)) if epochs else 0.0,
+                                "peak_memory_mb": peak_memory_mb(self.device), "device": str(self.device)})
         write_dvclive(self.out / "dvclive", self.history)
         write_json(self.out / "metrics.json", result)
         return result
@@ -141,9 +155,9 @@ class Run:
                     heldout.after_step(history["steps"], forwards)
                 if scheduler is not None:
                     scheduler.step()
-                history["epoch_seconds"].append(time.perf_counter() - started)
+                self.timing["epoch_seconds"][-1].append(time.perf_counter() - started)
                 self.progress.epoch_done(task, config["n_tasks"], epoch, config["epochs"], curve[first_step:],
-                                         history["epoch_seconds"][-1])
+                                         self.timing["epoch_seconds"][-1][-1])
             if probe is not None:
                 history["updates"].append({"task": task, **probe.finish()})
         history["train_image_forwards"] += forwards
@@ -250,13 +264,15 @@ class UpdateProbe:
 
 
 def build_vit(config: dict) -> tuple[AdapterViT, dict]:
-    """The adapter ViT of a run, and what identifies its frozen backbone: the weights file's sha256, or
-    the run seed of a random init (the global RNG is seeded from it before this is called)."""
+    """The adapter ViT of a run, and what identifies its frozen backbone: the weights file's sha256 (the run's seed's
+    own file where backbone_weights is a folder of per-seed pretrainings), or the run seed of a random init (the global
+    RNG is seeded from it before this is called)."""
     backbone = BACKBONES[config["backbone"]].create()
     identity = {"backbone": config["backbone"], "random_init_seed": config["seed"]}
     if config["backbone_weights"]:
         pretrained = PRETRAINED.get(config["backbone"])
-        source = load_backbone_weights(backbone, config["backbone_weights"], *(pretrained or ()))
+        source = load_backbone_weights(backbone, weights_file(config["backbone_weights"], config["seed"]),
+                                       *(pretrained or ()))
         identity = {"backbone": config["backbone"], "weights_sha256": file_sha256(source)}
     return AdapterViT(backbone, bottleneck=config["adapter_bottleneck"], scale=config["adapter_scale"]), identity
 
@@ -264,7 +280,7 @@ def build_vit(config: dict) -> tuple[AdapterViT, dict]:
 def _new_history(n_tasks: int) -> dict:
     """What a run records as it goes; the checkpoint holds it, metrics.json summarizes it."""
     return {"acc_matrix": metrics.empty_acc_matrix(n_tasks).tolist(), "acc_seen": [],
-            "loss_curves": [], "heldout": [], "epoch_seconds": [], "task_seconds": [],
+            "loss_curves": [], "heldout": [],
             "forward_passes": 0, "backward_passes": 0, "head_backward_passes": 0, "steps": 0, "forwards_per_step": None,
             "train_image_forwards": 0, "heldout_image_forwards": 0, "step_norms": [], "updates": []}
 
@@ -312,7 +328,16 @@ def _scheduler(config: dict, optimizer, name: str | None = None,
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=config["min_lr"])
 
 
-def _summary(config: dict, history: dict, device: torch.device) -> dict:
+def _earlier_timing(out: Path, first: int) -> dict:
+    """The timing of the `first` tasks a resumed run does not redo, from its timing file (empty lists without one)."""
+    earlier = read_timing(out) if first else {}
+    tasks, epochs = earlier.get("task_seconds", []), earlier.get("epoch_seconds", [])
+    if len(tasks) < first or len(epochs) < first or not all(isinstance(e, list) for e in epochs[:first]):
+        return {"task_seconds": [], "epoch_seconds": []}  # not the earlier tasks' record: say nothing of them
+    return {"task_seconds": tasks[:first], "epoch_seconds": epochs[:first]}
+
+
+def _summary(config: dict, history: dict) -> dict:
     """metrics.json of a finished run."""
     h = history
     matrix = np.array(h["acc_matrix"], dtype=float)
@@ -328,11 +353,6 @@ def _summary(config: dict, history: dict, device: torch.device) -> dict:
         "step_norms": [float(np.mean(norms)) if norms else None for norms in h["step_norms"]],
         "updates": h["updates"],
         "heldout_losses": h["heldout"],
-        "peak_memory_mb": peak_memory_mb(device),
-        "seconds_per_epoch": float(np.mean(h["epoch_seconds"])) if h["epoch_seconds"] else 0.0,
-        "epoch_seconds": h["epoch_seconds"],
-        # training and evaluating each task: what a cell costs beyond its fixed set-up
-        "task_seconds": h.get("task_seconds", []),
         "forward_passes": h["forward_passes"],
         "train_image_forwards": h["train_image_forwards"],
         "heldout_image_forwards": h["heldout_image_forwards"],
@@ -341,7 +361,6 @@ def _summary(config: dict, history: dict, device: torch.device) -> dict:
         "head_backward_passes": h["head_backward_passes"],
         "forwards_per_step": h["forwards_per_step"],
         "steps": h["steps"],
-        "device": str(device),
         "method": config["method"], "optimizer": config["optimizer"],
         "dataset": config["dataset"], "seed": config["seed"], "profile": config["profile"],
     }

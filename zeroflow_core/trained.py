@@ -17,10 +17,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.analysis import verdict
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, format_mean_std, method_label, \
-    optimizer_label
+    optimizer_label, verdict
 
 DID_NOT_TRAIN = "did not train"
 CONTROL = "control"
@@ -146,4 +145,49 @@ def control_statements(comparison: pd.DataFrame, baseline: str) -> list[str]:
                      f"{counts.get('within the spread', 0)} are within it and {counts.get('worse', 0)} below it. "
                      f"The best is {optimizer_label(best.optimizer)} ({best.difference:+.2f} ± {best.spread:.2f})")
         lines.append(text + ".")
+    return lines
+
+
+def stage_statements(curves: pd.DataFrame, status: pd.DataFrame, baseline: str) -> list[str]:
+    """Figure 4's text, per method and dataset: each optimizer's accuracy on the seen classes after the last stage
+    (report.curve_summary) against the method's zero-step control, beyond the spread or within it, or "did not
+    train" (`training`); the highest row; and the control against the no-training baseline."""
+    from zeroflow_core.report import dataset_label
+
+    lines = []
+    last = curves[curves.stage == curves.stage.max()].set_index(["method", "optimizer", "dataset"])
+    states = status.set_index(["method", "optimizer", "dataset"]).status
+    for (method, dataset), part in last.reset_index().groupby(["method", "dataset"], sort=False):
+        if method == baseline or (method, NO_OPTIMIZER, dataset) not in last.index:
+            continue
+        control = last.loc[(method, NO_OPTIMIZER, dataset)]
+        calls = {"above": [], "within": [], "below": [], DID_NOT_TRAIN: []}
+        rows = part[part.optimizer != NO_OPTIMIZER]
+        for row in rows.itertuples():
+            if states.get((method, row.optimizer, dataset)) == DID_NOT_TRAIN:
+                calls[DID_NOT_TRAIN].append(optimizer_label(row.optimizer))
+                continue
+            call = verdict(row.mean, row.std, control["mean"], control["std"])
+            calls[{"better": "above", "worse": "below"}.get(call, "within")].append(optimizer_label(row.optimizer))
+        said = [f"{len(calls['above'])} of {len(rows)} optimizers end above the method's zero-step control "
+                f"({format_mean_std(control['mean'], control['std'])}) beyond the spread"
+                + (f" ({', '.join(calls['above'])})" if calls["above"] else "")]
+        if calls["within"]:
+            said.append(f"{len(calls['within'])} within it")
+        if calls["below"]:
+            said.append(f"{len(calls['below'])} below it ({', '.join(calls['below'])})")
+        if calls[DID_NOT_TRAIN]:
+            said.append(f"{len(calls[DID_NOT_TRAIN])} did not train ({', '.join(calls[DID_NOT_TRAIN])})")
+        top = rows.loc[rows["mean"].idxmax()]
+        line = (f"{method_label(method)} on {dataset_label(dataset)}, after stage {int(top.stage)}: "
+                + "; ".join(said) + f". The highest is {optimizer_label(top.optimizer)} at "
+                f"{format_mean_std(top['mean'], top['std'])}.")
+        if (baseline, NO_OPTIMIZER, dataset) in last.index:
+            anchor = last.loc[(baseline, NO_OPTIMIZER, dataset)]
+            call = verdict(control["mean"], control["std"], anchor["mean"], anchor["std"])
+            where = f"{method_label(baseline)} ({format_mean_std(anchor['mean'], anchor['std'])})"
+            line += " The zero-step control itself is " + (
+                f"within the spread of {where}." if call == "within the spread" else
+                f"{'above' if call == 'better' else 'below'} {where}, beyond the spread.")
+        lines.append(line)
     return lines

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.analysis import verdict
+from zeroflow_core.report import verdict
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.report import aggregate, format_mean_std, method_label, optimizer_label
 

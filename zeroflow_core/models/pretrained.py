@@ -30,8 +30,31 @@ PRETRAINED = {"vit-b16": Pretrained(IN21K_HUB_NAME, 21843),
               "vit-b16-in21k-ft-in1k": Pretrained(IN21K_FT_IN1K_HUB_NAME, 1000)}
 
 
+# The smoke profile's pretrainings (dvc.yaml's pretrain@<seed>): one folder per seed, each with its BACKBONE_FILE.
+PRETRAIN_DIR = Path("runs/pretrain")
+BACKBONE_FILE = "backbone.pt"
+
+
 class WeightsNotFoundError(FileNotFoundError):
     pass
+
+
+def seed_folder(seed: int, root: str | Path = PRETRAIN_DIR) -> Path:
+    """Where the pretraining of `seed` goes: root/seed<k>/."""
+    return Path(root) / f"seed{seed}"
+
+
+def weights_file(weights: str | Path, seed: int) -> Path:
+    """The weights file a run of `seed` loads: `weights` itself, or, where `weights` is a folder of per-seed
+    pretrainings (the smoke profile's runs/pretrain), that seed's seed<k>/backbone.pt: each seed its own backbone."""
+    path = Path(weights)
+    if not path.is_dir():
+        return path
+    own = seed_folder(seed, path) / BACKBONE_FILE
+    if not own.is_file():
+        raise WeightsNotFoundError(f"{path} holds no pretraining of seed {seed} ({own} is missing): the pipeline "
+                                   f"pretrains one backbone per seed of grid.seeds; run `dvc repro pretrain@{seed}`")
+    return own
 
 
 def _hub_cache_file(repo: str) -> Path | None:
@@ -67,7 +90,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, hub_name: str |
         raise WeightsNotFoundError(
             f"backbone weights not found: {path}. Put the checkpoint file there {where}"
             "(nothing is downloaded at run time)"
-            + ("" if hub_name else "; for the smoke profile, run `zeroflow pretrain` (or `dvc repro pretrain`) first")
+            + ("" if hub_name else "; for the smoke profile, run `dvc repro pretrain` (one pretrain@<seed> stage per "
+               "seed) or `zeroflow pretrain` first")
         )
     saved = read_state_dict(source)
     head = saved.get("head.weight")
