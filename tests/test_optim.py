@@ -98,17 +98,24 @@ def test_forward_grad_step_is_the_directional_derivative_through_a_vit(tiny_vit_
 
 LEARNING_RATES = {"fo-sgd": 0.05, "fo-adam": 0.05, "zo-sgd": 0.003, "zo-sgd-sign": 0.003,
                   "zo-sgd-conserve": 0.003, "zo-adam": 0.05, "zo-adam-sign": 0.05, "zo-adam-conserve": 0.05,
-                  "forward-grad": 0.01, "fzoo": 0.05}
+                  "forward-grad": 0.01, "fzoo": 0.05, "lozo": 0.003, "hizoo": 0.003, "sparse-mezo": 0.01}
+# What each optimizer closes of the gap to the minimum in 400 steps. Sparse MeZO moves only the entries at or below
+# their tensor's starting threshold (s = 0 here: the largest starting magnitude), and an entry that grows past it
+# stops there: on this quadratic it closes about 57% (test_sparse_mezo_converges_where_its_mask_reaches: all of it
+# when the minimum lies within the mask).
+REMAINING_GAP = {"sparse-mezo": 0.5}
+CONVEX_HYPER = {"sparse-mezo": {"magnitude_sparsity": 0.0}}
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_every_optimizer_decreases_a_convex_loss(quadratic, name):
-    opt = create_optimizer(name, [quadratic.theta], model=quadratic, lr=LEARNING_RATES[name])
+    opt = create_optimizer(name, [quadratic.theta], model=quadratic, lr=LEARNING_RATES[name],
+                           **CONVEX_HYPER.get(name, {}))
     gap_before = float(quadratic.loss()) - quadratic.minimum()
     for _ in range(400):
         opt.step(quadratic.loss)
     gap_after = float(quadratic.loss()) - quadratic.minimum()
-    assert gap_after < 0.2 * gap_before, (gap_before, gap_after)
+    assert gap_after < REMAINING_GAP.get(name, 0.2) * gap_before, (gap_before, gap_after)
 
 
 @pytest.mark.parametrize("name", ["zo-sgd-conserve", "zo-adam-conserve"])
@@ -291,7 +298,11 @@ def _run(name, steps, state=None, **hyper):
 RESUME_CASES = [("zo-sgd", {}), ("zo-adam", {"q": 3}), ("zo-sgd-sign", {"sign_mode": "elementwise"}),
                 ("zo-adam-sign", {}), ("zo-sgd-conserve", {}), ("zo-adam-conserve", {"one_sided": True}),
                 ("zo-sgd", {"history": 0.4, "sparsity": 0.5, "q": 2}), ("zo-adam", {"fo_every": 3}),
-                ("forward-grad", {"base": "adam"}), ("fo-adam", {})]
+                ("forward-grad", {"base": "adam"}), ("fo-adam", {}),
+                # LOZO-M across a redraw of V (its momentum is carried into the new V), HiZOO's preconditioner,
+                # Sparse MeZO's thresholds, each taken before the checkpoint
+                ("lozo", {"low_rank_momentum": 0.9, "lazy_interval": 3, "q": 2, "lr": 0.01}),
+                ("hizoo", {"hessian_smooth": 0.1, "lr": 0.01}), ("sparse-mezo", {"lr": 0.01})]
 
 
 @pytest.mark.parametrize("name,hyper", RESUME_CASES)
@@ -317,7 +328,8 @@ def test_a_step_leaves_the_global_rng_untouched(quadratic, name):
 @pytest.mark.parametrize("name,hyper,forwards", [
     ("zo-sgd", {"q": 1}, 2), ("zo-sgd", {"q": 4}, 8), ("zo-adam", {"q": 3, "one_sided": True}, 4),
     ("zo-sgd-sign", {"q": 2}, 4), ("zo-sgd-conserve", {}, 5), ("zo-adam-conserve", {"one_sided": True}, 4),
-    ("forward-grad", {"q": 2}, 2), ("fo-sgd", {}, 1),
+    ("forward-grad", {"q": 2}, 2), ("fo-sgd", {}, 1), ("lozo", {"q": 3}, 6), ("hizoo", {}, 3), ("hizoo", {"q": 2}, 5),
+    ("sparse-mezo", {"q": 2}, 4),
 ])
 def test_forward_passes_per_step(quadratic, name, hyper, forwards):
     calls = []
@@ -453,6 +465,11 @@ def test_zo_step_evaluates_in_eval_mode_and_restores_the_mode(quadratic):
     ("zo-sgd", {"learning_rate": 0.1}, "learning_rate"), ("zo-sgd", {"lr": "fast"}, "'lr' must be float"),
     ("zo-sgd", {"one_sided": 1}, "one_sided"), ("zo-adam", {"q": 2.0}, "'q' must be int"), ("zo-sgd-conserve", {"q": 2, "conserve_mode": "reference"},
                                                             "conserve_mode"),
+    ("lozo", {"rank": 0}, "'rank'"), ("lozo", {"lazy_interval": 0}, "'lazy_interval'"),
+    ("lozo", {"low_rank_momentum": 1.0}, "'low_rank_momentum'"), ("lozo", {"momentum": 0.9}, "'momentum'"),
+    ("lozo", {"one_sided": True}, "'one_sided'"), ("hizoo", {"hessian_smooth": 1.5}, "'hessian_smooth'"),
+    ("hizoo", {"one_sided": True}, "'one_sided'"), ("sparse-mezo", {"magnitude_sparsity": 1.0}, "'magnitude_sparsity'"),
+    ("sparse-mezo", {"sparsity": 0.5}, "'sparsity'"), ("zo-sgd", {"rank": 2}, "'rank'"),
 ])
 def test_bad_hyper_parameters_are_refused_by_name(quadratic, name, hyper, message):
     with pytest.raises(ValueError, match=message):
@@ -775,7 +792,7 @@ def _ease_step(name, batched, **hyper):
     batch = {"x": torch.rand(16, 3, 32, 32, generator=generator), "y": torch.randint(0, 10, (16,), generator=generator)}
     params = method.trainable_parameters()
     before = [p.detach().clone() for p in params]
-    extra = {"zo_eps": 1e-2} if name.startswith("zo-") else {}
+    extra = {"zo_eps": 1e-2} if "zo_eps" in OPTIMIZERS[name].hyper else {}
     opt = create_optimizer(name, params, model=method, batched=batched, lr=1.0, weight_decay=0.0, **extra,
                            **({"momentum": 0.0} if "sgd" in name else {}), **hyper)
     opt.step(SetClosure(method, lambda: method.loss(batch)))
@@ -786,7 +803,9 @@ BATCHED_CASES = [("zo-sgd", {}), ("zo-sgd", {"q": 4}), ("zo-sgd-sign", {"q": 2})
                  ("zo-sgd-sign", {"q": 2, "sign_mode": "elementwise"}), ("zo-sgd-conserve", {"q": 2}),
                  ("zo-sgd", {"q": 3, "history": 0.6}), ("zo-sgd", {"q": 2, "sparsity": 0.5}),
                  ("zo-sgd", {"q": 3, "one_sided": True}), ("zo-adam", {"q": 2}),
-                 ("zo-sgd", {"q": 4, "max_sets_per_forward": 3})]
+                 ("zo-sgd", {"q": 4, "max_sets_per_forward": 3}), ("lozo", {"q": 2}),
+                 ("lozo", {"q": 2, "low_rank_momentum": 0.9}), ("hizoo", {"q": 2, "hessian_smooth": 0.5}),
+                 ("sparse-mezo", {"q": 2, "magnitude_sparsity": 0.5})]
 
 
 @pytest.mark.parametrize("name,hyper", BATCHED_CASES)

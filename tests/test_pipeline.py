@@ -195,8 +195,8 @@ def test_an_identity_key_or_an_unknown_key_in_a_layer_is_refused_naming_the_laye
 
 def test_dvc_train_stage_depends_on_exactly_its_sections():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["train"]["params"] == ["profile", "train", "grid.optimizers", "grid.seeds", "optimizers",
-                                         "methods.${item.method}", "datasets.${item.dataset}"]
+    assert stages["train"]["params"] == ["profile", "train", "grid.optimizers", "grid.beyond_paper", "grid.seeds",
+                                         "optimizers", "methods.${item.method}", "datasets.${item.dataset}"]
     assert set(stages["train"]["matrix"]) == {"method", "dataset"}
     assert "optimizers" not in stages["baseline"]["do"]["params"]  # no optimizer edit reruns the baseline
 

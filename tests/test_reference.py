@@ -8,7 +8,8 @@ import pytest
 
 REFERENCE = Path(__file__).parents[1] / "reference"
 CONDITIONS = {"table1_accuracy.csv": "split", "table2_efficiency.csv": "split", "table3_historical.csv": "split",
-              "table4_sparsity.csv": "split", "figure_read_off.csv": "split", "simplecil_aper.csv": "splits"}
+              "table4_sparsity.csv": "split", "table5_enhancements.csv": "split", "figure_read_off.csv": "split",
+              "simplecil_aper.csv": "splits"}
 
 
 @pytest.mark.parametrize("name,split", CONDITIONS.items())
@@ -38,6 +39,25 @@ def test_table_4_holds_the_icml_versions_printed_numbers():
     zo = table_1[(table_1.method == "EASE") & (table_1.optimizer == "SGD") & (table_1.strategy == "ZO")
                  & (table_1.dataset == "imagenet_a")].iloc[0]
     assert (zo.avg, zo["last"], zo.fgt) == tuple(table.loc[0.0, ["avg", "last", "fgt"]])
+
+
+def test_table_5_holds_the_icml_versions_combined_enhancements_and_its_rows_agree_with_tables_1_3_4():
+    """arXiv 2501.01045v4, Table 5 (EASE on ImageNet-A, avg / last): its baselines are Table 1's EASE SGD rows, its
+    history row Table 3's best proportion (0.2) and its sparsity row Table 4's best ratio (0.9)."""
+    table = pd.read_csv(REFERENCE / "table5_enhancements.csv").set_index("configuration")
+    assert table.index.tolist() == ["fo-sgd", "zo-sgd", "hybrid", "history", "sparsity", "all"]
+    assert table.avg.tolist() == [61.24, 57.87, 61.40, 58.90, 59.47, 62.07]
+    assert table["last"].tolist() == [51.02, 48.32, 51.34, 49.04, 49.24, 51.94]
+    assert all("2501.01045v4, Table 5" in source for source in table.source)
+    table_1 = pd.read_csv(REFERENCE / "table1_accuracy.csv", dtype={"optimizer": str})
+    for configuration, strategy in (("fo-sgd", "FO"), ("zo-sgd", "ZO")):
+        row = table_1[(table_1.method == "EASE") & (table_1.optimizer == "SGD") & (table_1.strategy == strategy)
+                      & (table_1.dataset == "imagenet_a")].iloc[0]
+        assert (row.avg, row["last"]) == tuple(table.loc[configuration, ["avg", "last"]])
+    history = pd.read_csv(REFERENCE / "table3_historical.csv").set_index("proportion")
+    sparsity = pd.read_csv(REFERENCE / "table4_sparsity.csv").set_index("ratio")
+    assert tuple(history.loc[0.2, ["avg", "last"]]) == tuple(table.loc["history", ["avg", "last"]])
+    assert tuple(sparsity.loc[0.9, ["avg", "last"]]) == tuple(table.loc["sparsity", ["avg", "last"]])
 
 
 def test_the_published_simplecil_numbers_are_on_the_in21k_backbone_as_the_table_1_sentence_says():

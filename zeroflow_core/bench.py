@@ -80,6 +80,10 @@ EFFICIENCY_SETTINGS = declared(
     Setting("batched_q", [], "ZO-SGD's step one query per forward against all of its queries in one forward, at "
             "each of these query budgets, side by side in one process (and each mode's peak memory)",
             check=_budgets, requirement="must hold integers >= 1"),
+    Setting("backprop_head", [], "these forward-pass optimizers measured again with the classifier head trained by "
+            "backprop (the run key head_optimizer: backprop): the hybrid head's memory and time against inference's",
+            check=lambda values: isinstance(values, list) and all(isinstance(v, str) for v in values),
+            requirement="must be a list of optimizer names"),
     Setting("models", {}, "one entry per model measured: its batch_size, steps and warmup"),
 )
 MODEL_SETTINGS = declared(
@@ -89,6 +93,7 @@ MODEL_SETTINGS = declared(
     EFFICIENCY_SETTINGS["optimizers"],
     EFFICIENCY_SETTINGS["extra_q"],
     EFFICIENCY_SETTINGS["batched_q"],
+    EFFICIENCY_SETTINGS["backprop_head"],
 )
 MODEL_REQUIRED = ("batch_size", "steps", "warmup")
 
@@ -99,7 +104,7 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
     from zeroflow_core.optim import OPTIMIZERS
 
     check_values(section, EFFICIENCY_SETTINGS, where, prefix="efficiency.",
-                 required=[key for key in EFFICIENCY_SETTINGS if key != "batched_q"])
+                 required=[key for key in EFFICIENCY_SETTINGS if key not in ("batched_q", "backprop_head")])
     if not section["models"]:
         raise ConfigError(f"{where}: 'efficiency.models' must name at least one model")
     for model, settings in section["models"].items():
@@ -111,6 +116,11 @@ def check_efficiency(section: dict, where: str = "params.yaml") -> None:
         if unknown:
             raise ConfigError(f"{where}: '{name}.optimizers': unknown optimizer {unknown[0]!r}"
                               f"{did_you_mean(unknown[0], OPTIMIZERS)}; known: {', '.join(OPTIMIZERS)}")
+        forward_pass = [o for o, spec in OPTIMIZERS.items() if spec.forward_pass_only]
+        backprop = [o for o in settings.get("backprop_head", []) if o not in forward_pass]
+        if backprop:
+            raise ConfigError(f"{where}: '{name}.backprop_head': {backprop[0]!r} is no forward-pass optimizer (the "
+                              f"hybrid head is one's variant); known: {', '.join(forward_pass)}")
 
 
 def efficiency_pairs(section: dict, model: str) -> tuple[list, dict]:
@@ -121,6 +131,11 @@ def efficiency_pairs(section: dict, model: str) -> tuple[list, dict]:
     settings = section["models"][model]
     optimizers, extra_q = (settings.get(key, section[key]) for key in ("optimizers", "extra_q"))
     return [(name, None) for name in optimizers] + [("zo-sgd", q) for q in extra_q], settings
+
+
+def backprop_head_optimizers(section: dict, model: str) -> list[str]:
+    """The forward-pass optimizers the `efficiency@<model>` stage measures again with the head by backprop."""
+    return list(section["models"][model].get("backprop_head", section.get("backprop_head", [])))
 
 
 def batched_budgets(section: dict, model: str) -> list[int]:
@@ -135,20 +150,26 @@ class BenchmarkError(RuntimeError):
 # -- parent side ------------------------------------------------------------------------------
 def run_benchmark(model: str, optimizers, batch_size: int, steps: int, q: int | None = None,
                   threads: int = 2, warmup: int = 1, depth: int | None = None,
-                  attention: str = "explicit") -> list[dict]:
+                  attention: str = "explicit", head_optimizer: str = "same") -> list[dict]:
     """One row per optimizer (see the module docstring for what each figure means).
 
     `optimizers` holds registry names, measured at query budget `q` (None: each one's default),
-    and/or (name, q) pairs for rows at their own budget, e.g. ["zo-sgd", ("zo-sgd", 4)].
+    and/or (name, q) pairs for rows at their own budget, e.g. ["zo-sgd", ("zo-sgd", 4)]. With `head_optimizer`
+    backprop, the model's head is trained too, by backprop (optim/hybrid_head.py), the adapters by the optimizer.
     """
+    from zeroflow_core.optim import OPTIMIZERS
+
     rows_to_run = validate(model, optimizers, batch_size, steps, q, threads, warmup, depth, attention)
     common = dict(model=model, batch_size=batch_size, steps=steps, threads=threads, warmup=warmup, depth=depth,
                   attention=attention)
     forward = _spawn(dict(common, mode="forward"), "the forward-only baseline")
+    if head_optimizer != "same" and not all(OPTIMIZERS[name].forward_pass_only for name, _ in rows_to_run):
+        raise ValueError(f"head_optimizer {head_optimizer!r} is for forward-pass optimizers only")
     rows = []
     for name, budget in rows_to_run:
-        result = _spawn(dict(common, mode="step", optimizer=name, q=budget), f"optimizer {name!r}")
-        rows.append(_row(name, common, result, forward))
+        result = _spawn(dict(common, mode="step", optimizer=name, q=budget, head_optimizer=head_optimizer),
+                        f"optimizer {name!r}")
+        rows.append(_row(name, common, result, forward) | {"head_optimizer": head_optimizer})
     return rows
 
 
@@ -225,6 +246,7 @@ def _row(name: str, common: dict, result: dict, forward: dict) -> dict:
         "forward_unfused_seconds": result["forward_unfused_seconds"],
         "forwards_per_step": result["forwards_per_step"],
         "backwards_per_step": result["backwards_per_step"],
+        "head_backwards_per_step": result["head_backwards_per_step"],
         # the median of the repeats' step / forward, each pair timed side by side in the worker
         "step_over_forward": result["step_over_forward"],
         "step_over_forward_spread": result["step_over_forward_spread"],
@@ -443,7 +465,14 @@ def _worker(config: dict) -> dict:
     if "batched" in OPTIMIZERS[name].hyper:
         hyper["batched"] = bool(config.get("batched", False))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = create_optimizer(name, params, model=model, **hyper)
+    groups = params
+    if config.get("head_optimizer", "same") == "backprop":
+        from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
+
+        model.head.requires_grad_(True)
+        groups = [{"params": params}, {"params": list(model.head.parameters()), BACKPROP_HEAD: True}]
+        params = params + list(model.head.parameters())
+    optimizer = create_optimizer(name, groups, model=model, **hyper)
     switched = [m.fused_attn for m in attention] != inference_fused
     closure = SetClosure(model, lambda: set_cross_entropy(model(x), y))
     if config["mode"] == "pair":
@@ -457,6 +486,7 @@ def _worker(config: dict) -> dict:
         step()
         forward()
     forwards, backwards = optimizer.forward_passes, optimizer.backward_passes
+    head_backwards = optimizer.head_backward_passes
     step_times, forward_times, unfused_times = [], [], []
     for _ in range(config["steps"]):
         step_times.append(_timed(step, device))
@@ -479,6 +509,7 @@ def _worker(config: dict) -> dict:
         forward_unfused_seconds=statistics.median(unfused_times) if switched else None,
         forwards_per_step=(optimizer.forward_passes - forwards) / config["steps"],
         backwards_per_step=(optimizer.backward_passes - backwards) / config["steps"],
+        head_backwards_per_step=(optimizer.head_backward_passes - head_backwards) / config["steps"],
         peak_memory_mb=peak_memory_mb(device),
     )
 

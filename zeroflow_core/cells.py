@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeroflow_core.config import NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, resolve, setting_layer
+from zeroflow_core.config import (NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, hybrid_phase_optimizer,
+                                  resolve, setting_layer)
 from zeroflow_core.methods import METHODS
+from zeroflow_core.optim.registry import grid_row
 from zeroflow_core.settings import Setting, declared, defaults_of, is_number
 
 RUNS_DIR = Path("runs/train")
@@ -109,11 +111,17 @@ def optimizers_of(method: str, optimizers) -> list[str]:
     return [*optimizers, NO_OPTIMIZER] if METHODS[method].trains else [NO_OPTIMIZER]
 
 
+def grid_rows(grid: dict) -> list[str]:
+    """The optimizer rows of the grid: the paper's (grid.optimizers), then the opt-in rows beyond it (later
+    optimizers, `<optimizer>+head`: grid.beyond_paper)."""
+    return [*grid["optimizers"], *grid.get("beyond_paper", [])]
+
+
 def grid_cells(params: dict):
-    """(method, optimizer, dataset, seed) of every run of the grid, the no-training baseline first."""
+    """(method, optimizer row, dataset, seed) of every run of the grid, the no-training baseline first."""
     grid = params["grid"]
     for method in [grid["baseline"], *grid["methods"]]:
-        for optimizer in optimizers_of(method, grid["optimizers"]):
+        for optimizer in optimizers_of(method, grid_rows(grid)):
             for dataset in grid["datasets"]:
                 for seed in grid["seeds"]:
                     yield method, optimizer, dataset, seed
@@ -131,9 +139,27 @@ def params_layers(params: dict, method: str, optimizer: str, dataset: str) -> li
 
 
 def resolve_run(params: dict, method: str, optimizer: str, dataset: str, seed: int, extra=()) -> Resolved:
-    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers."""
+    """A run of params.yaml: the profile's layers, params.yaml's sections, then `extra` layers. `optimizer` may be a
+    grid row (`<optimizer>+head`: registry.grid_row), whose settings come after params.yaml's sections. With the
+    hybrid schedule, its backprop phase takes params.yaml's section of that optimizer (fo_hyper) too."""
+    row = optimizer
+    if optimizer != NO_OPTIMIZER:
+        try:
+            spec, row_settings = grid_row(row)
+        except ValueError as error:
+            raise ConfigError(str(error).strip('"')) from None
+        optimizer = spec.name
     run = {"profile": params["profile"], "method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
-    return resolve(run, [*params_layers(params, method, optimizer, dataset), *extra])
+    layers = params_layers(params, method, optimizer, dataset)
+    if row != optimizer:
+        layers.append(Layer(f"grid row {row}", row_settings))
+    resolved = resolve(run, [*layers, *extra])
+    fo = hybrid_phase_optimizer(resolved.config)
+    if fo is None or not params["optimizers"].get(fo):
+        return resolved
+    phase = Layer(f"params.yaml optimizers.{fo} (the hybrid schedule's backprop phase)",
+                  {"fo_hyper": params["optimizers"][fo]})
+    return resolve(run, [*layers, phase, *extra])
 
 
 def run_config(params: dict, method: str, optimizer: str, dataset: str, seed: int) -> dict:
@@ -144,7 +170,7 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
     """The cells of the stage `train@<method>-<dataset>`: its optimizers × seeds."""
     settings = execution(params)
     cells = []
-    for optimizer in optimizers_of(method, params["grid"]["optimizers"]):
+    for optimizer in optimizers_of(method, grid_rows(params["grid"])):
         for seed in params["grid"]["seeds"]:
             resolved = placed(resolve_run(params, method, optimizer, dataset, seed), settings)
             cells.append(Cell(run_name(method, optimizer, dataset, seed), resolved.config,
@@ -155,8 +181,11 @@ def train_cells(params: dict, method: str, dataset: str) -> list[Cell]:
 # ------------------------------------------------------------------------------------------- sweeps
 # Run keys that change nothing in a run without steps: a sweep over one of them shares one zero-step control.
 STEP_ONLY_KEYS = ("epochs", "batch_size", "schedule", "min_lr", "max_steps_per_epoch", "heldout_every",
-                  "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast")
+                  "heldout_batch", "zo_scope", "ease_alpha_under_zo", "update_probe", "autocast", "head_optimizer",
+                  "fo_epochs", "fo_hyper")
 MATCHED_DIR = "matched"  # a sweep's step-matched controls, in a folder of their own (they run second)
+# The `hyper` of a sweep whose values name its `variants` (params.yaml ablations.sweeps.<name>.variants).
+VARIANT = "variant"
 
 
 def sweep_cell_name(method: str, optimizer: str, dataset: str, hyper: str, value, seed: int) -> str:
@@ -170,6 +199,14 @@ def sweep_values(sweep: dict, optimizer: str) -> list:
     return list(values[optimizer]) if isinstance(values, dict) else list(values)
 
 
+def swept_settings(sweep: dict, value) -> dict:
+    """What one value of a sweep sets: `hyper` at that value, or for a sweep of variants (hyper `variant`), the
+    settings that variant names, which vary together (the enhancements alone and combined)."""
+    if sweep["hyper"] == VARIANT:
+        return dict(sweep["variants"][value])
+    return {sweep["hyper"]: value}
+
+
 def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
     """What a sweep sets over the grid's layers: its run and optimizer settings, its `with`, its value."""
     section = params["ablations"]
@@ -177,7 +214,7 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
     where = f"params.yaml ablations.sweeps.{name}"
     if optimizer == NO_OPTIMIZER:  # a zero-step control takes what applies to a run without an optimizer
         fixed = {k: v for k, v in sweep.get("with", {}).items() if _applies_without_steps(k, method)}
-        varied = {sweep["hyper"]: value} if _applies_without_steps(sweep["hyper"], method) else {}
+        varied = {k: v for k, v in swept_settings(sweep, value).items() if _applies_without_steps(k, method)}
         return [Layer("params.yaml ablations.train", section["train"]),
                 setting_layer(f"{where}.with", fixed, method, optimizer),
                 setting_layer(f"{where}.values", varied, method, optimizer)]
@@ -185,11 +222,15 @@ def sweep_layers(params: dict, name: str, optimizer: str, value) -> list[Layer]:
             Layer(f"params.yaml ablations.optimizers.{optimizer}",
                   {"optimizer_hyper": section["optimizers"].get(optimizer, {})}),
             setting_layer(f"{where}.with", sweep.get("with", {}), method, optimizer),
-            setting_layer(f"{where}.values", {sweep["hyper"]: value}, method, optimizer)]
+            setting_layer(f"{where}.values", swept_settings(sweep, value), method, optimizer)]
 
 
 def _applies_without_steps(key: str, method: str) -> bool:
     return key in METHODS[method].defaults or (key in RUN_SETTINGS and key not in STEP_ONLY_KEYS)
+
+
+def _value_applies_without_steps(sweep: dict, value, method: str) -> bool:
+    return any(_applies_without_steps(key, method) for key in swept_settings(sweep, value))
 
 
 def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cell]:
@@ -217,7 +258,7 @@ def sweep_cells(params: dict, name: str, root: Path = ABLATIONS_DIR) -> list[Cel
                                       f"{error}") from None
                 resolved = placed(resolved, settings)
                 if optimizer == NO_OPTIMIZER:
-                    applies = _applies_without_steps(sweep["hyper"], method)
+                    applies = _value_applies_without_steps(sweep, value, method)
                     cell = control_cell_name(method, dataset, sweep["hyper"] if applies else None, value, seed)
                     if cell in controls:
                         continue

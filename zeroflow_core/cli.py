@@ -232,8 +232,8 @@ def _stage_ablation(args: argparse.Namespace) -> int:
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import (EFFICIENCY_DIR, BenchmarkError, batched_budgets, efficiency_pairs, format_batching,
-                                     format_table, run_batching, run_benchmark)
+    from zeroflow_core.bench import (EFFICIENCY_DIR, BenchmarkError, backprop_head_optimizers, batched_budgets,
+                                     efficiency_pairs, format_batching, format_table, run_batching, run_benchmark)
     from zeroflow_core.io import write_json
     from zeroflow_core.params import load_params
 
@@ -243,6 +243,11 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
     try:
         rows = run_benchmark(args.model, pairs, settings["batch_size"], settings["steps"], threads=section["threads"],
                              warmup=settings["warmup"], attention=section["attention"])
+        hybrid = backprop_head_optimizers(section, args.model)
+        if hybrid:
+            rows += run_benchmark(args.model, hybrid, settings["batch_size"], settings["steps"],
+                                  threads=section["threads"], warmup=settings["warmup"],
+                                  attention=section["attention"], head_optimizer="backprop")
     except BenchmarkError as error:
         print(f"zeroflow stage-efficiency: error: {error}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
 from zeroflow_core.models import BACKBONES
 from zeroflow_core.optim import FAMILIES, OPTIMIZERS, resolve_hyper
+from zeroflow_core.optim.registry import backprop_counterpart
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, defaults_of, did_you_mean
 
 # The profiles (smoke: the embedded default; paper: the official settings) are data: profiles.yaml, beside
@@ -42,6 +43,7 @@ ZO_SCOPES = ("trainable", "official")
 # EASE evaluates with α = 0.9, backprop with the config's.
 EASE_ALPHA_UNDER_ZO = 0.9
 EASE_ALPHA_CHOICES = ("release", "official")
+HEAD_OPTIMIZERS = ("same", "backprop")
 
 
 def _at_least(low):
@@ -90,6 +92,19 @@ RUN_SETTINGS = declared(
     Setting("ease_alpha_under_zo", "release", "EASE's α under a forward-pass optimizer: release (method_config.alpha, "
             f"as backprop) or official ({EASE_ALPHA_UNDER_ZO}, which INFTY's zeroflow.yaml `alpha`, meant for its "
             "history mixing, writes over EASE's α in every ZO and Forward-Grad run)", choices=EASE_ALPHA_CHOICES),
+    Setting("head_optimizer", "same", "what trains the method's classifier head under a forward-pass optimizer: same "
+            "(the optimizer, as every trained parameter) or backprop (the hybrid head, after ZO-FC, arXiv 2510.21019: "
+            "each forward of the step also backpropagates through the head alone, the features read without a graph, "
+            "and the head steps along the mean of those gradients with the optimizer's rule and rate; the adapters "
+            "stay the forward-pass optimizer's; optim/hybrid_head.py)", choices=HEAD_OPTIMIZERS),
+    Setting("fo_epochs", 0, "the hybrid schedule (Enhancement 1 of the paper's ICML version, arXiv 2501.01045v4): "
+            "the first fo_epochs epochs of each task train by backprop, with the first-order optimizer of the run's "
+            "descent rule (fo-sgd, fo-adam) at fo_hyper and backprop's schedule over those epochs, then the run's "
+            "forward-pass optimizer, fresh, takes the rest of `epochs`; 0: none (beside optimizer_hyper.fo_every, an "
+            "exact step every k-th step)", **_at_least(0)),
+    Setting("fo_hyper", {}, "the hybrid schedule's backprop phase: its optimizer's hyper-parameters over those of "
+            "that optimizer's own run (its registry defaults, the profile's rules and params.yaml's optimizers "
+            "section); filled in when fo_epochs > 0, empty otherwise"),
     Setting("update_probe", False, "after each task, record how far the adapters and the heads moved and the cosine "
             "of that update with the backprop gradient at the task's starting point on held-out images (one backward "
             "per task: the smoke book's 'where training goes'; off in the paper profile, whose forward-pass runs "
@@ -164,7 +179,32 @@ def resolve(run: dict, layers: Sequence[Layer] = ()) -> Resolved:
              for rule in profiles[profile]["rules"] if rule_matches(rule["when"], method, optimizer, dataset)]
     resolved = merge([Layer("registry", _plain(registry)), Layer(f"profile {profile}", profiles[profile]["run"]),
                       Layer("run", given), *rules, *layers])
-    return Resolved(validate(_ease_alpha_under_zo(resolved).config), resolved.set_by)
+    return Resolved(validate(_hybrid_schedule(_ease_alpha_under_zo(resolved), identity).config), resolved.set_by)
+
+
+def hybrid_phase_optimizer(config: dict) -> str | None:
+    """The backprop phase's optimizer of a run with the hybrid schedule (fo_epochs > 0), or None."""
+    spec = OPTIMIZERS.get(config.get("optimizer"))
+    if not config.get("fo_epochs") or spec is None or not spec.forward_pass_only:
+        return None
+    try:
+        return backprop_counterpart(config["optimizer"], **config["optimizer_hyper"])
+    except (ValueError, TypeError):
+        return None  # validate names the bad hyper-parameter
+
+
+def _hybrid_schedule(resolved: Resolved, identity: dict) -> Resolved:
+    """fo_hyper of a run with the hybrid schedule: the backprop phase's optimizer as its own run of this method and
+    dataset takes it (registry, profile and rules), under what the layers set in fo_hyper."""
+    config = resolved.config
+    fo = hybrid_phase_optimizer(config)
+    if fo is None or not isinstance(config.get("fo_hyper"), dict):
+        return resolved
+    own = resolve({**identity, "optimizer": fo}).config["optimizer_hyper"]
+    for key in own:
+        resolved.set_by.setdefault(f"fo_hyper.{key}", f"{fo}'s own run (profile {identity['profile']})")
+    config["fo_hyper"] = {**own, **config["fo_hyper"]}
+    return resolved
 
 
 def _ease_alpha_under_zo(resolved: Resolved) -> Resolved:
@@ -289,16 +329,40 @@ def validate(config: dict) -> dict:
             raise ConfigError(f"method {config['method']!r} trains nothing: its optimizer is {NO_OPTIMIZER!r} "
                               f"(got {config['optimizer']!r}) and it takes no optimizer_hyper")
         return config
+    forward_pass = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
+    for key, off in (("head_optimizer", "same"), ("fo_epochs", 0)):
+        if config[key] != off and not forward_pass:
+            raise ConfigError(f"configuration key {key!r}: {config[key]!r} is for a forward-pass optimizer, and "
+                              f"{config['optimizer']!r} is {'a zero-step control' if config['optimizer'] == NO_OPTIMIZER else 'backprop'}"
+                              f" (set {key}: {off!r})")
+    if config["fo_epochs"] > config["epochs"]:
+        raise ConfigError(f"configuration key 'fo_epochs': {config['fo_epochs']} is more than epochs "
+                          f"({config['epochs']}): the backprop phase is the first part of each task's epochs")
     if config["optimizer"] == NO_OPTIMIZER:  # the method's zero-step control: its structure, every step skipped
         if config["optimizer_hyper"]:
             raise ConfigError(f"the zero-step control of {config['method']!r} (optimizer {NO_OPTIMIZER!r}) takes no "
                               "optimizer_hyper")
-        return config
+        return _no_fo_hyper(config)
     try:
         hyper = resolve_hyper(config["optimizer"], **config["optimizer_hyper"])
     except ValueError as error:
         raise ConfigError(f"configuration key 'optimizer_hyper' / 'optimizer': {error}") from None
     config["optimizer_hyper"] = _plain({key: hyper[key] for key in config["optimizer_hyper"]})
+    fo = hybrid_phase_optimizer(config)
+    if fo is None:
+        return _no_fo_hyper(config)
+    try:
+        fo_hyper = resolve_hyper(fo, **config["fo_hyper"])
+    except ValueError as error:
+        raise ConfigError(f"configuration key 'fo_hyper' (the hybrid schedule's {fo}): {error}") from None
+    config["fo_hyper"] = _plain({key: fo_hyper[key] for key in config["fo_hyper"]})
+    return config
+
+
+def _no_fo_hyper(config: dict) -> dict:
+    if config["fo_hyper"]:
+        raise ConfigError("configuration key 'fo_hyper': the backprop phase of the hybrid schedule, read only with "
+                          f"fo_epochs > 0 and a forward-pass optimizer (got {config['fo_hyper']!r})")
     return config
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from zeroflow_core.analysis import ablation_summary
 from zeroflow_core.report import verdict
-from zeroflow_core.optim.registry import OPTIMIZERS
+from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.report import format_mean_std, optimizer_label
 
 # the spends the page plots the gain against: column of ablation_summary → axis label
@@ -30,7 +30,7 @@ def cost_summary(cells: pd.DataFrame, control: pd.Series) -> pd.DataFrame:
     summary = ablation_summary(cells)
     summary["gain"] = summary.avg_acc_mean - control.avg_acc_mean
     summary["gain_spread"] = summary.avg_acc_std.fillna(0) + (0 if np.isnan(control.avg_acc_std) else control.avg_acc_std)
-    summary["family"] = summary.optimizer.map(lambda o: OPTIMIZERS[o].family)
+    summary["family"] = summary.optimizer.map(lambda o: row_spec(o).family)
     return summary
 
 

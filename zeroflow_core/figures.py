@@ -24,7 +24,7 @@ from matplotlib.lines import Line2D
 from zeroflow_core.analysis import heldout_summary, step_losses
 from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.methods import METHODS
-from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS
+from zeroflow_core.optim.registry import NO_TRAINING, row_spec
 from zeroflow_core.report import (FIGURE_5_PAPER, FIGURE_DPI, PAPER_SETUP, SCREEN_DPI, dataset_label,
                                   format_mean_std, method_label, optimizer_colour, optimizer_label)
 
@@ -53,7 +53,8 @@ def setup(out_dir) -> Path:
 
 def style(optimizer: str) -> dict:
     """An optimizer's line in every figure: its registry colour, its family's line style and marker."""
-    family = OPTIMIZERS[optimizer].family if optimizer in OPTIMIZERS else "backprop"
+    spec = row_spec(optimizer)  # a registry optimizer or an `<optimizer>+head` row
+    family = spec.family if spec is not None else "backprop"
     return {"color": optimizer_colour(optimizer), "linestyle": FAMILY_LINES[family],
             "marker": FAMILY_MARKERS[family]}
 

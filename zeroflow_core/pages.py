@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zeroflow_core.bench import EFFICIENCY_DIR
-from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR
+from zeroflow_core.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT, grid_rows
 from zeroflow_core.io import load_yaml
 from zeroflow_core.provenance import REPO_ROOT, provenance, section_hash
 from zeroflow_core.settings import ConfigError
@@ -134,7 +134,7 @@ def switches(params: dict) -> dict:
 # ------------------------------------------------------------------------------------------ parameters
 def _grid(params: dict) -> dict:
     grid = params["grid"]
-    return dict(baseline=grid["baseline"], methods=grid["methods"], optimizers=grid["optimizers"],
+    return dict(baseline=grid["baseline"], methods=grid["methods"], optimizers=grid_rows(grid),
                 datasets=grid["datasets"], seeds=grid["seeds"], runs_dir=str(RUNS_DIR), reference_dir="reference")
 
 
@@ -149,7 +149,8 @@ def _sweep(params: dict, page: Page) -> dict:
     return dict(ablation_dir=page.draws, method=section["method"], dataset=section["dataset"], seeds=section["seeds"],
                 optimizers=sweep["optimizers"], values=sweep["values"], hyper=sweep["hyper"],
                 step_matched=sweep.get("step_matched", False), run_settings=section["train"],
-                sweep_optimizers=section["optimizers"], reference_dir="reference")
+                sweep_optimizers=section["optimizers"], reference_dir="reference",
+                **({"variants": sweep["variants"]} if sweep["hyper"] == VARIANT else {}))
 
 
 def _switches(params: dict, page: Page) -> dict:
@@ -174,8 +175,8 @@ def _landscape(params: dict, page: Page) -> dict:
 
 PARAMETERS = {"grid": lambda params, page: _grid(params), "efficiency": _efficiency, "sweep": _sweep,
               "switches": _switches, "landscape": _landscape, "claims": _claims}
-# the sweeps the Claims page judges claims on (Figure 5, Tables 3 and 4), when params.yaml declares them
-CLAIM_SWEEPS = ("query_budget", "history", "sparsity")
+# the sweeps the Claims page judges claims on (Figure 5, Tables 3, 4 and 5), when params.yaml declares them
+CLAIM_SWEEPS = ("query_budget", "history", "sparsity", "enhancements")
 
 
 def notebook_parameters(params: dict, name: str, params_path: str | Path = "params.yaml") -> dict:

@@ -12,14 +12,15 @@ from pathlib import Path
 import yaml
 
 from zeroflow_core.bench import check_efficiency
-from zeroflow_core.cells import (EXECUTION_SETTINGS, grid_cells, optimizers_of, run_config, run_name,
-                                 sweep_cells)
+from zeroflow_core.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, grid_rows, optimizers_of, run_config,
+                                 run_name, sweep_cells, sweep_values)
 from zeroflow_core.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
 from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
 from zeroflow_core.models.pretrained import PRETRAIN_DIR
 from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
+from zeroflow_core.optim.registry import grid_row
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
@@ -48,6 +49,10 @@ GRID_SETTINGS = declared(
     Setting("optimizers", ["zo-sgd"], "the optimizers of the grid", check=_names, requirement="must be a non-empty list"),
     Setting("datasets", ["hues"], "the datasets of the grid", check=_names, requirement="must be a non-empty list"),
     Setting("seeds", [0], "the seeds of every run", **SEEDS),
+    Setting("beyond_paper", [], "rows beyond the paper, opt in: later optimizers and `<optimizer>+head` (a "
+            "forward-pass optimizer with the classifier head by backprop, head_optimizer: backprop), run on the grid's "
+            "methods, datasets and seeds and shown after the paper's rows", check=lambda values: isinstance(values, list)
+            and all(isinstance(name, str) for name in values), requirement="must be a list of rows"),
 )
 ABLATION_SETTINGS = declared(
     Setting("method", "ease", "the method of every sweep"),
@@ -58,7 +63,8 @@ ABLATION_SETTINGS = declared(
     Setting("sweeps", {}, "one DVC stage each (`ablation@<name>`): hyper, optimizers, values, with, official"),
 )
 SWEEP_SETTINGS = declared(
-    Setting("hyper", "q", "what the sweep varies: an optimizer hyper-parameter, a setting of the method or a run key"),
+    Setting("hyper", "q", "what the sweep varies: an optimizer hyper-parameter, a setting of the method or a run key; "
+            f"or `{VARIANT}`, whose values name `variants`"),
     Setting("optimizers", ["zo-sgd"], "the optimizers swept", check=_names, requirement="must be a non-empty list"),
     Setting("values", None, "the values `hyper` takes: a list, or a list per optimizer ({optimizer: [...]})",
             check=_values, requirement="must be a non-empty list, or a mapping of each optimizer to one"),
@@ -66,6 +72,10 @@ SWEEP_SETTINGS = declared(
     Setting("official", None, "which of `values` the official code uses: the sweep is then a switch of the page "
             "'Official code vs ours, measured'", check=lambda value: isinstance(value, (str, int, float)),
             requirement="must be one of the sweep's values"),
+    Setting("variants", {}, f"with hyper `{VARIANT}`: each value's settings, named as `with`'s are ({{name: "
+            "{setting: value}}), so that one value can change several settings at once",
+            check=lambda value: isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+            requirement="must map each variant's name to its settings"),
     Setting("step_matched", False, "also run the first value (plain) at the learning rate that matches each other "
             "value's measured mean step (Tables 3 and 4: does the direction help beyond a smaller step?)"),
 )
@@ -162,7 +172,7 @@ def _check_profile(params: dict, where: str) -> None:
 
 def _check_grid(params: dict, where: str) -> None:
     grid = params["grid"]
-    check_values(grid, GRID_SETTINGS, where, prefix="grid.", required=GRID_SETTINGS)
+    check_values(grid, GRID_SETTINGS, where, prefix="grid.", required=[k for k in GRID_SETTINGS if k != "beyond_paper"])
     baseline = grid["baseline"]
     if baseline not in METHODS or METHODS[baseline].trains:
         untrained = [name for name, method in METHODS.items() if not method.trains]
@@ -171,6 +181,14 @@ def _check_grid(params: dict, where: str) -> None:
     known_names(grid["methods"], METHODS, "grid.methods", "method", where)
     known_names(grid["optimizers"], OPTIMIZERS, "grid.optimizers", "optimizer", where)
     known_names(grid["datasets"], available_datasets(), "grid.datasets", "dataset", where)
+    for row in grid.get("beyond_paper", []):
+        try:
+            grid_row(row)
+        except ValueError as error:
+            raise ConfigError(f"{where}: 'grid.beyond_paper': {str(error).strip(chr(34))}") from None
+    repeated = [row for row in grid_rows(grid) if grid_rows(grid).count(row) > 1]
+    if repeated:
+        raise ConfigError(f"{where}: the grid lists {repeated[0]!r} twice (grid.optimizers and grid.beyond_paper)")
     for method in grid["methods"]:
         if not METHODS[method].trains:
             raise ConfigError(f"{where}: 'grid.methods' lists {method!r}, which trains nothing and so has no "
@@ -276,6 +294,14 @@ def _check_ablations(params: dict, where: str) -> None:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' maps optimizers to values: it must name "
                               f"exactly the sweep's optimizers ({', '.join(sweep['optimizers'])}), got "
                               f"{', '.join(sweep['values'])}")
+        if (sweep["hyper"] == VARIANT) != bool(sweep.get("variants")):
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}': `variants` and hyper `{VARIANT}` go together "
+                              f"(got hyper {sweep['hyper']!r} and {len(sweep.get('variants', {}))} variants)")
+        unnamed = [value for optimizer in sweep["optimizers"] for value in sweep_values(sweep, optimizer)
+                   if sweep["hyper"] == VARIANT and value not in sweep["variants"]]
+        if unnamed:
+            raise ConfigError(f"{where}: 'ablations.sweeps.{name}.values' names {unnamed[0]!r}, which is none of its "
+                              f"variants ({', '.join(sweep['variants'])})")
         if "official" in sweep and sweep["official"] not in sweep["values"]:
             raise ConfigError(f"{where}: 'ablations.sweeps.{name}.official' must be one of its values, "
                               f"got {sweep['official']!r}")

@@ -22,7 +22,7 @@ from zeroflow_core.config import NO_OPTIMIZER
 from zeroflow_core.data import dataset_label
 from zeroflow_core.methods import METHODS
 from zeroflow_core.metrics import mean_loss_drop
-from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display
+from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display, grid_row, row_spec
 from zeroflow_core.pages import BOOK, DOWNLOADS, NOTEBOOKS, check_pages_against, notebook_parameters, switches
 from zeroflow_core.timing import read_timing
 
@@ -56,7 +56,7 @@ class NotebookError(RuntimeError):
 def _display(optimizer: str) -> Display | None:
     if optimizer == NO_OPTIMIZER:
         return NO_TRAINING
-    spec = OPTIMIZERS.get(optimizer)
+    spec = row_spec(optimizer)  # an optimizer, or a grid row such as `zo-sgd+head`
     return spec.display if spec else None
 
 
@@ -122,8 +122,10 @@ def _run_row(path: Path, method, optimizer, dataset, seed, profile) -> dict:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: not a readable metrics file ({error}); remove {path.parent} and run "
                          f"`dvc repro {stage_name(method, dataset)}`") from None
-    # a folder renamed by hand would otherwise put one run's numbers under another's name
-    expected = {"method": method, "optimizer": optimizer, "dataset": dataset, "seed": seed}
+    # a folder renamed by hand would otherwise put one run's numbers under another's name; a grid row such as
+    # `zo-sgd+head` ran its optimizer (the row's settings are in its config.yaml)
+    ran = optimizer if optimizer == NO_OPTIMIZER else grid_row(optimizer)[0].name
+    expected = {"method": method, "optimizer": ran, "dataset": dataset, "seed": seed}
     for key, value in expected.items():
         if key in metrics and metrics[key] != value:
             raise ValueError(f"{path}: holds {key}={metrics[key]!r}, but its folder says {value!r}")

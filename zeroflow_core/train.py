@@ -39,7 +39,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from zeroflow_core import metrics
-from zeroflow_core.config import NO_OPTIMIZER, ConfigError, validate
+from zeroflow_core.config import NO_OPTIMIZER, ConfigError, hybrid_phase_optimizer, validate
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
 from zeroflow_core.cells import SET_BY, changed_keys, identity
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
@@ -47,8 +47,9 @@ from zeroflow_core.methods import create_method
 from zeroflow_core.models.parameter_sets import SetClosure
 from zeroflow_core.models.pretrained import PRETRAINED, load_backbone_weights, weights_file
 from zeroflow_core.models.vit import BACKBONES, AdapterViT
-from zeroflow_core.optim import OPTIMIZERS, create_optimizer, optimizer_spec
+from zeroflow_core.optim import create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
+from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
 from zeroflow_core.progress import RunProgress
 from zeroflow_core.runtime import peak_memory_mb, pick_device, set_threads
 from zeroflow_core.timing import read_timing, write_timing
@@ -74,8 +75,7 @@ class Run:
         self.progress = RunProgress(progress)  # bars on a terminal, else a line per epoch; silent in a stage
         set_threads(config["threads"])
         self.device = pick_device(config["device"])
-        forward_only = config["optimizer"] in OPTIMIZERS and OPTIMIZERS[config["optimizer"]].forward_pass_only
-        self.autocast = config["autocast"] == "bf16" and forward_only  # backprop runs stay in fp32
+        self.autocast = False  # bf16 for a forward-pass phase that asks for it (_phases); backprop stays in fp32
         torch.manual_seed(config["seed"])  # the random init of the backbone (without weights), adapters and heads
         self.data = RunData(config, self.device)
         vit, backbone_identity = build_vit(config)
@@ -125,16 +125,21 @@ class Run:
         if not method.trains_on(task) or config["optimizer"] == NO_OPTIMIZER:  # the zero-step control stops here
             return
         with method.stored_classifier_trainable(config["zo_scope"] == "official"):
-            optimizer = create_optimizer(config["optimizer"], method.trainable_parameters(), model=method,
-                                         **_optimizer_hyper(config, task))
-            scheduler = _scheduler(config, optimizer)
             train_set = self.data.train_set(task)
             heldout = self.evaluation.heldout_records(task)
             trained = [p for p in method.parameters() if p.requires_grad]
             probe = UpdateProbe(method, self.data.probe_batch(task)) if config["update_probe"] else None
             forwards = 0  # image-forwards of this task's steps: the held-out records' allowance grows with them
+            phases = {epoch: phase for phase in _phases(config, task) for epoch in phase[2]}
+            spent = []  # the task's optimizers, one per phase
             for epoch in self.progress.bar(range(config["epochs"]), desc=f"task {task + 1}/{config['n_tasks']}",
                                            leave=False):
+                name, hyper, epochs, autocast = phases[epoch]
+                if epoch == epochs[0]:  # a phase begins: a fresh optimizer (as the reference code's per task)
+                    optimizer = create_optimizer(name, _param_groups(method, config, name), model=method, **hyper)
+                    scheduler = _scheduler(config, optimizer, name, len(epochs))
+                    self.autocast = autocast
+                    spent.append(optimizer)
                 started, first_step = time.perf_counter(), len(curve)
                 method.train()
                 for x, y in self.progress.bar(self.data.train_batches(train_set, task, epoch),
@@ -156,9 +161,11 @@ class Run:
             if probe is not None:
                 history["updates"].append({"task": task, **probe.finish()})
         history["train_image_forwards"] += forwards
-        history["forward_passes"] += optimizer.forward_passes
-        history["backward_passes"] += optimizer.backward_passes
-        history["forwards_per_step"] = optimizer.forward_passes / max(optimizer.steps_taken, 1)
+        history["forward_passes"] += sum(o.forward_passes for o in spent)
+        history["backward_passes"] += sum(o.backward_passes for o in spent)
+        history["head_backward_passes"] += sum(o.head_backward_passes for o in spent)
+        history["forwards_per_step"] = (sum(o.forward_passes for o in spent)
+                                        / max(sum(o.steps_taken for o in spent), 1))
 
     def _loss(self, batch: dict) -> torch.Tensor:
         if not self.autocast:
@@ -274,7 +281,7 @@ def _new_history(n_tasks: int) -> dict:
     """What a run records as it goes; the checkpoint holds it, metrics.json summarizes it."""
     return {"acc_matrix": metrics.empty_acc_matrix(n_tasks).tolist(), "acc_seen": [],
             "loss_curves": [], "heldout": [],
-            "forward_passes": 0, "backward_passes": 0, "steps": 0, "forwards_per_step": None,
+            "forward_passes": 0, "backward_passes": 0, "head_backward_passes": 0, "steps": 0, "forwards_per_step": None,
             "train_image_forwards": 0, "heldout_image_forwards": 0, "step_norms": [], "updates": []}
 
 
@@ -286,14 +293,39 @@ def _optimizer_hyper(config: dict, task: int) -> dict:
     return hyper
 
 
-def _scheduler(config: dict, optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+def _phases(config: dict, task: int) -> list[tuple[str, dict, range, bool]]:
+    """(optimizer, hyper-parameters, epochs, bf16 autocast) of each phase of a task: the hybrid schedule's backprop
+    phase (fo_epochs, never autocast) then the run's optimizer; without it, the run's optimizer alone."""
+    autocast = config["autocast"] == "bf16" and optimizer_spec(config["optimizer"]).forward_pass_only
+    fo, split = hybrid_phase_optimizer(config), config["fo_epochs"]
+    phases = [(fo, config["fo_hyper"], range(split), False)] if fo else []
+    rest = range(split if fo else 0, config["epochs"])
+    return phases + ([(config["optimizer"], _optimizer_hyper(config, task), rest, autocast)] if len(rest) else [])
+
+
+def _param_groups(method, config: dict, optimizer: str) -> list:
+    """The method's trained parameters, with head_optimizer backprop (and a forward-pass optimizer) split into the
+    estimated ones and the head, a group flagged backprop_head (optim/hybrid_head.py)."""
+    params = method.trainable_parameters()
+    if config["head_optimizer"] != "backprop" or not optimizer_spec(optimizer).forward_pass_only:
+        return params
+    head = {id(p) for p in method.head_parameters()}
+    return [{"params": [p for p in params if id(p) not in head]},
+            {"params": [p for p in params if id(p) in head], BACKPROP_HEAD: True}]
+
+
+def _scheduler(config: dict, optimizer, name: str | None = None,
+               epochs: int | None = None) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The schedule of optimizer `name` (the run's by default) over `epochs` (the run's by default; a phase of the
+    hybrid schedule passes its own)."""
+    name, epochs = name or config["optimizer"], epochs or config["epochs"]
     schedule = config["schedule"]
     if schedule == "auto":
         # The reference code's cosine schedule never reaches its ZO base optimizer: ZO runs at constant lr.
-        schedule = "constant" if optimizer_spec(config["optimizer"]).forward_pass_only else "cosine"
+        schedule = "constant" if optimizer_spec(name).forward_pass_only else "cosine"
     if schedule != "cosine":
         return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=config["min_lr"])
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=config["min_lr"])
 
 
 def _earlier_timing(out: Path, first: int) -> dict:
@@ -325,6 +357,8 @@ def _summary(config: dict, history: dict) -> dict:
         "train_image_forwards": h["train_image_forwards"],
         "heldout_image_forwards": h["heldout_image_forwards"],
         "backward_passes": h["backward_passes"],
+        # backward passes through the classifier head alone (head_optimizer: backprop)
+        "head_backward_passes": h["head_backward_passes"],
         "forwards_per_step": h["forwards_per_step"],
         "steps": h["steps"],
         "method": config["method"], "optimizer": config["optimizer"],

@@ -125,10 +125,10 @@ def _lowers(mean: float, std: float) -> bool:
 def where_training_goes(summary: pd.DataFrame, method: str) -> str:
     """One paragraph for `method`: do its forward-pass rows train the adapters, only the heads, or mostly add noise
     (each group's move alone against the held-out loss), and what became of the prototypes?"""
-    from zeroflow_core.optim.registry import OPTIMIZERS
+    from zeroflow_core.optim.registry import row_spec
 
     part = summary[(summary.method == method)
-                   & summary.optimizer.map(lambda o: o in OPTIMIZERS and OPTIMIZERS[o].forward_pass_only)]
+                   & summary.optimizer.map(lambda o: row_spec(o) is not None and row_spec(o).forward_pass_only)]
     if part.empty:
         return ""
     n = len(part)

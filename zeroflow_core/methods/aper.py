@@ -45,6 +45,9 @@ class Aper(PrototypeClassifier):
         self.head.requires_grad_(False)
 
     # -- training (task 0 only) --------------------------------------------------------------
+    def training_head(self) -> torch.nn.Module:
+        return self.head
+
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.vit.features(x, 0))
 

@@ -81,6 +81,14 @@ class ContinualMethod(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    def training_head(self) -> nn.Module:
+        """The classifier head the training loss reads (what head_optimizer: backprop trains by backprop)."""
+        raise NotImplementedError(f"{self.name} has no training head")
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters of the training head."""
+        return [p for p in self.training_head().parameters() if p.requires_grad]
+
     def stored_classifier(self) -> list[torch.Tensor]:
         """The evaluation classifier's stored tensors (EASE's prototypes), which no loss depends on."""
         return []

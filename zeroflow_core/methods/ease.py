@@ -117,6 +117,9 @@ class Ease(ContinualMethod):
         return [t for t in (self.prototypes, self.ptm_prototypes, self.sigma) if t is not None]
 
     # -- training ----------------------------------------------------------------------------
+    def training_head(self) -> nn.Module:
+        return self.heads[self.task]
+
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Scores over the current task's classes only (local labels y - task_offset)."""
         return self.heads[self.task](self.vit.features(x, self.task))

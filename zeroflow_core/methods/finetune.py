@@ -23,6 +23,9 @@ class Finetune(ContinualMethod):
         # σ starts at 16, where a cosine head over many classes learns within a task's few steps.
         self.head = CosineClassifier(vit.embed_dim, n_classes, scale=self.head_scale)
 
+    def training_head(self) -> torch.nn.Module:
+        return self.head
+
     def training_logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.vit.features(x, 0))[..., : self.n_seen]
 

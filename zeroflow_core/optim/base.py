@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import zeroflow_core.optim.rules as rules
+from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD, HeadGradients
 from zeroflow_core.optim.hyper import check_group
 from zeroflow_core.settings import Setting, check_values, defaults_of
 
@@ -35,6 +36,8 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
 
     settings: dict[str, Setting]  # the hyper-parameters its groups hold (hyper.py)
     rule: str  # the descent rule, one of rules.RULES
+    #: whether a param group may be flagged backprop_head (hybrid_head.py): the forward-pass optimizers
+    takes_backprop_head = True
 
     def __init__(self, params: Iterable, hyper: dict):
         defaults = {**defaults_of(self.settings),
@@ -43,6 +46,7 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         self.steps_taken = 0
         self.forward_passes = 0
         self.backward_passes = 0
+        self.head_backward_passes = 0  # backward passes through the head alone (hybrid_head.py)
 
     def add_param_group(self, param_group: dict) -> None:
         group = self.checked_group({**self.defaults, **param_group})
@@ -52,6 +56,9 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         """`group` with its hyper-parameters checked and normalised, its step-wide ones against the first group."""
         where = f"{type(self).__name__} param group {len(self.param_groups)}"
         first = self.param_groups[0] if self.param_groups else None
+        if BACKPROP_HEAD in group and (not isinstance(group[BACKPROP_HEAD], bool) or not self.takes_backprop_head):
+            raise ValueError(f"{where}: {BACKPROP_HEAD!r} must be true or false, and only a forward-pass optimizer "
+                             f"takes it (got {group[BACKPROP_HEAD]!r} for {type(self).__name__})")
         return {**group, **check_group(group, self.settings, where, first)}
 
     def shared(self, name: str):
@@ -60,8 +67,29 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
 
     # -- parameters and updates -------------------------------------------------------------
     def trainable(self) -> list[tuple[dict, torch.Tensor]]:
-        """(group, parameter) pairs the optimizer updates: frozen parameters are skipped."""
-        return [(group, p) for group in self.param_groups for p in group["params"] if p.requires_grad]
+        """(group, parameter) pairs the optimizer's own estimate updates: frozen parameters are skipped, and so is a
+        head trained by backprop (`backprop_head`)."""
+        return [(group, p) for group in self.param_groups if not group.get(BACKPROP_HEAD)
+                for p in group["params"] if p.requires_grad]
+
+    def backprop_head(self) -> list[tuple[dict, torch.Tensor]]:
+        """(group, parameter) pairs of the groups flagged backprop_head (hybrid_head.py)."""
+        return [(group, p) for group in self.param_groups if group.get(BACKPROP_HEAD)
+                for p in group["params"] if p.requires_grad]
+
+    def with_backprop_head(self, closure: Callable, step: Callable):
+        """`step(closure)`, and with a backprop head, the head's step along the mean of its gradients at the points
+        where `step` evaluated the loss (hybrid_head.HeadGradients); `step`'s result is returned. A step that
+        raises leaves the head as it was."""
+        head = self.backprop_head()
+        if not head:
+            return step(closure)
+        gradients = HeadGradients(closure, [p for _, p in self.trainable()], [p for _, p in head])
+        result = step(gradients)
+        for (group, p), gradient in zip(head, gradients.mean()):
+            self.apply(group, p, gradient)
+        self.head_backward_passes += gradients.backwards
+        return result
 
     def propose(self, group: dict, param: torch.Tensor, grad: torch.Tensor, state: dict | None = None):
         """The rule's step for `param` and the state it would leave, from `state` (by default param's own)."""
@@ -105,17 +133,18 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
         Both closure styles work: ours returns the loss, and a torch.optim-style closure calls
         `loss.backward()` itself; a gradient present after the closure (they are cleared before it)
         says which, so the graph is never walked twice."""
+        pairs = self.trainable() + self.backprop_head()  # an exact step trains the head with the rest
         with torch.enable_grad():
-            for _, p in self.trainable():
+            for _, p in pairs:
                 p.grad = None
             loss = closure()
             self.forward_passes += 1
             self.refuse_non_finite(float(loss.detach()), "exact step")
-            if all(p.grad is None for _, p in self.trainable()):
+            if all(p.grad is None for _, p in pairs):
                 loss.backward()
             self.backward_passes += 1
         with torch.no_grad():
-            for group, p in self.trainable():
+            for group, p in pairs:
                 if p.grad is not None:
                     self.apply(group, p, p.grad)
         return loss.detach()
@@ -123,7 +152,7 @@ class ZeroFlowOptimizer(torch.optim.Optimizer):
     # -- resumable state ----------------------------------------------------------------------
     def counters(self) -> dict:
         return {"steps_taken": self.steps_taken, "forward_passes": self.forward_passes,
-                "backward_passes": self.backward_passes}
+                "backward_passes": self.backward_passes, "head_backward_passes": self.head_backward_passes}
 
     def state_dict(self) -> dict:
         state = _without_dynamo(torch.optim.Optimizer.state_dict)(self)

@@ -23,7 +23,8 @@ class DirectionStream:
     """Draws one direction tensor per parameter, in parameter order, for one (step, query).
 
     Restarting the stream replays the same tensors, which is how perturbation, restore and
-    update all see the same z without storing it.
+    update all see the same z without storing it. `masks` multiply each parameter's z: the 0/1 sparse masks,
+    Sparse MeZO's magnitude masks, or HiZOO's D^{-1/2}.
     """
 
     def __init__(self, seed: int, kind: str, masks: list[torch.Tensor | None] | None = None):

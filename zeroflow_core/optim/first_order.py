@@ -14,6 +14,7 @@ class FirstOrderOptimizer(ZeroFlowOptimizer):
     """Ordinary backprop training (the model stays in whatever mode the caller set)."""
 
     settings = FIRST_ORDER
+    takes_backprop_head = False  # it trains every parameter by backprop already
 
     def __init__(self, params, rule: str, *, model=None, **hyper):
         self.rule = rules.checked(rule)

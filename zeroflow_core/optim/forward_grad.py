@@ -57,21 +57,26 @@ class ForwardGradient(ZeroFlowOptimizer):
                                          direction).draw_all(params)) for query in range(q)]
         mode = eval_mode(self.model) if self.shared("mode") == "eval" else contextlib.nullcontext()
         with torch.no_grad(), mode:
-            losses, derivatives = self._derivatives(closure, params, tangents)
-            for query, (loss, derivative) in enumerate(zip(losses, derivatives)):
-                if not (torch.isfinite(loss) and torch.isfinite(derivative)):
-                    raise NonFiniteLossError(
-                        f"ForwardGradient: non-finite loss or derivative at step {self.steps_taken}, query {query}; "
-                        "the parameters are left as they were before this step"
-                    )
-            self.forward_passes += q
-            for index, (group, p) in enumerate(pairs):
-                estimate = torch.zeros_like(p, dtype=torch.float32)
-                for query in range(q):
-                    estimate.add_(tangents[query][index], alpha=float(derivatives[query]) / q)
-                self.apply(group, p, estimate)
+            losses = self.with_backprop_head(closure, lambda c: self._step(c, pairs, tangents))
         self.steps_taken += 1
         return losses.float().mean()
+
+    def _step(self, closure, pairs, tangents) -> torch.Tensor:
+        params, q = [p for _, p in pairs], len(tangents)
+        losses, derivatives = self._derivatives(closure, params, tangents)
+        for query, (loss, derivative) in enumerate(zip(losses, derivatives)):
+            if not (torch.isfinite(loss) and torch.isfinite(derivative)):
+                raise NonFiniteLossError(
+                    f"ForwardGradient: non-finite loss or derivative at step {self.steps_taken}, query {query}; "
+                    "the parameters are left as they were before this step"
+                )
+        self.forward_passes += q
+        for index, (group, p) in enumerate(pairs):
+            estimate = torch.zeros_like(p, dtype=torch.float32)
+            for query in range(q):
+                estimate.add_(tangents[query][index], alpha=float(derivatives[query]) / q)
+            self.apply(group, p, estimate)
+        return losses
 
     def _derivatives(self, closure, params, tangents) -> tuple[torch.Tensor, torch.Tensor]:
         """(L, L'·v) for each tangent set: q forward-mode calls of the closure, or one with `batched` when the

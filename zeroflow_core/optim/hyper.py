@@ -8,10 +8,12 @@ with each optimizer's own defaults.
 
 Per group, read by the step from each parameter's group: the numbers that shape one parameter's update —
 lr, momentum, betas, weight_decay, eps, history (its mixing recurrence runs per parameter) and sparsity (its
-mask is drawn per parameter).
+mask is drawn per parameter); of the later optimizers, LOZO-M's low_rank_momentum, HiZOO's hessian_smooth and
+Sparse MeZO's magnitude_sparsity, each a per-parameter recurrence or mask.
 
 Step-wide (STEP_WIDE), one value in every group: a zeroth-order step evaluates the loss once per query with
-every parameter perturbed together, so the perturbation (zo_eps, q, seed, direction), the evaluations
+every parameter perturbed together, so the perturbation (zo_eps, q, seed, direction; LOZO's rank and
+lazy_interval), the evaluations
 (one_sided, conserve_mode), the schedule (fo_every) and forward-grad's forward passes (q, seed, direction,
 mode) cannot differ between groups. The remaining switches between variants (sign_mode, history_rule,
 sparsity_mode, base) could, but a mix is an estimator that neither the paper nor the official code has.
@@ -117,14 +119,41 @@ FORWARD_GRAD_ONLY = declared(
             choices=FORWARD_MODES),
 )
 
+# Beyond the paper: what the later zeroth-order optimizers add to the estimate (each in its own file of optim/).
+LOZO_ONLY = declared(
+    Setting("rank", 4, "LOZO: rank r of each matrix's perturbation U Vᵀ (LOZO's RoBERTa script: 4)",
+            check=_at_least_one, requirement="must be an integer >= 1"),
+    Setting("lazy_interval", 50, "LOZO: steps between redraws of V, which U Vᵀ keeps meanwhile (ν; LOZO's RoBERTa "
+            "script: 50)", check=_at_least_one, requirement="must be an integer >= 1"),
+    Setting("low_rank_momentum", 0.0, "LOZO-M's β: an EMA of the estimate kept as the r-column factor N of N Vᵀ "
+            "(projected onto the new V when V is redrawn); 0: plain LOZO", check=_fraction,
+            requirement="must be in [0, 1)"),
+)
+HIZOO_ONLY = declared(
+    Setting("hessian_smooth", 1e-8, "HiZOO's α: the weight of each step's diagonal-Hessian estimate in the "
+            "preconditioner's EMA, D ← (1 − α)·D + α·D̂ (HiZOO's README example: 1e-8; 0 keeps D at its start, 1, "
+            "and HiZOO is MeZO with one more forward)", check=lambda value: 0 <= value <= 1,
+            requirement="must be in [0, 1]"),
+)
+SPARSE_MEZO_ONLY = declared(
+    Setting("magnitude_sparsity", 0.8, "Sparse MeZO: the share s of each tensor's entries that is never perturbed, "
+            "the largest in magnitude: the threshold is the (1 − s) quantile of |θ| when the optimizer takes its "
+            "first step, the mask |θ| ≤ threshold is recomputed every step (the paper's best s: 0.8)",
+            check=_fraction, requirement="must be in [0, 1)"),
+)
+
 # What each optimizer class holds in its param groups.
 FIRST_ORDER = DESCENT
 ZEROTH_ORDER = {**DESCENT, **DIRECTION_STREAM, **ZEROTH_ORDER_ONLY}
 FORWARD_GRAD = {**DESCENT, **DIRECTION_STREAM, **FORWARD_GRAD_ONLY}
-SETTINGS = {**ZEROTH_ORDER, **FORWARD_GRAD}
+LOZO = {**ZEROTH_ORDER, **LOZO_ONLY}
+HIZOO = {**ZEROTH_ORDER, **HIZOO_ONLY}
+SPARSE_MEZO = {**ZEROTH_ORDER, **SPARSE_MEZO_ONLY}
+SETTINGS = {**ZEROTH_ORDER, **FORWARD_GRAD, **LOZO_ONLY, **HIZOO_ONLY, **SPARSE_MEZO_ONLY}
 
 STEP_WIDE = frozenset({"zo_eps", "q", "seed", "direction", "one_sided", "fo_every", "sign_mode", "conserve_mode",
-                       "history_rule", "sparsity_mode", "base", "mode", "batched", "max_sets_per_forward"})
+                       "history_rule", "sparsity_mode", "base", "mode", "batched", "max_sets_per_forward", "rank",
+                       "lazy_interval"})
 
 
 def taking(names, **defaults) -> dict[str, Setting]:

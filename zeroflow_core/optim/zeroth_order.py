@@ -44,6 +44,8 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     """
 
     settings = ZEROTH_ORDER
+    #: whether the estimate needs L(θ) even with two-sided queries (HiZOO's curvature: one more forward per step)
+    needs_base_loss = False
 
     def __init__(self, params: Iterable, rule: str, *, model: nn.Module | None = None, estimator: str = "plain",
                  **hyper):
@@ -74,9 +76,9 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
     def forwards_per_step(self) -> int:
         q, one_sided = self.shared("q"), self.shared("one_sided")
         base = q + 1 if one_sided else 2 * q
-        if self.estimator == "conserve":
-            return base + 2 + (0 if one_sided else 1)
-        return base
+        if (self.estimator == "conserve" or self.needs_base_loss) and not one_sided:
+            base += 1  # L(θ), which one-sided queries share anyway
+        return base + (2 if self.estimator == "conserve" else 0)
 
     # -- sparse directions ----------------------------------------------------------------------
     def redraw_sparse_mask(self) -> None:
@@ -114,7 +116,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             loss = self.first_order_step(closure)
         else:
             with torch.no_grad(), eval_mode(self.model):
-                loss = torch.tensor(self._zo_step(closure))
+                loss = torch.tensor(self.with_backprop_head(closure, self._zo_step))
         self.steps_taken += 1
         return loss
 
@@ -150,7 +152,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         perturbed losses (≈ L(θ), for logging)."""
         params = [p for _, p in pairs]
         eps, one_sided = self.shared("zo_eps"), self.shared("one_sided")
-        with_base = one_sided or self.estimator == "conserve"
+        with_base = one_sided or self.estimator == "conserve" or self.needs_base_loss
         points = [Point("loss at the current parameters")] if with_base else []
         for query in range(self.shared("q")):
             stream = self._stream(pairs, query)
@@ -159,13 +161,16 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
                 points.append(Point(f"query {query}, θ − εz", stream, -eps))
         losses = self._losses(closure, params, backup, points)
         base_loss = losses.pop(0) if with_base else None
+        return self._scalars(base_loss, losses), base_loss, sum(losses) / len(losses)
+
+    def _scalars(self, base_loss: float | None, losses: list[float]) -> list[float]:
+        """d_j of each query from the perturbed losses (θ + εz_j, θ − εz_j in turn when two-sided) and L(θ)."""
+        eps = self.shared("zo_eps")
         if self.estimator == "fzoo":
-            scalars = fzoo_scalars(base_loss, losses)
-        elif one_sided:
-            scalars = [(plus - base_loss) / eps for plus in losses]
-        else:
-            scalars = [(plus - minus) / (2 * eps) for plus, minus in zip(losses[::2], losses[1::2])]
-        return scalars, base_loss, sum(losses) / len(losses)
+            return fzoo_scalars(base_loss, losses)
+        if self.shared("one_sided"):
+            return [(plus - base_loss) / eps for plus in losses]
+        return [(plus - minus) / (2 * eps) for plus, minus in zip(losses[::2], losses[1::2])]
 
     # -- evaluating the loss at points θ0 + scale·v ----------------------------------------------------------
     def _losses(self, closure, params, backup, points: list[Point]) -> list[float]:
@@ -202,9 +207,7 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
         if sign_mode == "projected":
             scalars = [float((s > 0) - (s < 0)) for s in scalars]
         q, official = self.shared("q"), self.shared("history_rule") == "official"
-        params = [p for _, p in pairs]
-        streams = [self._stream(pairs, query) for query in range(q)]
-        streams = [iter(self._drawn[s.seed]) if s.seed in self._drawn else s.draw_all(params) for s in streams]
+        streams = self._directions(pairs)
         for group, param in pairs:
             mix = group["history"]
             estimate = torch.zeros(param.shape, dtype=torch.float32, device=param.device)
@@ -224,6 +227,13 @@ class ZerothOrderOptimizer(ZeroFlowOptimizer):
             if sign_mode == "elementwise":
                 estimate.sign_()
             yield estimate
+
+    def _directions(self, pairs: list[tuple[dict, torch.Tensor]]) -> list:
+        """Per query, an iterator over its directions parameter by parameter: the ones a batched step drew for its
+        forward, or the stream replayed from its seed."""
+        params = [p for _, p in pairs]
+        streams = [self._stream(pairs, query) for query in range(self.shared("q"))]
+        return [iter(self._drawn[s.seed]) if s.seed in self._drawn else s.draw_all(params) for s in streams]
 
     def _conserve_step(self, closure, pairs, backup, estimates, base_loss) -> float:
         """Keep the best of θ, θ − Δ and θ + Δ, committing the rule's state only for the move made.
