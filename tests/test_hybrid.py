@@ -97,7 +97,8 @@ def test_the_head_steps_along_the_mean_of_its_exact_gradients_at_the_steps_point
         assert torch.equal(a, b)
 
 
-def test_the_forward_passes_record_no_graph_through_the_backbone():
+@pytest.mark.parametrize("batched", [False, True])
+def test_the_forward_passes_record_no_graph_through_the_backbone(batched):
     """What autograd keeps during a hybrid step is the head's inputs (a few KB), not the backbone's activations that a
     backprop step keeps: the step's memory stays at inference's."""
     from torch.autograd.graph import saved_tensors_hooks
@@ -114,7 +115,7 @@ def test_the_forward_passes_record_no_graph_through_the_backbone():
         return total[0]
 
     model, batch = _classifier()
-    hybrid = saved_bytes(lambda: _hybrid("zo-sgd", model, q=2, batched=True).step(_closure(model, batch)))
+    hybrid = saved_bytes(lambda: _hybrid("zo-sgd", model, q=2, batched=batched).step(_closure(model, batch)))
     backprop = saved_bytes(lambda: create_optimizer("fo-sgd", list(model.parameters()), model=model).step(
         _closure(model, batch)))
     features = 4 * 6 * model.vit.embed_dim * 4  # four points × batch × features × fp32
@@ -211,6 +212,15 @@ def test_the_hybrid_schedule_is_backprop_first_then_the_forward_pass_optimizer(t
     for curve, prefix in zip(half["loss_curves"], fo_one["loss_curves"]):
         assert curve[:3] == prefix and len(curve) == 6
     assert half["backward_passes"] == 6 and half["forward_passes"] == 6 + 6 * 4
+
+
+def test_the_backprop_phase_anneals_over_its_own_epochs(tmp_path):
+    """Two backprop epochs of three follow a two-epoch backprop run step for step: the cosine schedule of the phase
+    spans the phase, not the run."""
+    fo_two = train(resolve_config({**BASE, "optimizer": "fo-sgd", "optimizer_hyper": {}}), tmp_path / "fo2")
+    hybrid = train(resolve_config({**BASE, "optimizer": "zo-sgd", "epochs": 3, "fo_epochs": 2}), tmp_path / "hybrid")
+    for curve, prefix in zip(hybrid["loss_curves"], fo_two["loss_curves"]):
+        assert curve[:6] == prefix and len(curve) == 9
 
 
 def test_the_backprop_phase_takes_its_optimizers_own_settings_and_params_yaml(tmp_path):

@@ -209,11 +209,11 @@ def test_sparse_mezo_fixes_its_thresholds_at_the_first_step_and_recomputes_the_m
     opt.step(model.loss)
     assert float(opt.state[model.theta]["threshold"]) == pytest.approx(0.3)
     assert opt.magnitude_masks(opt.trainable())[0].tolist() == [1, 1, 1, 0, 0]
-    with torch.no_grad():  # one entry grows past the threshold, another shrinks below it
-        model.theta.copy_(torch.tensor([0.5, 0.2, 0.3, 0.25, 6.0]))
+    with torch.no_grad():  # one entry grows past the threshold, two shrink below it; the new quantile would be 0.25
+        model.theta.copy_(torch.tensor([0.5, 0.2, 0.3, 0.25, 0.1]))
     opt.step(model.loss)
     assert float(opt.state[model.theta]["threshold"]) == pytest.approx(0.3)
-    assert opt.magnitude_masks(opt.trainable())[0].tolist() == [0, 1, 1, 1, 0]
+    assert opt.magnitude_masks(opt.trainable())[0].tolist() == [0, 1, 1, 1, 1]
 
 
 def test_a_tensor_of_one_magnitude_is_perturbed_dense():
