@@ -222,3 +222,15 @@ def test_where_training_goes_tells_signal_from_noise(tmp_path):
     gist = updates.where_training_goes(summary.reset_index(), "ease")
     assert "lowers the held-out loss beyond its spread for 0 of 1, the heads' for 1 of 1" in gist
     assert "trains the heads" in gist
+
+
+def test_the_memory_and_epoch_claims_read_each_optimizers_own_step_not_its_hybrid_head_row():
+    """Table 2 measures ZO-SGD again with the head by backprop (efficiency.backprop_head): a second zo-sgd row, whose
+    memory and time are not ZO-SGD's own."""
+    rows = _efficiency(5000, 1000).assign(head_optimizer="same")
+    hybrid = rows[rows.optimizer == "zo-sgd"].assign(head_optimizer="backprop", peak_memory_mb=4000.0,
+                                                     step_seconds=0.9)
+    both = pd.concat([rows, hybrid], ignore_index=True)
+    memory = claims.memory_claim(both)
+    assert memory.verdict == claims.CONFIRMED and "against ZO-SGD 1000 MB" in memory.numbers
+    assert claims.epoch_time_claim(both).verdict == claims.CONFIRMED
