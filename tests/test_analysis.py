@@ -593,3 +593,17 @@ def test_figure_7_says_once_why_old_task_losses_that_do_not_move_are_no_finding(
     lines = analysis.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
     caveats = [line for line in lines if "true by construction" in line]
     assert len(caveats) == 1 and caveats[0].startswith("FO-SGD, ZO-SGD, FO-Adam and ZO-Adam: old-task losses")
+
+
+def test_the_table_2_text_reads_a_hybrid_head_row_as_ours_alone(tmp_path):
+    """ZO-SGD again with the head by backprop (efficiency.backprop_head): compared with ZO-SGD's own row, never with a
+    paper row it does not have (no "nan×"), and not counted among the rows of equal forwards."""
+    rows = [_bench_row("fo-sgd", None, 4500.0, 44.97), _bench_row("zo-sgd", 1, 1000.0, 37.30),
+            _bench_row("zo-sgd-sign", 1, 1000.0, 37.0),
+            {**_bench_row("zo-sgd", 1, 1010.0, 40.0), "head_optimizer": "backprop", "head_backwards_per_step": 2.0}]
+    (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
+    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
+    text = "\n".join(analysis.efficiency_statements({"vit-b16": table}, analysis.paper_table_2(ROOT / "reference")))
+    assert "nan" not in text
+    assert "ZO-SGD (q = 1), head by backprop: memory 1.01× and step time 1.07× ZO-SGD (q = 1)'s (not in the paper" in text
+    assert "2 optimizers take 2 forwards per step (ZO-SGD (q = 1), ZO-SGD-Sign)" in text
