@@ -607,3 +607,14 @@ def test_the_table_2_text_reads_a_hybrid_head_row_as_ours_alone(tmp_path):
     assert "nan" not in text
     assert "ZO-SGD (q = 1), head by backprop: memory 1.01× and step time 1.07× ZO-SGD (q = 1)'s (not in the paper" in text
     assert "2 optimizers take 2 forwards per step (ZO-SGD (q = 1), ZO-SGD-Sign)" in text
+
+
+def test_table_2_as_shown_names_the_hybrid_heads_backwards_in_the_backwards_column(tmp_path):
+    rows = [_bench_row("fo-sgd", None, 4500.0, 0.3), _bench_row("zo-sgd", 1, 1000.0, 0.2),
+            {**_bench_row("zo-sgd", 1, 1010.0, 0.21), "head_optimizer": "backprop", "head_backwards_per_step": 2.0}]
+    (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
+    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
+    shown = analysis.efficiency_shown(table)
+    assert "head backwards / step" not in shown
+    assert shown["backwards / step"].tolist() == ["1", "0", "0 + 2 head"]
+    assert shown["forwards / step"].tolist() == ["1", "2", "2"]

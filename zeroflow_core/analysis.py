@@ -140,7 +140,12 @@ def efficiency_shown(table: pd.DataFrame) -> pd.DataFrame:
         shown[column] = [f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")
                          for m, s in zip(table[column], table[f"{column} spread"])]
         shown = shown.drop(columns=f"{column} spread")
-    return shown
+    # one column of backward passes, the hybrid head's named in it: the page's width holds one column fewer
+    head = table["head backwards / step"].fillna(0) if "head backwards / step" in table else [0] * len(table)
+    shown["backwards / step"] = [f"{b:g}" + (f" + {h:g} head" if h else "")
+                                 for b, h in zip(table["backwards / step"], head)]
+    shown["forwards / step"] = [f"{f:g}" for f in table["forwards / step"]]
+    return shown.drop(columns="head backwards / step", errors="ignore")
 
 
 class RunEpochs(NamedTuple):
@@ -271,14 +276,16 @@ def batching_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The batched rows as shown: each step as a multiple of its n forwards of the batch, beside one plain forward of
     the n copies of the batch (what one large batch alone gains), the batched step over the sequential one (medians ± the spread between quartiles of interleaved repeats), and each mode's peak memory."""
     return pd.DataFrame({
-        "model": rows.model, "batch": rows.batch_size, "q": rows.q, "forwards / step (n)": rows.forwards_per_step,
+        "model, batch": [f"{m}, {b}" for m, b in zip(rows.model, rows.batch_size)], "q": rows.q,
+        "forwards / step (n)": [f"{n:g}" for n in rows.forwards_per_step],
         "one forward (s)": [f"{m:.4f} ± {s:.4f}" for m, s in zip(rows.forward_seconds, rows.forward_spread)],
         "sequential step ÷ n forwards": rows.sequential_over_forwards.round(2),
         "batched step ÷ n forwards": rows.batched_over_forwards.round(2),
         # what one large batch alone gains, the rest of the batched step's ratio is its perturbations and update
         "one forward of the n copies ÷ n forwards": rows.copies_forward_over_forwards.round(2),
         "batched ÷ sequential": [f"{m:.2f} ± {s:.2f}" for m, s in zip(rows.batched_over_sequential, rows.ratio_spread)],
-        "peak MB, sequential": rows.sequential_peak_mb.round(0), "peak MB, batched": rows.batched_peak_mb.round(0),
+        "peak MB, sequential / batched": [f"{a:.0f} / {b:.0f}" for a, b in zip(rows.sequential_peak_mb,
+                                                                              rows.batched_peak_mb)],
     })
 
 
