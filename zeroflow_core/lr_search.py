@@ -97,7 +97,10 @@ def search_page(table: pd.DataFrame, method: str, dataset: str, seed: int, comma
         "training loss is what an optimizer is asked to do, a rate at which the row does not train cannot win, "
         "and the test accuracy the book reports is never what picked the rate. The chosen rate (bold) is the "
         "`source: zeroflow search-lr` rule of `zeroflow_core/profiles.yaml`; `tests/test_pipeline.py` checks the "
-        "two agree. The grid's other seeds then test the choice.",
+        "two agree. The grid's other seeds then test the choice. A search of some optimizers (`--optimizers`) "
+        "replaces their rows and keeps the others' from the searches before it, which ran on the code and the smoke "
+        "backbones of their day: a row's rates are compared with each other, and two rows' accuracies may come from "
+        "different backbones.",
         "",
         *lines,
         "",
