@@ -71,7 +71,7 @@ open("params.yaml", "w").write(yaml.safe_dump(params, sort_keys=False))
 PY
 stale=$(dvc status | grep -E '^[a-z_]+(@[a-z0-9_-]+)?:' | tr -d ':' | sort | tr '\n' ' ')
 echo "stale after the edit: $stale"
-test "$stale" = "ablation@budget ablation@history ablation@query_budget ablation@sparsity ablation@zo_scope check_params train@ease-hues train@finetune-hues "
+test "$stale" = "ablation@budget ablation@enhancements ablation@history ablation@query_budget ablation@sparsity ablation@zo_scope check_params train@ease-hues train@finetune-hues "
 out=$(dvc repro --single-item check_params train@ease-hues 2>&1)
 echo "$out"
 grep -q "runs/train/ease-hues/: 2 cells run" <<<"$out"
