@@ -516,11 +516,11 @@ def _worker(config: dict) -> dict:
 
 def _pair(config: dict, model, x, params, closure, forward, device, name: str, hyper: dict) -> dict:
     """The same optimizer one query at a time and batched, on the same model and batch, their steps and a no-grad
-    forward interleaved `steps` times: the ratios are measured side by side, under the same load."""
-    from zeroflow_core.optim import create_optimizer
-
+    forward interleaved `steps` times, with one plain forward of the step's n copies of the batch: the ratios are
+    measured side by side, under the same load."""
     import torch
 
+    from zeroflow_core.optim import create_optimizer
     from zeroflow_core.optim.base import eval_mode
 
     sequential = create_optimizer(name, params, model=model, **{**hyper, "batched": False})
