@@ -15,6 +15,8 @@ from zeroflow_core.optim.directions import DirectionStream, derive_seed
 from zeroflow_core.optim.lozo import LowRankStream
 from zeroflow_core.optim.sparse_mezo import magnitude_threshold
 
+from test_optim import estimates_and_optimizer as estimates
+
 
 class Linear(torch.nn.Module):
     """L(θ) = ⟨G, θ⟩: every estimate's finite difference is exact, and ∇L = G wherever θ is."""
@@ -26,19 +28,6 @@ class Linear(torch.nn.Module):
 
     def loss(self):
         return (self.g * self.theta).sum()
-
-
-def estimates(model, name, n, **hyper):
-    """n successive estimates at a fixed θ: with lr 1 (no momentum, no decay), θ0 − θ1 = ĝ; θ is put back."""
-    opt = create_optimizer(name, [model.theta], model=model, lr=1.0, weight_decay=0.0, **hyper)
-    start = model.theta.detach().clone()
-    out = []
-    for _ in range(n):
-        opt.step(model.loss)
-        with torch.no_grad():
-            out.append(start - model.theta)
-            model.theta.copy_(start)
-    return torch.stack(out), opt
 
 
 def within(samples, target, sigmas=5.0) -> bool:

@@ -17,9 +17,10 @@ ZO_NAMES = [n for n in OPTIMIZERS if n.startswith("zo-")]
 PLAIN = dict(momentum=0.0, weight_decay=0.0)
 
 
-def sample_estimates(model, name, n, **hyper):
-    """n gradient estimates at a fixed θ: with SGD lr 1 and no momentum, θ0 − θ1 = ĝ."""
-    opt = create_optimizer(name, [model.theta], model=model, lr=1.0, **PLAIN, **hyper)
+def estimates_and_optimizer(model, name, n, **hyper):
+    """n successive gradient estimates at a fixed θ, and the optimizer: with lr 1 and no weight decay (and no
+    momentum, the registry's default), θ0 − θ1 = ĝ; θ is put back after each step."""
+    opt = create_optimizer(name, [model.theta], model=model, lr=1.0, weight_decay=0.0, **hyper)
     start = model.theta.detach().clone()
     estimates = []
     for _ in range(n):
@@ -27,7 +28,12 @@ def sample_estimates(model, name, n, **hyper):
         with torch.no_grad():
             estimates.append(start - model.theta)
             model.theta.copy_(start)
-    return torch.stack(estimates)
+    return torch.stack(estimates), opt
+
+
+def sample_estimates(model, name, n, **hyper):
+    """n gradient estimates at a fixed θ: with SGD lr 1 and no momentum, θ0 − θ1 = ĝ."""
+    return estimates_and_optimizer(model, name, n, momentum=0.0, **hyper)[0]
 
 
 def assert_within_bound(estimates, target, sigmas=5.0):
