@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 # torch first and alone: the constraint keeps the CPU wheel; timm without its dependencies because
 # its torchvision requirement would pull a newer CUDA build of torch (several GB) over the CPU one; no
-# torchvision is installed (zeroflow_core/_timm.py stands in for it when timm is imported).
+# torchvision is installed (zeroflow_core/models/_timm.py stands in for it when timm is imported).
 $(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -20,7 +20,7 @@ $(STAMP): requirements/base.txt requirements/constraints.txt pyproject.toml Make
 	$(BIN)/pip install --quiet --no-deps timm==1.0.31
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
-	$(BIN)/python -c "import torch; from zeroflow_core._timm import import_timm; import_timm(); print('torch', torch.__version__)"
+	$(BIN)/python -c "import torch; from zeroflow_core.models._timm import import_timm; import_timm(); print('torch', torch.__version__)"
 	touch $(STAMP)
 
 # The tests also run the executor's Ray backend on a local cluster, so they install the `ray` extra.

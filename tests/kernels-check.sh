@@ -45,7 +45,7 @@ PYTHONPATH="$repo" python - "$build" "$native" "${kernels[@]:1}" <<'PY'
 import sys
 from pathlib import Path
 
-from zeroflow_core.compare import record_kernels
+from zeroflow_core.book.compare import record_kernels
 
 build, native, others = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 record = record_kernels(native, {kernel: build / f"{kernel}.json" for kernel in others}, Path("book/kernels.json"))

@@ -88,7 +88,7 @@ def make_vit_b16_in21k(path: Path, seed: int = 0, classes: int = IN21K_CLASSES) 
     import torch
     from safetensors.torch import save_file
 
-    from zeroflow_core._timm import import_timm
+    from zeroflow_core.models._timm import import_timm
 
     torch.manual_seed(seed)
     model = import_timm().create_model("vit_base_patch16_224", pretrained=False, num_classes=classes)

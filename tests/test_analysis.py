@@ -9,11 +9,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from zeroflow_core import analysis, report, stages
-from zeroflow_core.config import ConfigError
+
+from zeroflow_core.book import figure_7, landscape, official_vs_ours, report, sweeps, table_2
+
+from zeroflow_core.pipeline import stages
+from zeroflow_core.run.config import ConfigError
 from zeroflow_core.io import load_yaml
-from zeroflow_core.cells import sweep_cell_name, sweep_cells
-from zeroflow_core.params import check_params
+from zeroflow_core.pipeline.cells import sweep_cell_name, sweep_cells
+from zeroflow_core.pipeline.params import check_params
 
 ROOT = Path(__file__).parents[1]
 
@@ -30,14 +33,6 @@ def test_verdict_calls_a_difference_only_beyond_both_spreads(a, b, lower, expect
     assert report.verdict(*a, *b, lower_is_better=lower) == expected
 
 
-def test_optimizer_family_is_the_registry_s():
-    families = {o: analysis.optimizer_family(o) for o in ("fo-sgd", "fo-adam", "zo-sgd", "zo-adam-conserve",
-                                                          "forward-grad", "none")}
-    assert families == {"fo-sgd": "first-order", "fo-adam": "first-order", "zo-sgd": "zeroth-order",
-                        "zo-adam-conserve": "zeroth-order", "forward-grad": "forward-gradient", "none": "none"}
-
-
-# --------------------------------------------------------------------------------------- ablations
 def _summary(trained=(True, True, True)):
     # zo-sgd: value 0 → 50 ± 1; 0.5 → 54 ± 1 (better); 0.9 → 51 ± 1 (within); each cell's training-loss drop
     return pd.DataFrame({"optimizer": ["zo-sgd"] * 3, "value": [0.0, 0.5, 0.9], "n_seeds": [3] * 3,
@@ -47,17 +42,17 @@ def _summary(trained=(True, True, True)):
 
 
 def test_against_baseline_differences_and_verdicts():
-    calls = analysis.against_baseline(_summary(), 0.0, "avg_acc").set_index("value")
+    calls = sweeps.against_baseline(_summary(), 0.0, "avg_acc").set_index("value")
     assert calls.loc[0.5, "difference"] == pytest.approx(4.0) and calls.loc[0.5, "verdict"] == "better"
     assert calls.loc[0.9, "verdict"] == "within the spread" and calls.loc[0.0, "verdict"] == "baseline"
-    forgetting = analysis.against_baseline(_summary(), 0.0, "forgetting").set_index("value")
+    forgetting = sweeps.against_baseline(_summary(), 0.0, "forgetting").set_index("value")
     assert forgetting.loc[0.5, "verdict"] == "worse"  # 3 points more forgetting, spreads 0.5 + 0.5
     with pytest.raises(ValueError, match="no cell with value 0.2"):
-        analysis.against_baseline(_summary(), 0.2)
+        sweeps.against_baseline(_summary(), 0.2)
     # a value that did not train, or a baseline that did not, gets no verdict
-    untrained = analysis.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
+    untrained = sweeps.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
     assert untrained.loc[0.5, "verdict"] == "did not train" and untrained.loc[0.9, "verdict"] == "within the spread"
-    plain = analysis.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
+    plain = sweeps.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
     assert set(plain.verdict) == {"baseline", "did not train"}
 
 
@@ -65,12 +60,12 @@ def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
     q = [1, 2, 4, 8]
     summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": q, "avg_acc_mean": [50.0, 51.5, 53.0, 54.5],
                             "avg_acc_std": [0.5] * 4})
-    slope, call = analysis.trend(summary, "zo-sgd")
+    slope, call = sweeps.trend(summary, "zo-sgd")
     assert slope == pytest.approx(1.5) and call == "better"
 
 
 def _anchor(avg=45.0):
-    """A sweep's zero-step control as analysis.load_control gives it."""
+    """A sweep's zero-step control as sweeps.load_control gives it."""
     return pd.Series({"method": "ease", "optimizer": "none", "avg_acc_mean": avg, "avg_acc_std": 1.0,
                       "last_acc_mean": 35.0, "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
 
@@ -78,12 +73,12 @@ def _anchor(avg=45.0):
 def test_a_sweep_page_s_tables_and_text():
     # last: 0.5 → +0.5 (within), 0.9 → +5 (better); forgetting: 0.5 → +3 (worse), 0.9 → +0.5 (within)
     summary = _summary().assign(last_acc_mean=[40.0, 40.5, 45.0], last_acc_std=[1.0] * 3)
-    caption, table = analysis.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
+    caption, table = sweeps.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
     assert caption == "**Ours**: EASE + ZO-SGD on Digits, mean ± std over 3 seeds"
     assert list(table.columns) == ["0%", "50%", "90%"]
     assert list(table.index) == ["Avg", "Last", "Fgt", "training-loss drop"]
     assert table.loc["Fgt", "50%"] == "13.00 ± 0.50" and table.loc["training-loss drop", "0%"] == "0.200 ± 0.010"
-    text = analysis.sweep_text("every level helps.", summary, _anchor(), "sparsity")
+    text = sweeps.sweep_text("every level helps.", summary, _anchor(), "sparsity")
     assert text.startswith("**The paper's claim**: every level helps.\n\n**Ours** (a difference is called only "
                            "where it exceeds the two standard deviations together, and only between rows that "
                            "trained):\n\n- ZO-SGD, sparsity = 0: training-loss drop 0.200 ± 0.010 per task: trained.")
@@ -94,7 +89,7 @@ def test_a_sweep_page_s_tables_and_text():
     assert ("- ZO-SGD, best trained sparsity = 0.5: +9.00 points of average accuracy against its zero-step control "
             "(EASE without a step, 45.00): better.") in text
     assert "- ZO-SGD, worst trained sparsity = 0: +5.00 points" in text
-    untrained = analysis.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
+    untrained = sweeps.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
     assert "sparsity = 0.5: training-loss drop 0.150 ± 0.010 per task: **did not train**." in untrained
     assert "ZO-SGD: sparsity = 0.5: **did not train**" in untrained and "best trained sparsity = 0.9" in untrained
 
@@ -103,34 +98,34 @@ def test_step_matched_controls_tell_a_direction_from_a_smaller_step():
     summary = _summary().assign(step_mean=[0.10, 0.05, 0.02])
     matched = pd.DataFrame({"optimizer": ["zo-sgd"] * 2, "value": [0.5, 0.9], "lr": [0.0005, 0.0002],
                             "step_mean": [0.051, 0.021], "avg_acc_mean": [50.5, 51.2], "avg_acc_std": [1.0, 1.0]})
-    table = analysis.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
+    table = sweeps.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
     # 0.5: 54 ± 1 against its control 50.5 ± 1: better; 0.9: 51 against 51.2: what it gives, a smaller step gives
     assert table.loc["50%", "verdict"] == "better" and table.loc["90%", "verdict"] == "within the spread"
     assert table.loc["50%", "control's mean step"] == "0.0510" and table.loc["50%", "control's lr"] == "0.0005"
-    lines = analysis.step_matched_lines(summary, matched, "sparsity")
+    lines = sweeps.step_matched_lines(summary, matched, "sparsity")
     assert "it helps beyond its smaller step" in lines[0] and "a smaller step gives too" in lines[1]
 
 
 def test_the_papers_table_3_and_its_claim():
-    paper = analysis.paper_table_3(ROOT / "reference")
+    paper = sweeps.paper_table_3(ROOT / "reference")
     assert list(paper.columns) == ["0%", "20%", "40%", "60%", "80%"] and paper.loc["Avg", "20%"] == 58.90
     # Avg 58.90, 58.76, 58.34 above 0%'s 57.87; 80%'s 57.83 below it
-    assert "(its table: higher Avg at 20%, 40%, 60%, forgetting" in analysis.table_3_claim(paper)
+    assert "(its table: higher Avg at 20%, 40%, 60%, forgetting" in sweeps.table_3_claim(paper)
 
 
 def test_the_papers_table_4_its_claim_and_what_its_numbers_add():
     """The ICML 2025 version's Table 4: Avg and Last above 0 % at every ratio, and forgetting too (11.08 at 0 %,
     12.17 to 12.76 elsewhere), which its text does not say; the sentence follows the numbers it is given."""
-    paper = analysis.paper_table_4(ROOT / "reference")
+    paper = sweeps.paper_table_4(ROOT / "reference")
     assert list(paper.columns) == [f"{10 * i}%" for i in range(10)] and paper.loc["Fgt", "30%"] == 12.76
-    claim = analysis.table_4_claim(paper)
+    claim = sweeps.table_4_claim(paper)
     assert "(its table, the ICML 2025 version's: higher Avg and Last at every ratio)" in claim
     assert "forgetting rises at every ratio, from 11.08 at 0% to between 12.17 and 12.76." in claim
     lower = paper.copy()
     lower.loc["Fgt", "50%"] = 10.0
-    assert "forgetting does not rise at every ratio" in analysis.table_4_claim(lower)
+    assert "forgetting does not rise at every ratio" in sweeps.table_4_claim(lower)
     with pytest.raises(FileNotFoundError, match="Table 4 is missing"):
-        analysis.paper_table_4(ROOT / "nowhere")
+        sweeps.paper_table_4(ROOT / "nowhere")
 
 
 def test_query_budget_statements_and_table():
@@ -140,7 +135,7 @@ def test_query_budget_statements_and_table():
                             "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4,
                             "loss_drop_mean": [0.1, 0.15, 0.2, 0.25], "loss_drop_std": [0.01] * 4,
                             "trained": [True] * 4})
-    lines = analysis.query_budget_statements(summary, _anchor(53.5), "q")
+    lines = sweeps.query_budget_statements(summary, _anchor(53.5), "q")
     assert lines[0] == "ZO-SGD, q = 1: training-loss drop 0.100 ± 0.010 per task: trained."
     assert lines[4] == ("**ZO-SGD**: slope +1.50 points of average accuracy per doubling of q (+0.050 of "
                         "training-loss drop); average accuracy at q = 8 is above q = 1 beyond the spread: **agrees** "
@@ -148,20 +143,20 @@ def test_query_budget_statements_and_table():
     # against the zero-step control, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
     assert lines[5].startswith("ZO-SGD, best trained q = 8: +1.00 points") and lines[5].endswith("within the spread.")
     assert lines[6].startswith("ZO-SGD, worst trained q = 1: -3.50 points") and lines[6].endswith("worse.")
-    untrained = analysis.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
+    untrained = sweeps.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
     assert "**ZO-SGD**: q = 1 or q = 8 did not train: no verdict on q." in untrained
-    table = analysis.sweep_rows(summary, "q")
+    table = sweeps.sweep_rows(summary, "q")
     assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt", "training-loss drop"]
     assert table.Avg.tolist()[0] == "50.00 ± 0.50"
 
 
 def test_sweep_and_switch_notes_name_the_settings_over_the_grid_s():
-    notes = analysis.sweep_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}, "zo-adam": {"lr": 0.1}}, ["zo-sgd"])
+    notes = sweeps.sweep_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}, "zo-adam": {"lr": 0.1}}, ["zo-sgd"])
     assert notes == ["The sweep's runs use their own settings over the grid's (`ablations.train`): `epochs: 1`, so "
                      "its plain-ZO cell need not equal Table 1's run.",
                      "Its optimizers' settings over the grid's (`ablations.optimizers`): ZO-SGD `lr: 0.01`."]
-    assert analysis.sweep_notes({}, {}, ["zo-sgd"]) == [] and analysis.switch_notes({}, {}) == []
-    assert analysis.switch_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}}) == [
+    assert sweeps.sweep_notes({}, {}, ["zo-sgd"]) == [] and official_vs_ours.switch_notes({}, {}) == []
+    assert official_vs_ours.switch_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}}) == [
         "The switches run with the sweeps' settings over the grid's: `epochs: 1`; ZO-SGD `lr: 0.01` "
         "(`ablations.train`, `ablations.optimizers`)."]
 
@@ -182,28 +177,28 @@ def _switches():
 
 def test_the_switches_table_and_statements():
     summary, anchor = _switches(), _anchor(50.0)
-    table = analysis.switch_table(summary, {"zo_scope": {"with": {"history": 0.6}}}, anchor)
+    table = official_vs_ours.switch_table(summary, {"zo_scope": {"with": {"history": 0.6}}}, anchor)
     assert table.choice.tolist() == ["trainable [history = 0.6]", "official [history = 0.6]", "EASE"]
     assert table.iloc[-1].tolist() == [
         "zero-step control", "none", "EASE", "50.00 ± 1.00", "35.00 ± 1.00", "8.00 ± 0.50", "", "", ""]
     assert table["loss drop"].iloc[0] == "0.200 ± 0.010"
-    assert analysis.switch_statements(summary, anchor) == [
+    assert official_vs_ours.switch_statements(summary, anchor) == [
         "`zo_scope`, ZO-SGD: trainable against the official side: +5.00 points of average accuracy (better), "
         "-3.00 points of forgetting (better); the official side is +5.00 points from the zero-step control (better)."]
     # a side that did not train gets no verdict
     untrained = summary.assign(trained=[False, True], avg_acc_verdict=["did not train", "official"])
-    assert "this side **did not train**" in analysis.switch_statements(untrained, anchor)[0]
+    assert "this side **did not train**" in official_vs_ours.switch_statements(untrained, anchor)[0]
     assert ("gives 12.00 ± 0.50 forgetting against 9.00 ± 0.50 with the trainable scope: more forgetting, beyond the "
-            "spread.") in analysis.zo_scope_statement(summary)
+            "spread.") in official_vs_ours.zo_scope_statement(summary)
 
 
 def test_the_forgetting_formulas_table_and_statement():
     formulas = pd.DataFrame({"method": ["ease", "aper"], "optimizer": ["zo-sgd", "fo-sgd"], "dataset": ["digits"] * 2,
                              "forgetting_pilot_mean": [12.0, 5.0], "forgetting_pilot_std": [1.0, 1.0],
                              "forgetting_before_final_mean": [10.0, 5.0], "forgetting_before_final_std": [1.0, 1.0]})
-    table = analysis.forgetting_formulas_table(formulas)
+    table = official_vs_ours.forgetting_formulas_table(formulas)
     assert table.iloc[0].tolist() == ["EASE", "ZO-SGD", "Digits", "12.00 ± 1.00", "10.00 ± 1.00", 2.0]
-    assert analysis.forgetting_formulas_statement(table).startswith(
+    assert official_vs_ours.forgetting_formulas_statement(table).startswith(
         "PILOT's formula gives a higher forgetting in 1 of 2 method × optimizer rows (by up to 2.00 points)")
 
 
@@ -220,12 +215,12 @@ def test_load_ablation_reads_every_cell_and_names_a_missing_one(tmp_path):
     for value, avgs in ((1, (50.0, 52.0)), (4, (55.0, 57.0))):
         for seed, avg in enumerate(avgs):
             _write_cell(tmp_path, sweep_cell_name("ease", "zo-sgd", "digits", "q", value, seed), avg, 10.0)
-    cells = analysis.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
-    summary = analysis.ablation_summary(cells).set_index("value")
+    cells = sweeps.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
+    summary = sweeps.ablation_summary(cells).set_index("value")
     assert summary.loc[4, "avg_acc_mean"] == pytest.approx(56.0)
     assert summary.loc[4, "avg_acc_std"] == pytest.approx(math.sqrt(2))
     with pytest.raises(FileNotFoundError, match="ablation@.*ease-zo-sgd-digits-q8-0|ease-zo-sgd-digits-q8-0"):
-        analysis.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 8], [0, 1], "q")
+        sweeps.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 8], [0, 1], "q")
 
 
 def _params():
@@ -274,7 +269,7 @@ def test_a_wrong_section_4_to_6_setting_is_named(edit, message):
 
 def test_run_ablation_keeps_finished_cells_and_drops_stale_ones(tmp_path, monkeypatch):
     """The stage reruns only cells whose configuration changed (train is replaced by a recorder)."""
-    import zeroflow_core.train as train_module
+    import zeroflow_core.run.train as train_module
 
     trained = []
 
@@ -329,9 +324,9 @@ def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
     rows = [_bench_row("fo-sgd", None, 2100.0, 0.3), _bench_row("zo-sgd", 1, 500.0, 0.2),
             _bench_row("zo-sgd", 4, 520.0, 0.8)]
     (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
-    frame = analysis.load_efficiency(tmp_path, ["vit-b16"])
+    frame = table_2.load_efficiency(tmp_path, ["vit-b16"])
     assert list(frame.label) == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD (q = 4)"]
-    table = analysis.efficiency_table(frame, "vit-b16", steps_per_epoch=105,
+    table = table_2.efficiency_table(frame, "vit-b16", steps_per_epoch=105,
                                       seconds_per_epoch={"fo-sgd": 3.0, "zo-sgd": 1.5}).set_index("optimizer")
     assert table.loc["ZO-SGD (q = 1)", "memory ÷ FO-SGD"] == pytest.approx(0.24, abs=0.005)  # 500 / 2100
     assert table.loc["ZO-SGD (q = 1)", "net memory ÷ FO-SGD"] == pytest.approx(0.2)         # 400 / 2000
@@ -340,7 +335,7 @@ def test_efficiency_table_ratios_to_fo_sgd(tmp_path):
     assert table.loc["ZO-SGD (q = 1)", "s / epoch (runs)"] == 1.5
     assert math.isnan(table.loc["ZO-SGD (q = 4)", "s / epoch (runs)"])  # the runs used q = 1
     with pytest.raises(FileNotFoundError, match="efficiency@vit-smoke"):
-        analysis.load_efficiency(tmp_path, ["vit-smoke"])
+        table_2.load_efficiency(tmp_path, ["vit-smoke"])
 
 
 def test_repeated_timings_show_their_spread_and_equal_forwards_are_compared_by_it(tmp_path):
@@ -355,32 +350,32 @@ def test_repeated_timings_show_their_spread_and_equal_forwards_are_compared_by_i
     rows = [repeated("fo-sgd", 0.30, 3.0, 0.1), repeated("zo-sgd", 0.20, 2.0, 0.1),
             repeated("zo-sgd-sign", 0.314, 2.1, 0.15, forward=0.15)]
     (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
-    frame = analysis.load_efficiency(tmp_path, ["vit-smoke"])
-    table = analysis.efficiency_table(frame, "vit-smoke").set_index("optimizer")
+    frame = table_2.load_efficiency(tmp_path, ["vit-smoke"])
+    table = table_2.efficiency_table(frame, "vit-smoke").set_index("optimizer")
     assert table.loc["ZO-SGD (q = 1)", "s / step spread"] == pytest.approx(0.02)
     # 0.2 / 0.3 = 0.67, its spread 0.67 × (0.02 / 0.2 + 0.03 / 0.3) = 0.13
     assert table.loc["ZO-SGD (q = 1)", "step ÷ FO-SGD step spread"] == pytest.approx(0.13)
-    shown = analysis.efficiency_shown(table.reset_index()).set_index("optimizer")
+    shown = table_2.efficiency_shown(table.reset_index()).set_index("optimizer")
     assert shown.loc["ZO-SGD (q = 1)", "s / step"] == "0.2000 ± 0.0200"
     assert shown.loc["ZO-SGD (q = 1)", "step ÷ forward"] == "2.00 ± 0.10"
     assert "s / step spread" not in shown
-    lines = "\n".join(analysis._equal_forwards(table.reset_index()))
+    lines = "\n".join(table_2._equal_forwards(table.reset_index()))
     # 2.0 ± 0.1 against 2.1 ± 0.15 in units of each process's forward: the same cost, whatever the raw 1.57×
     assert "2 optimizers take 2 forwards per step" in lines and "within the spreads between quartiles" in lines
     rows[2]["step_over_forward"] = 3.0
     (tmp_path / "vit-smoke.json").write_text(json.dumps(rows))
-    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-smoke"]), "vit-smoke")
-    assert "beyond the spreads between quartiles" in "\n".join(analysis._equal_forwards(table))
+    table = table_2.efficiency_table(table_2.load_efficiency(tmp_path, ["vit-smoke"]), "vit-smoke")
+    assert "beyond the spreads between quartiles" in "\n".join(table_2._equal_forwards(table))
 
 
 def test_the_official_side_is_named_once():
     """A switch whose official value is itself called `official` reads "the official side", never "the official
     official" nor "official (official)"."""
-    assert analysis.official_side("official", True) == "official"
-    assert analysis.official_side("reference", True) == "reference (official)"
-    assert analysis.official_side("exact", False) == "exact"
-    assert analysis._official_value("official") == "the official side"
-    assert analysis._official_value("reference") == "the official reference"
+    assert official_vs_ours.official_side("official", True) == "official"
+    assert official_vs_ours.official_side("reference", True) == "reference (official)"
+    assert official_vs_ours.official_side("exact", False) == "exact"
+    assert official_vs_ours._official_value("official") == "the official side"
+    assert official_vs_ours._official_value("reference") == "the official reference"
 
 
 def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
@@ -389,14 +384,14 @@ def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
     rows = [_bench_row("fo-sgd", None, 4500.0, 44.97, forward=10.0), _bench_row("zo-sgd", 1, 1000.0, 37.30, forward=8.3),
             _bench_row("zo-sgd-conserve", 1, 1010.0, 93.25, forward=8.3)]
     (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
-    frame = analysis.load_efficiency(tmp_path, ["vit-b16"])
+    frame = table_2.load_efficiency(tmp_path, ["vit-b16"])
     assert list(frame.label) == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD-Conserve"]  # the paper's labels
-    table = analysis.efficiency_table(frame, "vit-b16")
+    table = table_2.efficiency_table(frame, "vit-b16")
     printed = table.set_index("optimizer")
     assert printed.loc["ZO-SGD (q = 1)", "step ÷ FO-SGD step"] == pytest.approx(0.83)  # 37.30 / 44.97
     assert printed.loc["ZO-SGD (q = 1)", "step ÷ forward"] == pytest.approx(4.49)
-    paper = analysis.paper_table_2(ROOT / "reference")
-    text = "\n".join(analysis.efficiency_statements({"vit-b16": table}, paper))
+    paper = table_2.paper_table_2(ROOT / "reference")
+    text = "\n".join(table_2.efficiency_statements({"vit-b16": table}, paper))
     assert "FO-SGD's peak memory is **4.50×** ZO-SGD's" in text  # 4500 / 1000
     assert "the paper reports 5.01× on a GPU" in text          # 12.08 / 2.41
     assert "A ZO-SGD step takes 0.83× FO-SGD's time (37.3 s against 44.97 s" in text
@@ -406,7 +401,7 @@ def test_the_table_2_text_quotes_the_ratios_its_tables_print(tmp_path):
 
 
 def test_paper_table_2_ratios():
-    paper = analysis.paper_table_2(ROOT / "reference").set_index("optimizer")
+    paper = table_2.paper_table_2(ROOT / "reference").set_index("optimizer")
     assert paper.loc["ZO-SGD (q = 1)", "memory ÷ FO-SGD"] == pytest.approx(0.2)  # 2.41 / 12.08
     assert paper.loc["ZO-SGD (q = 4)", "epoch ÷ FO-SGD"] == pytest.approx(1.88, abs=0.005)  # 111.7 / 59.3
 
@@ -414,22 +409,22 @@ def test_paper_table_2_ratios():
 def test_table_2_per_model_with_the_runs_epoch_times(tmp_path):
     rows = [_bench_row("fo-sgd", None, 2100.0, 0.3), _bench_row("zo-sgd", 1, 500.0, 0.2)]
     (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
-    frame = analysis.load_efficiency(tmp_path, ["vit-b16"])
+    frame = table_2.load_efficiency(tmp_path, ["vit-b16"])
     run = tmp_path / "runs" / "ease-fo-sgd-digits-0"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({"backbone": "vit-b16"}))
     runs = pd.DataFrame({"method": "ease", "dataset": "digits", "optimizer": ["fo-sgd", "fo-sgd", "zo-sgd"],
                          "seconds_per_epoch": [3.0, 5.0, 1.5], "path": str(run / "metrics.json")})
-    epochs = analysis.run_epochs(runs, "ease", "digits")
+    epochs = table_2.run_epochs(runs, "ease", "digits")
     assert epochs == ({"fo-sgd": 4.0, "zo-sgd": 1.5}, "vit-b16", 3)
-    table = analysis.efficiency_tables(frame, ["vit-b16"], epochs)["vit-b16"].set_index("optimizer")
+    table = table_2.efficiency_tables(frame, ["vit-b16"], epochs)["vit-b16"].set_index("optimizer")
     assert table.loc["FO-SGD", "s / epoch (runs)"] == 4.0  # the runs trained this model
     assert table.loc["FO-SGD", "s / epoch (105 steps, projected)"] == pytest.approx(31.5)  # 5000 / 48 → 105 steps
-    assert analysis.efficiency_caption(frame, "vit-b16") == (
+    assert table_2.efficiency_caption(frame, "vit-b16") == (
         "### vit-b16: batch 48, explicit attention, device `cpu`, 2 threads, one timed step, so no spread (memory "
         "needs one step)")
     frame["steps"] = 9  # repeated timings: the median and the spread between their quartiles
-    assert analysis.efficiency_caption(frame, "vit-b16").endswith(
+    assert table_2.efficiency_caption(frame, "vit-b16").endswith(
         "median ± the spread between quartiles of 9 timed steps")
 
 
@@ -441,11 +436,11 @@ def test_heldout_curves_split_new_and_old_tasks_and_volatility(tmp_path):
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"heldout_losses": records}))
     runs = pd.DataFrame([{"method": "ease", "optimizer": "zo-sgd", "seed": s, "path": str(path)} for s in (0, 1)])
-    curves = analysis.heldout_curves(runs)
+    curves = figure_7.heldout_curves(runs)
     one = curves[curves.seed == 0]
     assert list(one[one.which == "old"].loss) == [1.5, 1.7, 1.6]  # task 0's loss while task 1 is learned
     assert list(one[one.which == "new"].loss) == [2.0, 1.0, 3.0, 2.0, 1.0]
-    vol = analysis.volatility(curves).set_index("which")
+    vol = figure_7.volatility(curves).set_index("which")
     # new: changes 1.0 (task 0), 1.0 and 1.0 (task 1) → 1.0; old: 0.2, 0.1 → 0.15; same in both seeds
     assert vol.loc["new", "volatility_mean"] == pytest.approx(1.0)
     assert vol.loc["old", "volatility_mean"] == pytest.approx(0.15)
@@ -453,9 +448,9 @@ def test_heldout_curves_split_new_and_old_tasks_and_volatility(tmp_path):
 
 
 def test_figure_7_runs_are_fo_beside_zo():
-    assert analysis.fo_zo_pairs(["aper", "ease"], ["fo-sgd", "zo-sgd", "zo-adam"]) == (
+    assert figure_7.fo_zo_pairs(["aper", "ease"], ["fo-sgd", "zo-sgd", "zo-adam"]) == (
         "ease", [("fo-sgd", "zo-sgd")], ["fo-sgd", "zo-sgd"])
-    assert analysis.fo_zo_pairs(["aper"], ["zo-sgd-sign", "forward-grad", "fo-adam"]) == (
+    assert figure_7.fo_zo_pairs(["aper"], ["zo-sgd-sign", "forward-grad", "fo-adam"]) == (
         "aper", [], ["zo-sgd-sign", "forward-grad"])
 
 
@@ -464,7 +459,7 @@ def test_step_losses_average_the_seeds_up_to_the_shortest_run(tmp_path):
     for seed, curves in enumerate(([[1.0, 0.5], [1.2, 0.7]], [[3.0, 1.5], [1.2, 0.7, 9.9]])):
         paths.append(tmp_path / f"{seed}.json")
         paths[-1].write_text(json.dumps({"loss_curves": curves}))
-    losses = analysis.step_losses(pd.DataFrame({"optimizer": "zo-sgd", "path": [str(p) for p in paths]}))["zo-sgd"]
+    losses = figure_7.step_losses(pd.DataFrame({"optimizer": "zo-sgd", "path": [str(p) for p in paths]}))["zo-sgd"]
     assert losses.mean.tolist() == [2.0, 1.0, 1.2, 0.7]  # the second run's fifth step is cut
     assert losses.std.tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])
     assert losses.task_ends.tolist() == [2]
@@ -480,22 +475,22 @@ def test_volatility_is_compared_only_where_the_loss_moves():
     vol = pd.DataFrame([{"optimizer": o, "which": w, "volatility_mean": m, "volatility_std": 0.05,
                          "relative_volatility_mean": 2 * m, "relative_volatility_std": 0.05, "n_seeds": 3}
                         for o, m in (("fo-sgd", 0.1), ("zo-sgd", 0.3)) for w in ("new", "old")])
-    lines = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")],
+    lines = figure_7.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")],
                                            "ease")
     assert lines[0] == ("New task: per unit of how far it falls within a task, ZO-SGD's held-out loss is **more "
                         "volatile than** FO-SGD's (paper: ZO more volatile).")
     assert lines[1].startswith("FO-SGD and ZO-SGD: old-task losses do not move within a task (EASE scores old")
     assert lines[-1].startswith("ZO-SGD: the new task's held-out loss falls within a task (-0.400 ± 0.100")
     smoother = vol.assign(relative_volatility_mean=[0.6, 0.6, 0.2, 0.2])
-    assert "**smoother than**" in analysis.volatility_statements(
+    assert "**smoother than**" in figure_7.volatility_statements(
         smoother, _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}), [("fo-sgd", "zo-sgd")], "ease")[0]
-    still = analysis.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.05}, old_change=-0.5),
+    still = figure_7.volatility_statements(vol, _moves({"fo-sgd": -0.5, "zo-sgd": -0.05}, old_change=-0.5),
                                            [("fo-sgd", "zo-sgd")], "ease")
     assert still[0].startswith("New task, ZO-SGD against FO-SGD: **not compared**: the held-out loss of ZO-SGD does "
                                "not move")
     assert still[1] == ("FO-SGD: old-task losses **are within the spread of** the new task's (paper: old tasks "
                         "change less).")
-    shown = analysis.volatility_table(vol.assign(method="ease"), _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}).assign(
+    shown = figure_7.volatility_table(vol.assign(method="ease"), _moves({"fo-sgd": -0.5, "zo-sgd": -0.4}).assign(
         method="ease"))
     assert shown.volatility.tolist()[0] == "0.100 ± 0.050" and shown["change within a task"].tolist()[0] == "-0.500 ± 0.100"
 
@@ -504,16 +499,15 @@ def test_volatility_is_compared_only_where_the_loss_moves():
 def test_the_trajectory_pages_text():
     from types import SimpleNamespace
 
-    from zeroflow_core import landscape
 
-    text = analysis.toy_problem_text(landscape.TwoTaskProblem(), landscape.FIGURE_3_PANELS)
+    text = landscape.toy_problem_text(landscape.TwoTaskProblem(), landscape.FIGURE_3_PANELS)
     assert text.splitlines()[1:] == ["(a) FO-SGD: fo-sgd, lr=0.02, weight_decay=0.0",
                                      "(b) ZO-SGD: zo-sgd, lr=0.02, weight_decay=0.0"]
     summary = pd.DataFrame({"panel": ["a", "b"], "title": ["FO-SGD", "ZO-SGD"], "optimizer": ["fo-sgd", "zo-sgd"],
                             "n_seeds": [2, 2], **{f"{s}_{k}": [0.1234, 0.01] if k == "mean" else [0.01, 0.002]
                                                   for s in ("final_distance", "final_loss", "path_length", "jitter",
                                                             "turning") for k in ("mean", "std")}})
-    shown = analysis.trajectory_table(summary)
+    shown = landscape.trajectory_table(summary)
     assert shown["final distance to θ*"].tolist()[0] == "0.123 ± 0.010"
     assert shown["turning (°)"].tolist()[0] == "0.1 ± 0.0"  # one digit for degrees
     # start 5 from θ*: panel a ends within 0.5 in both seeds, panel b not in its second
@@ -524,7 +518,7 @@ def test_the_trajectory_pages_text():
                               "smoother_std": ss, "outcome": o}
                              for m, r, rs, s, ss, o in (("jitter", 1.5, 0.1, 1.1, 0.05, "agrees"),
                                                         ("turning", 20.0, 5.0, 18.0, 5.0, "within the spread"))])
-    claims = analysis.trajectory_claims("Both converge", problem, stats, summary, verdicts)
+    claims = landscape.trajectory_claims("Both converge", problem, stats, summary, verdicts)
     assert claims == ("- Both converge — ours: **partly**: 1 of 2 panels end within 10% of the start distance from "
                       "θ\\* (5.00) in every seed; not ZO-SGD\n"
                       "- FO is smoother than ZO (SGD) — ours: jitter **agrees** (ZO-SGD 1.50 ± 0.10 vs FO-SGD 1.10 ± "
@@ -534,7 +528,7 @@ def test_the_trajectory_pages_text():
 
 # ------------------------------------------------------------------------------------ notebook plumbing
 def test_efficiency_rows_take_the_models_own_optimizers_else_the_sections(tmp_path, monkeypatch):
-    import zeroflow_core.bench as bench
+    import zeroflow_core.run.bench as bench
     from zeroflow_core import cli
 
     asked = {}
@@ -590,7 +584,7 @@ def test_figure_7_says_once_why_old_task_losses_that_do_not_move_are_no_finding(
                          "volatility_mean": 0.1, "volatility_std": 0.01} for o in optimizers for w in ("new", "old")])
     moves = pd.DataFrame([{"optimizer": o, "which": w, "change_mean": -0.5 if w == "new" else 0.0,
                            "change_std": 0.01} for o in optimizers for w in ("new", "old")])
-    lines = analysis.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
+    lines = figure_7.volatility_statements(vol, moves, [("fo-sgd", "zo-sgd"), ("fo-adam", "zo-adam")], "ease")
     caveats = [line for line in lines if "true by construction" in line]
     assert len(caveats) == 1 and caveats[0].startswith("FO-SGD, ZO-SGD, FO-Adam and ZO-Adam: old-task losses")
 
@@ -602,8 +596,8 @@ def test_the_table_2_text_reads_a_hybrid_head_row_as_ours_alone(tmp_path):
             _bench_row("zo-sgd-sign", 1, 1000.0, 37.0),
             {**_bench_row("zo-sgd", 1, 1010.0, 40.0), "head_optimizer": "backprop", "head_backwards_per_step": 2.0}]
     (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
-    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
-    text = "\n".join(analysis.efficiency_statements({"vit-b16": table}, analysis.paper_table_2(ROOT / "reference")))
+    table = table_2.efficiency_table(table_2.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
+    text = "\n".join(table_2.efficiency_statements({"vit-b16": table}, table_2.paper_table_2(ROOT / "reference")))
     assert "nan" not in text
     assert "ZO-SGD (q = 1), head by backprop: memory 1.01× and step time 1.07× ZO-SGD (q = 1)'s (not in the paper" in text
     assert "2 optimizers take 2 forwards per step (ZO-SGD (q = 1), ZO-SGD-Sign)" in text
@@ -613,8 +607,8 @@ def test_table_2_as_shown_names_the_hybrid_heads_backwards_in_the_backwards_colu
     rows = [_bench_row("fo-sgd", None, 4500.0, 0.3), _bench_row("zo-sgd", 1, 1000.0, 0.2),
             {**_bench_row("zo-sgd", 1, 1010.0, 0.21), "head_optimizer": "backprop", "head_backwards_per_step": 2.0}]
     (tmp_path / "vit-b16.json").write_text(json.dumps(rows))
-    table = analysis.efficiency_table(analysis.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
-    shown = analysis.efficiency_shown(table)
+    table = table_2.efficiency_table(table_2.load_efficiency(tmp_path, ["vit-b16"]), "vit-b16")
+    shown = table_2.efficiency_shown(table)
     assert "head backwards / step" not in shown
     assert shown["backwards / step"].tolist() == ["1", "0", "0 + 2 head"]
     assert shown["forwards / step"].tolist() == ["1", "2", "2"]

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from zeroflow_core import cli
-from zeroflow_core.bench import BenchmarkError, _spawn, format_table, run_benchmark
+from zeroflow_core.run.bench import BenchmarkError, _spawn, format_table, run_benchmark
 
 REQUIRED = {
     "optimizer": str, "peak_memory_mb": float, "forward_peak_memory_mb": float, "step_seconds": float,
@@ -67,7 +67,7 @@ def test_unknown_optimizer_is_refused_before_any_worker_starts(capsys, monkeypat
     def no_spawn(*args, **kwargs):
         raise AssertionError("a worker was spawned")
 
-    monkeypatch.setattr("zeroflow_core.bench._spawn", no_spawn)
+    monkeypatch.setattr("zeroflow_core.run.bench._spawn", no_spawn)
     assert cli.main(["bench", "--optimizers", "zo-sgd,zo-magic", *SMALL]) != 0
     err = capsys.readouterr().err
     assert "zo-magic" in err and "unknown optimizer" in err and "Traceback" not in err
@@ -83,7 +83,7 @@ def test_worker_failure_is_one_clear_line():
 
 
 def test_batched_rows_time_both_modes_side_by_side_with_one_large_forward():
-    from zeroflow_core.bench import format_batching, run_batching
+    from zeroflow_core.run.bench import format_batching, run_batching
 
     rows = run_batching("vit-tiny", ["zo-sgd", "fo-sgd", "forward-grad"], batch_size=2, steps=2, qs=[1, 2],
                         threads=1, warmup=0, depth=1, memory=False)

@@ -1,7 +1,6 @@
 """tests/browser_check.py against hand-made pages in Debian's chromium: a page that reads well passes, and each
 thing the check is for fails it (make pipeline-check runs the same check on the tiny grid's book)."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

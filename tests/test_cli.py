@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from zeroflow_core import cli
-from zeroflow_core.config import PRETRAIN_DEFAULTS
+from zeroflow_core.run.config import PRETRAIN_DEFAULTS
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from zeroflow_core import cli
-from zeroflow_core.compare import compare_results, kernels_section, record_kernels
+from zeroflow_core.book.compare import compare_results, kernels_section, record_kernels
 
 CLAIMS = ("claim,the paper,verdict here,numbers,page\n"
           "ZO forgets less than FO (EASE),section 5,**confirmed**,forgetting ZO-SGD 4.17 ± 0.20 against FO-SGD 9.00 ± "
@@ -117,7 +117,7 @@ def test_a_git_revision_is_compared_through_its_dvc_remote(tmp_path, monkeypatch
     import subprocess
     import sys
 
-    from zeroflow_core.compare import compare
+    from zeroflow_core.book.compare import compare
 
     repo = tmp_path / "repo"
     repo.mkdir()

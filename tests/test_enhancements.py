@@ -6,11 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from zeroflow_core import analysis, claims
-from zeroflow_core.cells import sweep_cells
-from zeroflow_core.config import ConfigError
-from zeroflow_core.params import check_params, load_params
-from zeroflow_core.trained import DID_NOT_TRAIN
+
+from zeroflow_core.book import claims, table_5
+from zeroflow_core.pipeline.cells import sweep_cells
+from zeroflow_core.run.config import ConfigError
+from zeroflow_core.pipeline.params import check_params, load_params
+from zeroflow_core.book.trained import DID_NOT_TRAIN
 
 ROOT = Path(__file__).parents[1]
 VARIANTS = {"backprop": {}, "plain": {"q": 1}, "hybrid": {"q": 1, "fo_epochs": 3},
@@ -63,16 +64,16 @@ ANCHOR = pd.Series({"method": "ease", "avg_acc_mean": 40.0, "avg_acc_std": 1.0, 
 
 
 def test_the_rows_are_named_by_the_enhancements_their_settings_switch_on():
-    assert analysis.variant_label("zo-sgd", VARIANTS["plain"]) == "ZO-SGD"
-    assert analysis.variant_label("zo-sgd", VARIANTS["hybrid"]) == "+ hybrid"
-    assert analysis.variant_label("zo-sgd", VARIANTS["all"]) == "all three"
-    assert analysis.variant_label("zo-sgd", {"history": 0.4, "sparsity": 0.5}) == "+ history + sparsity"
-    assert analysis.variant_label("fo-sgd", {}) == "FO-SGD"
+    assert table_5.variant_label("zo-sgd", VARIANTS["plain"]) == "ZO-SGD"
+    assert table_5.variant_label("zo-sgd", VARIANTS["hybrid"]) == "+ hybrid"
+    assert table_5.variant_label("zo-sgd", VARIANTS["all"]) == "all three"
+    assert table_5.variant_label("zo-sgd", {"history": 0.4, "sparsity": 0.5}) == "+ history + sparsity"
+    assert table_5.variant_label("fo-sgd", {}) == "FO-SGD"
 
 
 def test_the_table_reads_each_enhanced_row_against_plain_zo_backprop_and_the_zero_step_control():
     # FO 60, plain 50, hybrid 63 (beats both), history 51 (within plain's spread, below FO), all 45
-    table = analysis.enhancement_table(_summary([60.0, 50.0, 63.0, 51.0, 45.0]), ANCHOR, VARIANTS)
+    table = table_5.enhancement_table(_summary([60.0, 50.0, 63.0, 51.0, 45.0]), ANCHOR, VARIANTS)
     assert table.row.tolist() == ["EASE without a step (zero-step control)", "FO-SGD", "ZO-SGD", "+ hybrid",
                                   "+ history", "all three"]
     rows = table.set_index("row")
@@ -87,21 +88,21 @@ def test_the_table_reads_each_enhanced_row_against_plain_zo_backprop_and_the_zer
 
 def test_a_row_that_did_not_train_gets_no_verdict():
     summary = _summary([60.0, 50.0, 63.0, 51.0, 45.0], trained=[True, True, False, True, True])
-    table = analysis.enhancement_table(summary, ANCHOR, VARIANTS).set_index("row")
+    table = table_5.enhancement_table(summary, ANCHOR, VARIANTS).set_index("row")
     assert set(table.loc["+ hybrid", ["Avg against plain ZO", "Avg against backprop", "Avg against zero-step"]]) \
         == {"did not train"}
     assert "(did not train)" in table.loc["+ hybrid", "training-loss drop"]
-    lines = analysis.enhancement_statements(summary, ANCHOR, VARIANTS)
+    lines = table_5.enhancement_statements(summary, ANCHOR, VARIANTS)
     assert any(line.startswith("+ hybrid: **did not train**") for line in lines)
     untrained_plain = _summary([60.0, 50.0, 63.0, 51.0, 45.0], trained=[True, False, True, True, True])
-    hybrid = analysis.enhancement_table(untrained_plain, ANCHOR, VARIANTS).set_index("row").loc["+ hybrid"]
+    hybrid = table_5.enhancement_table(untrained_plain, ANCHOR, VARIANTS).set_index("row").loc["+ hybrid"]
     assert hybrid["Avg against plain ZO"] == "did not train" and hybrid["Avg against backprop"] == "better"
 
 
 def test_the_papers_table_5_and_its_claim_name_the_rows_above_fo_sgd():
-    paper = analysis.paper_table_5(ROOT / "reference")
+    paper = table_5.paper_table_5(ROOT / "reference")
     assert paper.loc["all three"].tolist() == [62.07, 51.94]
-    assert "+ hybrid, all three" in analysis.table_5_claim(paper)
+    assert "+ hybrid, all three" in table_5.table_5_claim(paper)
 
 
 # ---------------------------------------------------------------------------------------- the claims

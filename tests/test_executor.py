@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from zeroflow_core import stages
-from zeroflow_core.params import load_params
+from zeroflow_core.pipeline import stages
+from zeroflow_core.pipeline.params import load_params
 
 ROOT = Path(__file__).parents[1]
 RAY = Path(sys.executable).with_name("ray")

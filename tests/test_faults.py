@@ -18,9 +18,9 @@ import pytest
 import torch
 import yaml
 
-from zeroflow_core import executor
-from zeroflow_core.cells import Cell
-from zeroflow_core.lifetime import LOCK_FILE, FolderBusy, folder_lock
+from zeroflow_core.pipeline import executor
+from zeroflow_core.pipeline.cells import Cell
+from zeroflow_core.pipeline.lifetime import LOCK_FILE, FolderBusy, folder_lock
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -107,7 +107,7 @@ def test_a_finished_cell_whose_checkpoint_does_not_load_fails_by_name(tmp_path, 
 
 
 def test_a_real_cell_with_truncated_metrics_is_rebuilt_from_its_checkpoint(tmp_path, monkeypatch):
-    from zeroflow_core.config import resolve_config
+    from zeroflow_core.run.config import resolve_config
 
     config = resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "epochs": 1,
                              "max_steps_per_epoch": 2, "n_tasks": 2, "threads": 1, "backbone_weights": "",
@@ -155,9 +155,9 @@ STAGE = """
     import os, sys, time
     from pathlib import Path
 
-    from zeroflow_core import executor
-    from zeroflow_core.cells import Cell
-    from zeroflow_core.lifetime import exit_with_parent
+    from zeroflow_core.pipeline import executor
+    from zeroflow_core.pipeline.cells import Cell
+    from zeroflow_core.pipeline.lifetime import exit_with_parent
 
 
     def slow(cell):

@@ -6,11 +6,11 @@ import io
 import pytest
 import torch
 
-from zeroflow_core.config import ConfigError, resolve_config
+from zeroflow_core.run.config import ConfigError, resolve_config
 from zeroflow_core.models.parameter_sets import SetClosure, set_cross_entropy
 from zeroflow_core.optim import NonFiniteLossError, create_optimizer
 from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
-from zeroflow_core.train import train
+from zeroflow_core.run.train import train
 
 from test_train import TINY
 
@@ -224,8 +224,8 @@ def test_the_backprop_phase_anneals_over_its_own_epochs(tmp_path):
 
 
 def test_the_backprop_phase_takes_its_optimizers_own_settings_and_params_yaml(tmp_path):
-    from zeroflow_core.cells import resolve_run
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.cells import resolve_run
+    from zeroflow_core.pipeline.params import load_params
 
     config = resolve_config({**BASE, "optimizer": "zo-adam", "fo_epochs": 1})
     assert config["fo_hyper"] == resolve_config({**BASE, "optimizer": "fo-adam", "optimizer_hyper": {}})[
@@ -244,8 +244,8 @@ def test_table_2_measures_the_hybrid_head_as_a_row_of_its_own(tmp_path):
     at two-sided q = 1) and no full backward; its row is labelled apart from plain ZO-SGD's."""
     import json
 
-    from zeroflow_core import analysis
-    from zeroflow_core.bench import run_benchmark
+    from zeroflow_core.book import table_2
+    from zeroflow_core.run.bench import run_benchmark
 
     plain, = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, threads=1, warmup=0, depth=2)
     hybrid, = run_benchmark("vit-tiny", ["zo-sgd"], batch_size=2, steps=1, threads=1, warmup=0, depth=2,
@@ -258,14 +258,14 @@ def test_table_2_measures_the_hybrid_head_as_a_row_of_its_own(tmp_path):
     fo = {**plain, "optimizer": "fo-sgd", "q": None, "head_optimizer": "same"}
     old = {k: v for k, v in fo.items() if k not in ("head_optimizer", "head_backwards_per_step")}  # before the head
     (tmp_path / "vit-tiny.json").write_text(json.dumps([old, plain, hybrid]))
-    frame = analysis.load_efficiency(tmp_path, ["vit-tiny"])
+    frame = table_2.load_efficiency(tmp_path, ["vit-tiny"])
     assert frame.label.tolist() == ["FO-SGD", "ZO-SGD (q = 1)", "ZO-SGD (q = 1), head by backprop"]
-    table = analysis.efficiency_table(frame, "vit-tiny").set_index("optimizer")
+    table = table_2.efficiency_table(frame, "vit-tiny").set_index("optimizer")
     assert table["head backwards / step"].tolist() == [0, 0, 2]
 
 
 def test_only_forward_pass_optimizers_are_measured_with_a_backprop_head():
-    from zeroflow_core.params import check_params, load_params
+    from zeroflow_core.pipeline.params import check_params, load_params
 
     params = load_params("params.yaml")
     params["efficiency"]["backprop_head"] = ["fo-adam"]
@@ -275,7 +275,7 @@ def test_only_forward_pass_optimizers_are_measured_with_a_backprop_head():
 
 # -- the grid's rows beyond the paper ---------------------------------------------------------------------------
 def _with_rows(rows):
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.params import load_params
 
     params = load_params("params.yaml")
     params["grid"]["beyond_paper"] = rows
@@ -283,8 +283,8 @@ def _with_rows(rows):
 
 
 def test_a_head_row_of_the_grid_is_its_optimizer_with_the_head_by_backprop_in_a_folder_of_its_own():
-    from zeroflow_core.cells import resolve_run, train_cells
-    from zeroflow_core.params import check_params
+    from zeroflow_core.pipeline.cells import resolve_run, train_cells
+    from zeroflow_core.pipeline.params import check_params
 
     params = _with_rows(["lozo", "zo-sgd+head"])
     check_params(params)
@@ -302,7 +302,7 @@ def test_a_head_row_of_the_grid_is_its_optimizer_with_the_head_by_backprop_in_a_
                                           (["zo-sdg+head"], "unknown optimizer 'zo-sdg'"),
                                           (["fzoo"], "lists 'fzoo' twice")])
 def test_a_row_beyond_the_paper_that_cannot_run_is_refused(rows, message):
-    from zeroflow_core.params import check_params
+    from zeroflow_core.pipeline.params import check_params
 
     with pytest.raises(ConfigError, match=message):
         check_params(_with_rows(rows))
@@ -311,8 +311,8 @@ def test_a_row_beyond_the_paper_that_cannot_run_is_refused(rows, message):
 def test_a_head_row_is_shown_beside_its_optimizer_and_read_from_its_own_folder(tmp_path):
     import json
 
-    from zeroflow_core import report
-    from zeroflow_core.cells import run_folder
+    from zeroflow_core.book import report
+    from zeroflow_core.pipeline.cells import run_folder
 
     assert report.optimizer_label("zo-adam+head") == "ZO-Adam + BP head"
     assert report.paper_row("zo-sgd+head") == ("SGD", "ZO, head by backprop (beyond the paper)")
@@ -334,8 +334,8 @@ def test_a_head_row_is_shown_beside_its_optimizer_and_read_from_its_own_folder(t
 def test_the_claims_of_the_rows_beyond_the_paper_read_each_against_what_its_paper_improves_on():
     import pandas as pd
 
-    from zeroflow_core import claims
-    from zeroflow_core.trained import DID_NOT_TRAIN
+    from zeroflow_core.book import claims
+    from zeroflow_core.book.trained import DID_NOT_TRAIN
 
     def rows(optimizer, avg, drops):
         return [{"method": "ease", "optimizer": optimizer, "dataset": "hues", "seed": seed, "avg_acc": avg + seed,

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from zeroflow_core import landscape
-from zeroflow_core.landscape import FIGURE_3_PANELS, FIGURE_6_PANELS, TOY_HYPER, TwoTaskProblem, trajectory
+from zeroflow_core.book import landscape
+from zeroflow_core.book.landscape import FIGURE_3_PANELS, FIGURE_6_PANELS, TOY_HYPER, TwoTaskProblem, trajectory
 
 PROBLEM = TwoTaskProblem()
 

@@ -3,17 +3,17 @@ import math
 import numpy as np
 import pytest
 
-from zeroflow_core.metrics import (
-    MetricsError,
-    accuracy,
-    average_accuracy,
-    backward_transfer,
-    empty_acc_matrix,
-    forgetting,
-    last_accuracy,
-    summarize,
-    task_accuracies,
-)
+from zeroflow_core.run.metrics import (
+                                       MetricsError,
+                                       accuracy,
+                                       average_accuracy,
+                                       backward_transfer,
+                                       empty_acc_matrix,
+                                       forgetting,
+                                       last_accuracy,
+                                       summarize,
+                                       task_accuracies,
+                                       )
 
 NAN = float("nan")
 # task 0 peaks after task 1 (80), not right after being learnt (70)

@@ -553,8 +553,8 @@ def test_bf16_autocast_losses_leave_the_fp32_weights_restored_bit_exactly(name, 
 
 
 def test_a_bf16_autocast_run_differs_from_fp32_only_in_its_losses(tmp_path):
-    from zeroflow_core.config import resolve_config
-    from zeroflow_core.train import train
+    from zeroflow_core.run.config import resolve_config
+    from zeroflow_core.run.train import train
 
     base = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 2, "epochs": 1,
             "max_steps_per_epoch": 3, "heldout_every": 0, "threads": 1, "method": "ease"}

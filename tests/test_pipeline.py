@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zeroflow_core.config import ConfigError
+from zeroflow_core.run.config import ConfigError
 from zeroflow_core.io import load_yaml
-from zeroflow_core.cells import grid_cells, run_config
-from zeroflow_core.params import check_params, load_params
+from zeroflow_core.pipeline.cells import grid_cells, run_config
+from zeroflow_core.pipeline.params import check_params, load_params
 
 ROOT = Path(__file__).parents[1]
 
@@ -22,7 +22,7 @@ def test_shipped_params_are_valid(name):
 def test_the_optimizer_values_spelled_out_are_the_profiles(name):
     """params.yaml restates each optimizer's lr and q so that `dvc exp run -S optimizers.zo-sgd.lr=...`
     finds the key; restated, they change nothing."""
-    from zeroflow_core.config import resolve_config
+    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.optim.registry import resolve_hyper
 
     params = load_params(ROOT / name)
@@ -42,8 +42,8 @@ def test_the_smoke_rates_are_the_searchs_choices_and_its_page_shows_them():
     rendering of that table."""
     import pandas as pd
 
-    from zeroflow_core.config import resolve_config
-    from zeroflow_core.lr_search import chosen_learning_rates, search_page
+    from zeroflow_core.run.config import resolve_config
+    from zeroflow_core.pipeline.lr_search import chosen_learning_rates, search_page
     from zeroflow_core.optim import OPTIMIZERS
 
     table = pd.read_csv(ROOT / "book" / "learning-rates.csv")
@@ -59,8 +59,8 @@ def test_the_smoke_rates_are_the_searchs_choices_and_its_page_shows_them():
 
 def test_the_paper_switch_reaches_every_stage(tmp_path):
     """README's one command, `cp params-paper.yaml params.yaml`: grid, sweeps and Table 2 all at the paper's scale."""
-    from zeroflow_core.bench import efficiency_pairs
-    from zeroflow_core.cells import sweep_cells, train_cells
+    from zeroflow_core.run.bench import efficiency_pairs
+    from zeroflow_core.pipeline.cells import sweep_cells, train_cells
 
     shutil.copy(ROOT / "params-paper.yaml", tmp_path / "params.yaml")
     params = load_params(tmp_path / "params.yaml")
@@ -122,7 +122,7 @@ def test_any_edit_of_params_yaml_reruns_the_check():
 
 
 def test_a_run_key_that_belongs_to_the_optimizer_or_method_is_pointed_there():
-    from zeroflow_core.config import resolve_config
+    from zeroflow_core.run.config import resolve_config
 
     with pytest.raises(ConfigError, match=r"'lr' \(did you mean 'optimizer_hyper.lr'\?\)"):
         resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues", "lr": 0.1})
@@ -133,7 +133,7 @@ def test_a_run_key_that_belongs_to_the_optimizer_or_method_is_pointed_there():
 
 
 def test_the_resolver_merges_the_layers_in_order_and_says_which_set_each_key():
-    from zeroflow_core.cells import resolve_run
+    from zeroflow_core.pipeline.cells import resolve_run
 
     params = _params()
     params["train"].update(epochs=4, dataset_options={"n_train": 30})
@@ -167,7 +167,7 @@ def test_the_resolver_merges_the_layers_in_order_and_says_which_set_each_key():
 
 
 def test_a_sweep_cell_says_which_layer_set_its_value_and_its_fixed_settings():
-    from zeroflow_core.cells import sweep_cells
+    from zeroflow_core.pipeline.cells import sweep_cells
 
     params = _params()
     params["ablations"]["sweeps"]["head_scale"] = {"hyper": "head_scale", "optimizers": ["fo-sgd", "zo-sgd"],
@@ -185,7 +185,7 @@ def test_a_sweep_cell_says_which_layer_set_its_value_and_its_fixed_settings():
 
 
 def test_an_identity_key_or_an_unknown_key_in_a_layer_is_refused_naming_the_layer():
-    from zeroflow_core.config import Layer, resolve
+    from zeroflow_core.run.config import Layer, resolve
 
     with pytest.raises(ConfigError, match=r"--set: 'seed' is part of the run's identity"):
         resolve({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues"}, [Layer("--set", {"seed": 3})])
@@ -234,7 +234,8 @@ def test_baseline_and_execution_settings_are_checked(edit, message):
 
 
 def test_train_cells_share_the_threads_and_keep_their_identity():
-    from zeroflow_core.cells import identity, train_cells
+    from zeroflow_core.pipeline.cells import train_cells
+    from zeroflow_core.run.config import identity
 
     params = _params()
     params["train"]["threads"] = 2
@@ -271,7 +272,7 @@ def test_prepare_names_a_missing_dataset(tmp_path):
 def test_a_cell_made_by_other_code_is_run_again(tmp_path, monkeypatch):
     import json
 
-    from zeroflow_core import executor
+    from zeroflow_core.pipeline import executor
 
     ran = []
     monkeypatch.setattr(executor, "run_cell", lambda cell: ran.append(cell.name) or _finish(cell))
@@ -292,13 +293,13 @@ def test_a_cell_made_by_other_code_is_run_again(tmp_path, monkeypatch):
     executor.run_cells(tmp_path, cells, log=lambda *_: None)
     assert ran == ["b"]
     assert executor.code_fingerprint() == executor.code_fingerprint()
-    from zeroflow_core.imports import PACKAGE
+    from zeroflow_core.pipeline.imports import PACKAGE
 
     assert executor.code_fingerprint([PACKAGE / "train.py"]) != executor.code_fingerprint([PACKAGE / "config.py"])
 
 
 def test_local_workers_get_their_own_gpus():
-    from zeroflow_core.executor import gpu_slot
+    from zeroflow_core.pipeline.executor import gpu_slot
 
     assert gpu_slot(0, 1, None) == ["0"] and gpu_slot(3, 1, None) == ["3"]
     assert gpu_slot(1, 2, ["4", "5", "6", "7"]) == ["6", "7"]
@@ -309,7 +310,7 @@ def test_local_workers_get_their_own_gpus():
 def test_a_failed_cell_leaves_no_folder_and_the_finished_ones_stay(tmp_path, monkeypatch):
     import json
 
-    from zeroflow_core import executor
+    from zeroflow_core.pipeline import executor
 
     def run(cell):
         (cell.out / "config.yaml").write_text(yaml.safe_dump(cell.config))
@@ -329,8 +330,8 @@ def test_the_summaries_of_a_stage_give_each_optimizers_means_and_curves(tmp_path
     import csv
     import json
 
-    from zeroflow_core.cells import Cell
-    from zeroflow_core.stages import write_summaries
+    from zeroflow_core.pipeline.cells import Cell
+    from zeroflow_core.pipeline.stages import write_summaries
 
     cells = []
     for optimizer, accuracies in (("fo-sgd", (40.0, 44.0)), ("zo-sgd", (30.0, 30.0)), ("none", (20.0, 20.0))):
@@ -361,7 +362,7 @@ def test_the_summaries_of_a_stage_give_each_optimizers_means_and_curves(tmp_path
 
 
 def test_the_plots_page_carries_its_scripts(tmp_path):
-    from zeroflow_core.plots import offline_template
+    from zeroflow_core.book.plots import offline_template
 
     page = offline_template(tmp_path / "template.html").read_text()
     assert "{plot_divs}" in page and "window.vegaEmbed" in page
@@ -447,8 +448,8 @@ def test_a_yaml_error_names_the_file_and_line(tmp_path):
 
 
 def test_another_configuration_in_a_run_folder_names_the_differing_key_only(tmp_path):
-    from zeroflow_core.config import resolve_config
-    from zeroflow_core.train import train
+    from zeroflow_core.run.config import resolve_config
+    from zeroflow_core.run.train import train
 
     config = resolve_config({"method": "ease", "optimizer": "zo-sgd", "dataset": "hues"})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -476,7 +477,7 @@ def test_the_paper_profile_lists_every_missing_dataset_and_the_weights_in_one_me
 
 def test_the_smoke_grid_needs_no_file_before_it_runs():
     from zeroflow_core.models.pretrained import PRETRAIN_DIR, seed_folder
-    from zeroflow_core.params import missing_inputs
+    from zeroflow_core.pipeline.params import missing_inputs
 
     params = load_params(ROOT / "params.yaml")
     assert missing_inputs(params) == []
@@ -489,7 +490,7 @@ def test_the_smoke_grid_needs_no_file_before_it_runs():
 
 
 def test_budget_names_every_dataset_without_a_size_at_once():
-    from zeroflow_core.budget import grid_budget
+    from zeroflow_core.pipeline.budget import grid_budget
 
     with pytest.raises(ValueError, match=r"no size for cifar100, imagenet_a, omnibenchmark: run `dvc repro "
                                          r"prepare@cifar100 prepare@imagenet_a prepare@omnibenchmark` or pass "
@@ -502,8 +503,8 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
     import csv
     import json
 
-    from zeroflow_core import stages
-    from zeroflow_core.cells import sweep_cells
+    from zeroflow_core.pipeline import stages
+    from zeroflow_core.pipeline.cells import sweep_cells
 
     params = _params()
     params["ablations"]["seeds"] = [0, 1]
@@ -528,7 +529,8 @@ def test_any_sweep_gets_its_table_without_a_page(tmp_path, monkeypatch):
 def test_a_zo_sgd_rate_edit_changes_exactly_the_zo_sgd_cells_of_the_grid_and_the_sweeps():
     """What the guide says an edit of optimizers.zo-sgd.lr reruns: the zo-sgd cells of the grid and, since the smoke
     sweeps take the grid's rates (ablations.optimizers is empty), of every sweep; no other cell."""
-    from zeroflow_core.cells import identity, sweep_cells, train_cells
+    from zeroflow_core.pipeline.cells import sweep_cells, train_cells
+    from zeroflow_core.run.config import identity
 
     def cells(params):
         grid = params["grid"]

@@ -10,7 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from zeroflow_core.progress import RunProgress, StageProgress
+from zeroflow_core.pipeline.progress import StageProgress
+from zeroflow_core.run.progress import RunProgress
 
 ROOT = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -70,8 +71,8 @@ STAGE = """
     import json, sys, time
     from pathlib import Path
 
-    from zeroflow_core import executor, progress
-    from zeroflow_core.cells import Cell
+    from zeroflow_core.pipeline import executor, progress
+    from zeroflow_core.pipeline.cells import Cell
 
 
     def slow(cell):

@@ -61,7 +61,7 @@ def test_table_5_holds_the_icml_versions_combined_enhancements_and_its_rows_agre
 
 
 def test_the_published_simplecil_numbers_are_on_the_in21k_backbone_as_the_table_1_sentence_says():
-    """analysis.paper_no_training_statements says the published SimpleCIL is on ViT-B/16-IN21K and its release's
+    """table_1.paper_no_training_statements says the published SimpleCIL is on ViT-B/16-IN21K and its release's
     split, not the backbone INFTY's code gives the paper's rows: that holds for every row it reads."""
     table = pd.read_csv(REFERENCE / "simplecil_aper.csv")
     assert table.backbone.str.startswith("ViT-B/16-IN21K").all()

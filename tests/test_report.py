@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from zeroflow_core import report
+from zeroflow_core.book import report
 from zeroflow_core.io import load_yaml
-from zeroflow_core.cells import run_folder
-from zeroflow_core.timing import write_timing
-from zeroflow_core.pages import NOTEBOOKS
-from zeroflow_core.provenance import params_hash
+from zeroflow_core.pipeline.cells import run_folder
+from zeroflow_core.run.timing import write_timing
+from zeroflow_core.book.pages import NOTEBOOKS
+from zeroflow_core.pipeline.provenance import params_hash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -146,7 +146,7 @@ def test_the_baseline_has_one_row_per_dataset_and_seed(tmp_path):
 
 
 def test_every_row_is_read_against_its_zero_step_control(tmp_path):
-    from zeroflow_core import trained
+    from zeroflow_core.book import trained
 
     fake_grid(tmp_path)
     runs = load(tmp_path, ["simplecil", *GRID["methods"]])
@@ -272,7 +272,7 @@ def test_overview_takes_the_papers_methods_and_both_no_training_rows(tmp_path):
 
 def _drawn(monkeypatch):
     """The figure a figures function draws, kept open instead of saved."""
-    from zeroflow_core import figures
+    from zeroflow_core.book import figures
 
     drawn = []
     monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
@@ -316,7 +316,7 @@ def test_a_figure_that_would_not_read_at_the_page_width_is_refused(tmp_path):
     page's width, and a legend over the data."""
     import matplotlib.pyplot as plt
 
-    from zeroflow_core import figures
+    from zeroflow_core.book import figures
 
     figures.setup(tmp_path)
     wide, ax = plt.subplots(figsize=(figures.PAGE_WIDTH * 1.5, 3))
@@ -393,7 +393,7 @@ def fake_efficiency(folder: Path):
 def fake_ablations(root: Path, params: dict):
     """Every cell of every sweep as its stage writes it (the zero-step controls and the step-matched controls too),
     with numbers made from the cell's position among the sweep's values and its seed."""
-    from zeroflow_core.cells import matched_cells, sweep_cell_name, sweep_cells, sweep_values
+    from zeroflow_core.pipeline.cells import matched_cells, sweep_cell_name, sweep_cells, sweep_values
 
     ablations = root / "runs" / "ablation"
     for name, sweep in params["ablations"]["sweeps"].items():
@@ -577,7 +577,7 @@ def test_execute_notebook_starts_from_an_empty_folder(executed, capfd):
 
 
 def test_book_builds_versions_with_stamps(executed, tmp_path):
-    from zeroflow_core.book import build_book, list_versions
+    from zeroflow_core.book.build import build_book, list_versions
 
     root, params, _ = executed
     site = tmp_path / "site"
@@ -629,7 +629,7 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     # (the HTML splits a command's words into spans: the headings are what can be matched whole)
     assert "What a rebuild should expect" in reproducibility and "Check a rebuild against this book" in reproducibility
     # a version holds the tables and statements it shows, and its params.yaml: `zeroflow compare` reads them
-    from zeroflow_core.compare import book_files, compare_results
+    from zeroflow_core.book.compare import book_files, compare_results
 
     assert book_files(second.parent / "results") == {name: second.parent / "results" / name
                                                      for name in book_files(root / "results")}
@@ -646,7 +646,7 @@ def test_book_builds_versions_with_stamps(executed, tmp_path):
     assert '<span class="latest">' in row(index, second.parent.name)
 
     # the first content again: its version is shown again and marked latest; pruning keeps the newest and that one
-    from zeroflow_core.book import prune_versions
+    from zeroflow_core.book.build import prune_versions
 
     assert build_book(params, "params.yaml", now=dt.datetime(2025, 1, 4, 12, tzinfo=dt.timezone.utc), **kwargs) == first
     assert first.parent.name in (site / "latest" / "table_1.html").read_text()
@@ -677,7 +677,7 @@ def test_book_prune_keeps_the_newest_and_the_one_latest_shows(tmp_path, capsys):
     import json
 
     from zeroflow_core import cli
-    from zeroflow_core.book import STAMP_FILE, list_versions
+    from zeroflow_core.book.build import STAMP_FILE, list_versions
 
     site = tmp_path / "site"
     for day in (1, 2, 3):

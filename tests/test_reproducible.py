@@ -2,7 +2,7 @@
 
 Every file a later stage reads (a backbone, a cell's checkpoint and metrics.json, a stage's summaries) holds no time,
 date or duration: a stage run twice writes the same bytes, so DVC sees no change after a forced rerun. What runs spend
-goes to timing/ (zeroflow_core.timing). Each seed pretrains its own smoke backbone and each run loads its seed's; a
+goes to timing/ (zeroflow_core.run.timing). Each seed pretrains its own smoke backbone and each run loads its seed's; a
 cell runs again when the backbone it loaded changes.
 """
 from __future__ import annotations
@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zeroflow_core import cli, executor
-from zeroflow_core.cells import Cell
+from zeroflow_core import cli
+
+from zeroflow_core.pipeline import executor
+from zeroflow_core.pipeline.cells import Cell
 from zeroflow_core.io import file_sha256
 from zeroflow_core.models.pretrained import WeightsNotFoundError, seed_folder, weights_file
-from zeroflow_core.params import load_params
-from zeroflow_core.timing import read_timing, timing_file, timing_folder
+from zeroflow_core.pipeline.params import load_params
+from zeroflow_core.run.timing import read_timing, timing_file, timing_folder
 
 ROOT = Path(__file__).parents[1]
 
@@ -62,7 +64,7 @@ def _hashes(*paths: Path) -> dict[str, str]:
 
 
 def test_a_pretraining_and_a_train_stage_run_twice_write_the_same_bytes(tmp_path, monkeypatch):
-    from zeroflow_core import stages
+    from zeroflow_core.pipeline import stages
 
     monkeypatch.chdir(tmp_path)
     params_path = _tiny_params(tmp_path)

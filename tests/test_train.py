@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from zeroflow_core.config import ConfigError, parse_overrides, resolve_config
+from zeroflow_core.run.config import ConfigError, parse_overrides, resolve_config
 from zeroflow_core.io import file_sha256
 from zeroflow_core.optim import create_optimizer
-from zeroflow_core.train import Run, build_vit, train
+from zeroflow_core.run.train import Run, build_vit, train
 
 TINY = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 5, "epochs": 2,
         "max_steps_per_epoch": 12, "batch_size": 16, "heldout_every": 5, "heldout_batch": 8, "threads": 1}
@@ -131,7 +131,7 @@ def test_the_paper_profile_runs_seed_1993_first_with_the_official_seeding():
     the class order (lines 153-157); the paper profile's default seed is that one, and the run seeds torch from it
     before it builds anything (EASE records the seed its modules are drawn from)."""
     from zeroflow_core import cli
-    from zeroflow_core.train import Run
+    from zeroflow_core.run.train import Run
 
     paper = resolve_config({"profile": "paper", "method": "ease", "dataset": "cub", "optimizer": "zo-sgd"})
     assert paper["seed"] == 1993 and paper["class_order_seed"] == 1993
@@ -149,7 +149,7 @@ def test_ease_alpha_under_zo_official_takes_inftys_alpha_for_forward_pass_runs_o
     """INFTY's main.py (lines 50-52) merges zeroflow.yaml into EASE's arguments: its alpha 0.9 (line 13, meant for
     history mixing) replaces EASE's α (models/ease.py line 35, utils/inc_net.py line 997) in every ZO and
     Forward-Grad run; backprop keeps the release config's (CUB: 0.05). The smoke profile keeps the release side."""
-    from zeroflow_core.config import resolve
+    from zeroflow_core.run.config import resolve
 
     dataset = "cub" if profile == "paper" else "hues"
     resolved = resolve({"profile": profile, "method": "ease", "dataset": dataset, "optimizer": optimizer})
@@ -167,8 +167,8 @@ def test_ease_alpha_under_zo_official_takes_inftys_alpha_for_forward_pass_runs_o
 def test_the_official_alpha_wins_over_params_yaml_and_a_bad_value_is_named():
     """The smoke params.yaml sets methods.ease.alpha 0.1, as EASE's json does: the official side still replaces it,
     as INFTY's args.update does (what the switch's sweep measures)."""
-    from zeroflow_core.cells import resolve_run
-    from zeroflow_core.config import Layer
+    from zeroflow_core.pipeline.cells import resolve_run
+    from zeroflow_core.run.config import Layer
     from zeroflow_core.io import load_yaml
 
     params = load_yaml((Path(__file__).parents[1] / "params.yaml").read_text())
@@ -184,7 +184,7 @@ def test_the_official_alpha_wins_over_params_yaml_and_a_bad_value_is_named():
 def test_the_cosine_floor_is_the_run_setting_min_lr(profile, optimizer, floor):
     """PILOT's configs set min_lr 0 (exps/ease.json line 21; models/ease.py line 300 passes it as eta_min); the smoke
     profile keeps 1e-8, PILOT's value for a config without one. ZO runs have no schedule (schedule auto)."""
-    from zeroflow_core.train import _scheduler
+    from zeroflow_core.run.train import _scheduler
 
     config = resolve_config({"profile": profile, "method": "ease", "optimizer": optimizer,
                              "dataset": "cifar100" if profile == "paper" else "hues"})
@@ -231,7 +231,7 @@ def test_every_official_setting_names_a_file_listed_in_reference_sources():
     read; the smoke profile's name the command that chose them."""
     import csv
 
-    from zeroflow_core.config import PROFILES, check_profiles
+    from zeroflow_core.run.config import PROFILES, check_profiles
 
     check_profiles(PROFILES)
     with open(Path(__file__).parents[1] / "reference" / "sources.csv") as f:
@@ -266,7 +266,7 @@ def test_missing_backbone_weights_give_one_clear_message(tmp_path):
 
 def test_config_yaml_records_which_layer_set_each_key(tmp_path):
     from zeroflow_core import cli
-    from zeroflow_core.cells import identity
+    from zeroflow_core.run.config import identity
 
     out = tmp_path / "run"
     assert cli.main(["train", "--method", "simplecil", "--dataset", "hues", "--seed", "2", "--out", str(out),
@@ -307,7 +307,7 @@ def test_run_writes_metrics_dvclive_and_checkpoint(tmp_path):
 def test_heldout_records_cost_at_most_a_tenth_of_the_training_forwards(tmp_path, method):
     """Asked for a record after every step, each task keeps them within HELDOUT_SHARE of its image-forwards
     (give or take its last record), and every task still gets records."""
-    from zeroflow_core.train import HELDOUT_SHARE
+    from zeroflow_core.run.train import HELDOUT_SHARE
 
     config = resolve_config({**TINY, "method": method, "optimizer": "zo-sgd", "heldout_every": 1,
                              "heldout_batch": 16})
@@ -359,7 +359,7 @@ def test_same_output_folder_refuses_a_different_configuration(tmp_path):
 
 @pytest.fixture(scope="module")
 def pretrained_smoke_backbone(tmp_path_factory):
-    from zeroflow_core.pretrain import pretrain
+    from zeroflow_core.run.pretrain import pretrain
 
     out = tmp_path_factory.mktemp("pretrain")
     # in colour: a grey pretraining needs about 10 epochs before it learns (the pipeline's 32%)
@@ -441,7 +441,7 @@ def test_a_vit_b16_checkpoint_is_a_few_percent_of_the_model():
     import io
 
     from zeroflow_core.methods import create_method
-    from zeroflow_core.train import trained_state
+    from zeroflow_core.run.train import trained_state
 
     vit, _ = build_vit(resolve_config({"profile": "paper", "method": "ease", "optimizer": "zo-sgd",
                                        "dataset": "cifar100", "backbone_weights": ""}))
@@ -470,7 +470,7 @@ def test_a_finished_run_run_again_changes_nothing(tmp_path):
 @pytest.mark.parametrize("method,optimizer", [("ease", "zo-sgd"), ("aper", "zo-sgd-conserve"), ("ease", "fo-sgd")])
 def test_the_budget_counts_the_image_forwards_a_run_makes(tmp_path, method, optimizer):
     """`zeroflow budget`'s count for a run equals what the run's ViT counted (capped epochs: every batch full)."""
-    from zeroflow_core.budget import run_budget
+    from zeroflow_core.pipeline.budget import run_budget
     from zeroflow_core.data import load_dataset
 
     config = resolve_config({**TINY, "method": method, "optimizer": optimizer, "heldout_every": 0})
@@ -498,7 +498,7 @@ def test_a_forward_pass_run_at_lr_0_equals_its_zero_step_control(tmp_path, optim
 def test_the_update_probe_sees_a_first_order_step_follow_the_gradient(tmp_path):
     """One FO-SGD step on the probe's own images (no momentum, no decay) moves every trained tensor along −∇L at the
     task's start: the cosine of the update with the gradient is 1."""
-    from zeroflow_core.train import UpdateProbe
+    from zeroflow_core.run.train import UpdateProbe
 
     run = Run(resolve_config({**TINY, "method": "ease", "optimizer": "fo-sgd"}), tmp_path / "run", progress=False)
     method = run.method

@@ -27,7 +27,7 @@ def _optimizers(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import BenchmarkError, format_batching, format_table, run_batching, run_benchmark
+    from zeroflow_core.run.bench import BenchmarkError, format_batching, format_table, run_batching, run_benchmark
 
     qs = [int(q) for q in args.q.split(",")] if args.q else [None]
     try:
@@ -48,9 +48,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_stage(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import stage_overhead
-    from zeroflow_core.cells import execution, stage_folder
-    from zeroflow_core.params import load_params
+    from zeroflow_core.run.bench import stage_overhead
+    from zeroflow_core.pipeline.cells import execution, stage_folder
+    from zeroflow_core.pipeline.params import load_params
 
     settings = execution(load_params(args.params))
     method, _, dataset = args.stage.partition("@")[2].partition("-")
@@ -61,8 +61,8 @@ def _bench_stage(args: argparse.Namespace) -> int:
 
 
 def _budget(args: argparse.Namespace) -> int:
-    from zeroflow_core.budget import dataset_sizes, grid_budget, measured_seconds_per_image
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.budget import dataset_sizes, grid_budget, measured_seconds_per_image
+    from zeroflow_core.pipeline.params import load_params
 
     sizes = dataset_sizes()
     for pair in filter(None, args.images.split(",")):
@@ -91,16 +91,16 @@ def _budget(args: argparse.Namespace) -> int:
 
 
 def _plots(args: argparse.Namespace) -> int:
-    from zeroflow_core.plots import show
+    from zeroflow_core.book.plots import show
 
     print(f"plots: {show(args.out).resolve()}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from zeroflow_core.config import IDENTITY_KEYS, Layer, parse_overrides, resolve
+    from zeroflow_core.run.config import IDENTITY_KEYS, Layer, parse_overrides, resolve
     from zeroflow_core.methods import METHODS
-    from zeroflow_core.train import train
+    from zeroflow_core.run.train import train
 
     if METHODS[args.method].trains and args.optimizer is None:
         raise ValueError(f"--optimizer is required: {args.method} trains (see `zeroflow optimizers`)")
@@ -113,7 +113,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from zeroflow_core.pretrain import pretrain
+    from zeroflow_core.run.pretrain import pretrain
 
     result = pretrain(args.out, backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, n_classes=args.classes, threads=args.threads, grayscale=args.grayscale)
@@ -122,10 +122,10 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _check_params(args: argparse.Namespace) -> int:
-    from zeroflow_core.cells import grid_cells
+    from zeroflow_core.pipeline.cells import grid_cells
     from zeroflow_core.io import write_atomically
-    from zeroflow_core.pages import check_pages_against
-    from zeroflow_core.params import load_params, missing_inputs
+    from zeroflow_core.book.pages import check_pages_against
+    from zeroflow_core.pipeline.params import load_params, missing_inputs
 
     params = load_params(args.params)
     check_pages_against(params, args.params)
@@ -142,11 +142,11 @@ def _check_params(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from zeroflow_core.config import NO_OPTIMIZER
+    from zeroflow_core.run.config import NO_OPTIMIZER
     from zeroflow_core.data.manifest import dataset_manifest
-    from zeroflow_core.cells import run_config
+    from zeroflow_core.pipeline.cells import run_config
     from zeroflow_core.io import write_json
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.params import load_params
 
     params = load_params(args.params)
     grid = params["grid"]
@@ -159,9 +159,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _stage_train(args: argparse.Namespace) -> int:
-    from zeroflow_core import stages
-    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline import stages
+    from zeroflow_core.pipeline.lifetime import FolderBusy, exit_with_parent
+    from zeroflow_core.pipeline.params import load_params
 
     exit_with_parent()  # no orphan cells when dvc dies
     try:
@@ -175,8 +175,8 @@ def _stage_train(args: argparse.Namespace) -> int:
 
 def _search_lr(args: argparse.Namespace) -> int:
     from zeroflow_core.io import write_atomically
-    from zeroflow_core.lr_search import merge_searches, search, search_page
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.lr_search import merge_searches, search, search_page
+    from zeroflow_core.pipeline.params import load_params
 
     params = load_params(args.params)
     optimizers = args.optimizers.split(",") if args.optimizers else params["grid"]["optimizers"]
@@ -198,10 +198,10 @@ def _search_lr(args: argparse.Namespace) -> int:
 
 
 def _stage_pretrain(args: argparse.Namespace) -> int:
-    from zeroflow_core.config import PRETRAIN_DEFAULTS
+    from zeroflow_core.run.config import PRETRAIN_DEFAULTS
     from zeroflow_core.models.pretrained import BACKBONE_FILE, seed_folder
-    from zeroflow_core.params import load_params
-    from zeroflow_core.pretrain import pretrain
+    from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.run.pretrain import pretrain
 
     params = load_params(args.params)
     if args.seed not in params["grid"]["seeds"]:  # its backbone would be one that no run loads
@@ -217,9 +217,9 @@ def _stage_pretrain(args: argparse.Namespace) -> int:
 
 
 def _stage_ablation(args: argparse.Namespace) -> int:
-    from zeroflow_core import stages
-    from zeroflow_core.lifetime import FolderBusy, exit_with_parent
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline import stages
+    from zeroflow_core.pipeline.lifetime import FolderBusy, exit_with_parent
+    from zeroflow_core.pipeline.params import load_params
 
     exit_with_parent()  # no orphan cells when dvc dies
     try:
@@ -232,10 +232,10 @@ def _stage_ablation(args: argparse.Namespace) -> int:
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.bench import (EFFICIENCY_DIR, BenchmarkError, backprop_head_optimizers, batched_budgets,
-                                     efficiency_pairs, format_batching, format_table, run_batching, run_benchmark)
+    from zeroflow_core.run.bench import (EFFICIENCY_DIR, BenchmarkError, backprop_head_optimizers, batched_budgets,
+                                         efficiency_pairs, format_batching, format_table, run_batching, run_benchmark)
     from zeroflow_core.io import write_json
-    from zeroflow_core.params import load_params
+    from zeroflow_core.pipeline.params import load_params
 
     params = load_params(args.params)
     pairs, settings = efficiency_pairs(params["efficiency"], args.model)
@@ -266,8 +266,8 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from zeroflow_core.params import load_params
-    from zeroflow_core.report import execute_notebook
+    from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.book.report import execute_notebook
 
     path = execute_notebook(args.name, load_params(args.params), args.params)
     print(f"executed -> {path}")
@@ -275,14 +275,14 @@ def _notebook(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from zeroflow_core.compare import compare
+    from zeroflow_core.book.compare import compare
 
     return 0 if compare(args.other, args.this, args.tolerance, args.limit, args.json) else 1
 
 
 def _book(args: argparse.Namespace) -> int:
-    from zeroflow_core.book import build_book, prune_versions
-    from zeroflow_core.params import load_params
+    from zeroflow_core.book.build import build_book, prune_versions
+    from zeroflow_core.pipeline.params import load_params
 
     if args.prune is not None:
         removed = prune_versions(args.site, args.prune)
@@ -315,7 +315,7 @@ def _command(commands, name: str, help: str, epilog: str | None = None):
 
 def _train_epilog() -> str:
     """The settings `--set` takes, read from their declarations (config.RUN_SETTINGS, each method's settings)."""
-    from zeroflow_core.config import IDENTITY_KEYS, RUN_SETTINGS
+    from zeroflow_core.run.config import IDENTITY_KEYS, RUN_SETTINGS
     from zeroflow_core.methods import METHODS
     from zeroflow_core.settings import help_lines
 
@@ -328,7 +328,7 @@ def _train_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zeroflow_core.config import PRETRAIN_SETTINGS, PROFILES
+    from zeroflow_core.run.config import PRETRAIN_SETTINGS, PROFILES
     from zeroflow_core.data import available_datasets
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import OPTIMIZERS
@@ -352,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", required=True, choices=available_datasets(),
                        help="continual dataset (generated sets need no files; book/guide-profiles.md: Datasets and weights)")
     train.add_argument("--profile", choices=list(PROFILES), default="smoke",
-                       help="the defaults a run starts from (zeroflow_core/profiles.yaml)")
+                       help="the defaults a run starts from (zeroflow_core/run/profiles.yaml)")
     train.add_argument("--seed", type=int, default=None,
                        help="seed of the run (data order, directions, init); default: the profile's (smoke 0, paper "
                             "1993, the official code's)")
@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                              **({"choices": list(setting.choices)} if setting.choices else {}))
     pre.set_defaults(run=_pretrain)
 
-    # Pipeline stages (dvc.yaml): each reads params.yaml through zeroflow_core.params (zeroflow_core.stages).
+    # Pipeline stages (dvc.yaml): each reads params.yaml through pipeline.params (zeroflow_core.pipeline.stages).
     check = _command(commands, "check-params", help="validate params.yaml (first stage of the pipeline)")
     check.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     check.add_argument("--out", help="write a marker file when valid (the stage's output)")

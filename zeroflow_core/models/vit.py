@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from zeroflow_core._timm import import_timm
+from zeroflow_core.models._timm import import_timm
 from zeroflow_core.models.adapters import Adapter, block_forward
 from zeroflow_core.models.parameter_sets import set_linear
 
