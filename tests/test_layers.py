@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -69,23 +70,23 @@ def test_the_packages_entry_points_are_names_of_the_science_core():
     assert set(zeroflow_core.ENTRY_POINTS) <= set(dir(zeroflow_core))
 
 
-SCIENCE_ALONE = textwrap.dedent("""
-    import json, sys
+def readme_example() -> str:
+    """The README's Python block: the science core used on its own."""
+    blocks = re.findall(r"```python\n(.*?)```", (PACKAGE.parent / "README.md").read_text(), re.S)
+    assert len(blocks) == 1, "the README has one Python example"
+    return blocks[0]
 
-    import torch
-    from zeroflow_core import METHODS, create_optimizer, train
 
-    weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    optimizer = create_optimizer("zo-sgd", [weight], lr=0.1, momentum=0.0, weight_decay=0.0)
-    optimizer.step(lambda: (weight ** 2).sum())
+REPORT = textwrap.dedent("""
     print(json.dumps({"modules": sorted(sys.modules), "methods": sorted(METHODS), "train": train.__module__,
                       "moved": weight.detach().tolist() != [1.0, -2.0]}))
 """)
 
 
 def test_the_science_core_imports_and_steps_without_the_pipeline_or_the_book():
-    """What a researcher's `from zeroflow_core import create_optimizer, METHODS, train` loads, in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", SCIENCE_ALONE], capture_output=True, text=True, check=True,
+    """The README's example, run in a fresh process: what `from zeroflow_core import METHODS, create_optimizer, train`
+    loads, and that the step it takes moves the weight."""
+    done = subprocess.run([sys.executable, "-c", "import json, sys\n" + readme_example() + REPORT], capture_output=True, text=True, check=True,
                           cwd=PACKAGE.parent)
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["moved"] and found["train"] == "zeroflow_core.run.train"
