@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 
-from zeroflow_core.book import figure_7, landscape, official_vs_ours, report, sweeps, table_2
+from zeroflow_core.book import ablations, figure_7, landscape, official_vs_ours, report, table_2
 
 from zeroflow_core.pipeline import stages
 from zeroflow_core.run.config import ConfigError
@@ -42,17 +42,17 @@ def _summary(trained=(True, True, True)):
 
 
 def test_against_baseline_differences_and_verdicts():
-    calls = sweeps.against_baseline(_summary(), 0.0, "avg_acc").set_index("value")
+    calls = ablations.against_baseline(_summary(), 0.0, "avg_acc").set_index("value")
     assert calls.loc[0.5, "difference"] == pytest.approx(4.0) and calls.loc[0.5, "verdict"] == "better"
     assert calls.loc[0.9, "verdict"] == "within the spread" and calls.loc[0.0, "verdict"] == "baseline"
-    forgetting = sweeps.against_baseline(_summary(), 0.0, "forgetting").set_index("value")
+    forgetting = ablations.against_baseline(_summary(), 0.0, "forgetting").set_index("value")
     assert forgetting.loc[0.5, "verdict"] == "worse"  # 3 points more forgetting, spreads 0.5 + 0.5
     with pytest.raises(ValueError, match="no cell with value 0.2"):
-        sweeps.against_baseline(_summary(), 0.2)
+        ablations.against_baseline(_summary(), 0.2)
     # a value that did not train, or a baseline that did not, gets no verdict
-    untrained = sweeps.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
+    untrained = ablations.against_baseline(_summary(trained=(True, False, True)), 0.0).set_index("value")
     assert untrained.loc[0.5, "verdict"] == "did not train" and untrained.loc[0.9, "verdict"] == "within the spread"
-    plain = sweeps.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
+    plain = ablations.against_baseline(_summary(trained=(False, True, True)), 0.0).set_index("value")
     assert set(plain.verdict) == {"baseline", "did not train"}
 
 
@@ -60,12 +60,12 @@ def test_trend_is_the_slope_per_doubling_and_calls_last_against_first():
     q = [1, 2, 4, 8]
     summary = pd.DataFrame({"optimizer": ["zo-sgd"] * 4, "value": q, "avg_acc_mean": [50.0, 51.5, 53.0, 54.5],
                             "avg_acc_std": [0.5] * 4})
-    slope, call = sweeps.trend(summary, "zo-sgd")
+    slope, call = ablations.trend(summary, "zo-sgd")
     assert slope == pytest.approx(1.5) and call == "better"
 
 
 def _anchor(avg=45.0):
-    """A sweep's zero-step control as sweeps.load_control gives it."""
+    """A sweep's zero-step control as ablations.load_control gives it."""
     return pd.Series({"method": "ease", "optimizer": "none", "avg_acc_mean": avg, "avg_acc_std": 1.0,
                       "last_acc_mean": 35.0, "last_acc_std": 1.0, "forgetting_mean": 8.0, "forgetting_std": 0.5})
 
@@ -73,12 +73,12 @@ def _anchor(avg=45.0):
 def test_a_sweep_page_s_tables_and_text():
     # last: 0.5 → +0.5 (within), 0.9 → +5 (better); forgetting: 0.5 → +3 (worse), 0.9 → +0.5 (within)
     summary = _summary().assign(last_acc_mean=[40.0, 40.5, 45.0], last_acc_std=[1.0] * 3)
-    caption, table = sweeps.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
+    caption, table = ablations.sweep_tables(summary, "ease", "digits", [0, 1, 2])["zo-sgd"]
     assert caption == "**Ours**: EASE + ZO-SGD on Digits, mean ± std over 3 seeds"
     assert list(table.columns) == ["0%", "50%", "90%"]
     assert list(table.index) == ["Avg", "Last", "Fgt", "training-loss drop"]
     assert table.loc["Fgt", "50%"] == "13.00 ± 0.50" and table.loc["training-loss drop", "0%"] == "0.200 ± 0.010"
-    text = sweeps.sweep_text("every level helps.", summary, _anchor(), "sparsity")
+    text = ablations.sweep_text("every level helps.", summary, _anchor(), "sparsity")
     assert text.startswith("**The paper's claim**: every level helps.\n\n**Ours** (a difference is called only "
                            "where it exceeds the two standard deviations together, and only between rows that "
                            "trained):\n\n- ZO-SGD, sparsity = 0: training-loss drop 0.200 ± 0.010 per task: trained.")
@@ -89,7 +89,7 @@ def test_a_sweep_page_s_tables_and_text():
     assert ("- ZO-SGD, best trained sparsity = 0.5: +9.00 points of average accuracy against its zero-step control "
             "(EASE without a step, 45.00): better.") in text
     assert "- ZO-SGD, worst trained sparsity = 0: +5.00 points" in text
-    untrained = sweeps.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
+    untrained = ablations.sweep_text("c", summary.assign(trained=[True, False, True]), _anchor(), "sparsity")
     assert "sparsity = 0.5: training-loss drop 0.150 ± 0.010 per task: **did not train**." in untrained
     assert "ZO-SGD: sparsity = 0.5: **did not train**" in untrained and "best trained sparsity = 0.9" in untrained
 
@@ -98,34 +98,34 @@ def test_step_matched_controls_tell_a_direction_from_a_smaller_step():
     summary = _summary().assign(step_mean=[0.10, 0.05, 0.02])
     matched = pd.DataFrame({"optimizer": ["zo-sgd"] * 2, "value": [0.5, 0.9], "lr": [0.0005, 0.0002],
                             "step_mean": [0.051, 0.021], "avg_acc_mean": [50.5, 51.2], "avg_acc_std": [1.0, 1.0]})
-    table = sweeps.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
+    table = ablations.step_matched_table(summary, matched, "sparsity").set_index("sparsity")
     # 0.5: 54 ± 1 against its control 50.5 ± 1: better; 0.9: 51 against 51.2: what it gives, a smaller step gives
     assert table.loc["50%", "verdict"] == "better" and table.loc["90%", "verdict"] == "within the spread"
     assert table.loc["50%", "control's mean step"] == "0.0510" and table.loc["50%", "control's lr"] == "0.0005"
-    lines = sweeps.step_matched_lines(summary, matched, "sparsity")
+    lines = ablations.step_matched_lines(summary, matched, "sparsity")
     assert "it helps beyond its smaller step" in lines[0] and "a smaller step gives too" in lines[1]
 
 
 def test_the_papers_table_3_and_its_claim():
-    paper = sweeps.paper_table_3(ROOT / "reference")
+    paper = ablations.paper_table_3(ROOT / "reference")
     assert list(paper.columns) == ["0%", "20%", "40%", "60%", "80%"] and paper.loc["Avg", "20%"] == 58.90
     # Avg 58.90, 58.76, 58.34 above 0%'s 57.87; 80%'s 57.83 below it
-    assert "(its table: higher Avg at 20%, 40%, 60%, forgetting" in sweeps.table_3_claim(paper)
+    assert "(its table: higher Avg at 20%, 40%, 60%, forgetting" in ablations.table_3_claim(paper)
 
 
 def test_the_papers_table_4_its_claim_and_what_its_numbers_add():
     """The ICML 2025 version's Table 4: Avg and Last above 0 % at every ratio, and forgetting too (11.08 at 0 %,
     12.17 to 12.76 elsewhere), which its text does not say; the sentence follows the numbers it is given."""
-    paper = sweeps.paper_table_4(ROOT / "reference")
+    paper = ablations.paper_table_4(ROOT / "reference")
     assert list(paper.columns) == [f"{10 * i}%" for i in range(10)] and paper.loc["Fgt", "30%"] == 12.76
-    claim = sweeps.table_4_claim(paper)
+    claim = ablations.table_4_claim(paper)
     assert "(its table, the ICML 2025 version's: higher Avg and Last at every ratio)" in claim
     assert "forgetting rises at every ratio, from 11.08 at 0% to between 12.17 and 12.76." in claim
     lower = paper.copy()
     lower.loc["Fgt", "50%"] = 10.0
-    assert "forgetting does not rise at every ratio" in sweeps.table_4_claim(lower)
+    assert "forgetting does not rise at every ratio" in ablations.table_4_claim(lower)
     with pytest.raises(FileNotFoundError, match="Table 4 is missing"):
-        sweeps.paper_table_4(ROOT / "nowhere")
+        ablations.paper_table_4(ROOT / "nowhere")
 
 
 def test_query_budget_statements_and_table():
@@ -135,7 +135,7 @@ def test_query_budget_statements_and_table():
                             "forgetting_mean": [9.0] * 4, "forgetting_std": [0.5] * 4,
                             "loss_drop_mean": [0.1, 0.15, 0.2, 0.25], "loss_drop_std": [0.01] * 4,
                             "trained": [True] * 4})
-    lines = sweeps.query_budget_statements(summary, _anchor(53.5), "q")
+    lines = ablations.query_budget_statements(summary, _anchor(53.5), "q")
     assert lines[0] == "ZO-SGD, q = 1: training-loss drop 0.100 ± 0.010 per task: trained."
     assert lines[4] == ("**ZO-SGD**: slope +1.50 points of average accuracy per doubling of q (+0.050 of "
                         "training-loss drop); average accuracy at q = 8 is above q = 1 beyond the spread: **agrees** "
@@ -143,19 +143,19 @@ def test_query_budget_statements_and_table():
     # against the zero-step control, 53.5 ± 1: q = 8 +1.00 within the spread of 1.5, q = 1 -3.50 beyond it
     assert lines[5].startswith("ZO-SGD, best trained q = 8: +1.00 points") and lines[5].endswith("within the spread.")
     assert lines[6].startswith("ZO-SGD, worst trained q = 1: -3.50 points") and lines[6].endswith("worse.")
-    untrained = sweeps.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
+    untrained = ablations.query_budget_statements(summary.assign(trained=[False, True, True, True]), _anchor(), "q")
     assert "**ZO-SGD**: q = 1 or q = 8 did not train: no verdict on q." in untrained
-    table = sweeps.sweep_rows(summary, "q")
+    table = ablations.sweep_rows(summary, "q")
     assert list(table.columns) == ["optimizer", "q", "n_seeds", "Avg", "Last", "Fgt", "training-loss drop"]
     assert table.Avg.tolist()[0] == "50.00 ± 0.50"
 
 
 def test_sweep_and_switch_notes_name_the_settings_over_the_grid_s():
-    notes = sweeps.sweep_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}, "zo-adam": {"lr": 0.1}}, ["zo-sgd"])
+    notes = ablations.sweep_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}, "zo-adam": {"lr": 0.1}}, ["zo-sgd"])
     assert notes == ["The sweep's runs use their own settings over the grid's (`ablations.train`): `epochs: 1`, so "
                      "its plain-ZO cell need not equal Table 1's run.",
                      "Its optimizers' settings over the grid's (`ablations.optimizers`): ZO-SGD `lr: 0.01`."]
-    assert sweeps.sweep_notes({}, {}, ["zo-sgd"]) == [] and official_vs_ours.switch_notes({}, {}) == []
+    assert ablations.sweep_notes({}, {}, ["zo-sgd"]) == [] and official_vs_ours.switch_notes({}, {}) == []
     assert official_vs_ours.switch_notes({"epochs": 1}, {"zo-sgd": {"lr": 0.01}}) == [
         "The switches run with the sweeps' settings over the grid's: `epochs: 1`; ZO-SGD `lr: 0.01` "
         "(`ablations.train`, `ablations.optimizers`)."]
@@ -215,12 +215,12 @@ def test_load_ablation_reads_every_cell_and_names_a_missing_one(tmp_path):
     for value, avgs in ((1, (50.0, 52.0)), (4, (55.0, 57.0))):
         for seed, avg in enumerate(avgs):
             _write_cell(tmp_path, sweep_cell_name("ease", "zo-sgd", "digits", "q", value, seed), avg, 10.0)
-    cells = sweeps.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
-    summary = sweeps.ablation_summary(cells).set_index("value")
+    cells = ablations.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 4], [0, 1], "q")
+    summary = ablations.ablation_summary(cells).set_index("value")
     assert summary.loc[4, "avg_acc_mean"] == pytest.approx(56.0)
     assert summary.loc[4, "avg_acc_std"] == pytest.approx(math.sqrt(2))
     with pytest.raises(FileNotFoundError, match="ablation@.*ease-zo-sgd-digits-q8-0|ease-zo-sgd-digits-q8-0"):
-        sweeps.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 8], [0, 1], "q")
+        ablations.load_ablation(tmp_path, "ease", "digits", ["zo-sgd"], [1, 8], [0, 1], "q")
 
 
 def _params():

@@ -112,7 +112,7 @@ def test_the_memory_and_epoch_claims():
 
 
 def _sweep(values, rows):
-    """A sweep summary (sweeps.ablation_summary's columns): rows of (avg mean, avg std, drop mean, trained)."""
+    """A sweep summary (ablations.ablation_summary's columns): rows of (avg mean, avg std, drop mean, trained)."""
     return pd.DataFrame([{"optimizer": "zo-sgd", "value": v, "avg_acc_mean": a, "avg_acc_std": s,
                           "loss_drop_mean": d, "trained": t} for v, (a, s, d, t) in zip(values, rows)])
 

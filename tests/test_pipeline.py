@@ -295,7 +295,8 @@ def test_a_cell_made_by_other_code_is_run_again(tmp_path, monkeypatch):
     assert executor.code_fingerprint() == executor.code_fingerprint()
     from zeroflow_core.pipeline.imports import PACKAGE
 
-    assert executor.code_fingerprint([PACKAGE / "train.py"]) != executor.code_fingerprint([PACKAGE / "config.py"])
+    run = PACKAGE / "run"
+    assert executor.code_fingerprint([run / "train.py"]) != executor.code_fingerprint([run / "config.py"])
 
 
 def test_local_workers_get_their_own_gpus():

@@ -1,4 +1,6 @@
-"""Atomic file writes: a crash leaves the previous file or the new one, never half of one."""
+"""Atomic file writes: a crash leaves the previous file or the new one, never half of one.
+
+Science core, under every layer: imports nothing of zeroflow_core."""
 from __future__ import annotations
 
 import hashlib

@@ -1,10 +1,12 @@
 """Declared settings: a name, a default, what it means and which values it takes, checked in one place.
 
-Run keys (config.py), each method's settings (methods/) and each optimizer's hyper-parameters (optim/) are
+Run keys (run/config.py), each method's settings (methods/) and each optimizer's hyper-parameters (optim/) are
 declared as `Setting` records beside the code that reads them. `check_values` is the only place that checks
 a value against its declaration, so a wrong type or an unknown name is refused with the same message
 wherever it is given (params.yaml, `zeroflow train --set`, or the Python API), and `--help` pages and the
-README list the same names, defaults and help.
+the guide list the same names, defaults and help.
+
+Science core, under every layer: imports nothing of zeroflow_core.
 """
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ def epoch_time_claim(efficiency: pd.DataFrame) -> Claim:
 
 
 def more_queries_help(summary: pd.DataFrame, optimizer: str = "zo-sgd") -> Claim:
-    """Figure 5: the largest q against the smallest for `optimizer`, both trained (sweeps.ablation_summary)."""
+    """Figure 5: the largest q against the smallest for `optimizer`, both trained (ablations.ablation_summary)."""
     claim, paper = f"more queries help ({optimizer_label(optimizer)})", "Figure 5"
     part = summary[summary.optimizer == optimizer].sort_values("value")
     if part.empty:
@@ -176,7 +176,7 @@ def more_queries_help(summary: pd.DataFrame, optimizer: str = "zo-sgd") -> Claim
 def enhancement_helps(summary: pd.DataFrame, matched: pd.DataFrame, name: str, page: str, paper: str,
                       hyper: str) -> Claim:
     """Tables 3–4: the best trained value other than the first (plain ZO-SGD) against the first, and against its
-    step-matched control (plain ZO-SGD at the rate whose mean step equals that value's, sweeps.load_matched):
+    step-matched control (plain ZO-SGD at the rate whose mean step equals that value's, ablations.load_matched):
     confirmed only when it beats both beyond the spread."""
     claim = f"{name} helps"
     part = summary.sort_values("value")
@@ -204,7 +204,7 @@ def enhancement_helps(summary: pd.DataFrame, matched: pd.DataFrame, name: str, p
 
 def enhancements_beat_fo(summary: pd.DataFrame, variants: dict) -> list[Claim]:
     """The ICML version's Table 5: the hybrid schedule alone, and the enhancements combined, against backprop
-    (sweeps.ablation_summary of the enhancements sweep; a row is the hybrid or the combination by the enhancements
+    (ablations.ablation_summary of the enhancements sweep; a row is the hybrid or the combination by the enhancements
     its settings switch on, table_5.enhancements_of): confirmed when it beats FO beyond the spread on average
     accuracy, refuted when FO beats it."""
     from zeroflow_core.book.table_5 import ENHANCEMENTS, enhancements_of, variant_label

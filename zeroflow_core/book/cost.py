@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.book.sweeps import ablation_summary
+from zeroflow_core.book.ablations import ablation_summary
 from zeroflow_core.book.report import verdict
 from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.book.report import format_mean_std, optimizer_label

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.book.sweeps import ablation_summary, load_ablation, settings_text
+from zeroflow_core.book.ablations import ablation_summary, load_ablation, settings_text
 from zeroflow_core.book.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, dataset_label, format_mean_std,
                                        method_label, optimizer_label, verdict)
 

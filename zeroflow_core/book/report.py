@@ -1,7 +1,7 @@
 """What the table and figure notebooks share: reading runs, averaging seeds, the paper's names, banners.
 
 Plain pandas, so it is tested without a kernel (tests/test_report.py); the drawing is in figures.py and each
-page's tables and statements in its own module (table_2.py, sweeps.py, ...: book/pages.yaml names each page's).
+page's tables and statements in the module named after it (table_2.py; ablations.py for Figure 5, Tables 3-4).
 Data comes only from each run's metrics.json (and, for its seconds and memory, its timing file: run/timing.py) and
 from reference/*.csv; an optimizer's label, Table 1 row and colour from its registry entry (`OptimizerSpec.display`),
 a method's and a dataset's label from their own declarations (`ContinualMethod.label`, `register_dataset`).

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from zeroflow_core.optim.registry import OPTIMIZERS
-from zeroflow_core.book.sweeps import settings_text
+from zeroflow_core.book.ablations import settings_text
 from zeroflow_core.book.report import (LOWER_IS_BETTER, TABLE_METRICS, bullets, format_mean_std, method_label,
                                        optimizer_label, verdict)
 

@@ -1,4 +1,6 @@
-"""Datasets (real, bundled, generated), transforms and the class-incremental scenario."""
+"""Datasets (real, bundled, generated), transforms and the class-incremental scenario.
+
+Science core: imports nothing else of zeroflow_core (tests/test_layers.py)."""
 
 from .datasets import (
     IMAGE_EXTENSIONS,

@@ -1,4 +1,6 @@
-"""Continual-learning methods, one per file, behind `ContinualMethod` (see base.py)."""
+"""Continual-learning methods, one per file, behind `ContinualMethod` (see base.py).
+
+Science core: imports models/, optim/ and settings.py, nothing of the pipeline or the book (tests/test_layers.py)."""
 from zeroflow_core.methods.aper import Aper
 from zeroflow_core.methods.base import ContinualMethod
 from zeroflow_core.methods.ease import Ease

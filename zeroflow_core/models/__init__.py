@@ -1,3 +1,7 @@
+"""The adapter ViT (vit.py, adapters.py), its heads, the pretrained weights it loads and the stacked parameter sets
+that evaluate several perturbed copies in one forward.
+
+Science core: imports nothing else of zeroflow_core (tests/test_layers.py)."""
 from zeroflow_core.models.adapters import Adapter
 from zeroflow_core.models.vit import (
     BACKBONES,
