@@ -12,11 +12,11 @@ import yaml
 
 from zeroflow_core.book import ablations, figure_7, landscape, official_vs_ours, report, table_2
 
-from zeroflow_core.pipeline import stages
-from zeroflow_core.run.config import ConfigError
 from zeroflow_core.io import load_yaml
+from zeroflow_core.pipeline import stages
 from zeroflow_core.pipeline.cells import sweep_cell_name, sweep_cells
 from zeroflow_core.pipeline.params import check_params
+from zeroflow_core.run.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 

@@ -8,10 +8,10 @@ import pytest
 
 
 from zeroflow_core.book import claims, table_5
-from zeroflow_core.pipeline.cells import sweep_cells
-from zeroflow_core.run.config import ConfigError
-from zeroflow_core.pipeline.params import check_params, load_params
 from zeroflow_core.book.trained import DID_NOT_TRAIN
+from zeroflow_core.pipeline.cells import sweep_cells
+from zeroflow_core.pipeline.params import check_params, load_params
+from zeroflow_core.run.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 VARIANTS = {"backprop": {}, "plain": {"q": 1}, "hybrid": {"q": 1, "fo_epochs": 3},

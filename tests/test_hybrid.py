@@ -6,10 +6,10 @@ import io
 import pytest
 import torch
 
-from zeroflow_core.run.config import ConfigError, resolve_config
 from zeroflow_core.models.parameter_sets import SetClosure, set_cross_entropy
 from zeroflow_core.optim import NonFiniteLossError, create_optimizer
 from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
+from zeroflow_core.run.config import ConfigError, resolve_config
 from zeroflow_core.run.train import train
 
 from test_train import TINY

@@ -547,9 +547,9 @@ def test_the_help_of_train_lists_every_method_setting():
 ])
 def test_a_wrong_setting_is_refused_by_the_one_check_wherever_it_is_given(config, message):
     """The constructor, a run's configuration and params.yaml all ask the method's check_settings."""
-    from zeroflow_core.run.config import resolve_config
-    from zeroflow_core.pipeline.params import check_params
     from zeroflow_core.io import load_yaml
+    from zeroflow_core.pipeline.params import check_params
+    from zeroflow_core.run.config import resolve_config
     from pathlib import Path
     from zeroflow_core.settings import ConfigError
 

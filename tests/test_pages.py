@@ -5,8 +5,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from zeroflow_core.io import load_yaml
 from zeroflow_core.book.pages import BOOK, NOTEBOOKS, PAGES_FILE, check_pages_against, load_pages, notebook_parameters
+from zeroflow_core.io import load_yaml
 from zeroflow_core.settings import ConfigError
 
 ROOT = Path(__file__).parents[1]

@@ -54,8 +54,8 @@ def test_the_switched_pipeline_checks_its_params_and_prepares_every_paper_datase
 
 
 def test_the_in21k_file_loads_into_the_backbone_without_its_head(paper_repo):
-    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.models.pretrained import read_state_dict
+    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.run.train import build_vit
 
     weights = paper_repo / IN21K_WEIGHTS
@@ -72,8 +72,8 @@ def test_infty_backbone_is_a_named_switch_whose_file_must_match_it(paper_repo):
     """`backbone: vit-b16-in21k-ft-in1k` loads INFTY's backbone (timm's vit_base_patch16_224 under PILOT's timm
     0.6.12: IN-21K, then IN-1K) from its own file; the two files share every shape but the head, so a file given
     to the other backbone is refused by its head, naming the keys to change."""
-    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.models.pretrained import read_state_dict
+    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.run.train import build_vit
 
     weights = paper_repo / IN21K_FT_IN1K_WEIGHTS

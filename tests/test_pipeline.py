@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zeroflow_core.run.config import ConfigError
 from zeroflow_core.io import load_yaml
 from zeroflow_core.pipeline.cells import grid_cells, run_config
 from zeroflow_core.pipeline.params import check_params, load_params
+from zeroflow_core.run.config import ConfigError
 
 ROOT = Path(__file__).parents[1]
 
@@ -22,8 +22,8 @@ def test_shipped_params_are_valid(name):
 def test_the_optimizer_values_spelled_out_are_the_profiles(name):
     """params.yaml restates each optimizer's lr and q so that `dvc exp run -S optimizers.zo-sgd.lr=...`
     finds the key; restated, they change nothing."""
-    from zeroflow_core.run.config import resolve_config
     from zeroflow_core.optim.registry import resolve_hyper
+    from zeroflow_core.run.config import resolve_config
 
     params = load_params(ROOT / name)
     for optimizer, spelled in params["optimizers"].items():
@@ -42,9 +42,9 @@ def test_the_smoke_rates_are_the_searchs_choices_and_its_page_shows_them():
     rendering of that table."""
     import pandas as pd
 
-    from zeroflow_core.run.config import resolve_config
-    from zeroflow_core.pipeline.lr_search import chosen_learning_rates, search_page
     from zeroflow_core.optim import OPTIMIZERS
+    from zeroflow_core.pipeline.lr_search import chosen_learning_rates, search_page
+    from zeroflow_core.run.config import resolve_config
 
     table = pd.read_csv(ROOT / "book" / "learning-rates.csv")
     chosen = chosen_learning_rates(table)
@@ -59,8 +59,8 @@ def test_the_smoke_rates_are_the_searchs_choices_and_its_page_shows_them():
 
 def test_the_paper_switch_reaches_every_stage(tmp_path):
     """README's one command, `cp params-paper.yaml params.yaml`: grid, sweeps and Table 2 all at the paper's scale."""
-    from zeroflow_core.run.bench import efficiency_pairs
     from zeroflow_core.pipeline.cells import sweep_cells, train_cells
+    from zeroflow_core.run.bench import efficiency_pairs
 
     shutil.copy(ROOT / "params-paper.yaml", tmp_path / "params.yaml")
     params = load_params(tmp_path / "params.yaml")

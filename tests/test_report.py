@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from zeroflow_core.book import report
+from zeroflow_core.book.pages import NOTEBOOKS
 from zeroflow_core.io import load_yaml
 from zeroflow_core.pipeline.cells import run_folder
-from zeroflow_core.run.timing import write_timing
-from zeroflow_core.book.pages import NOTEBOOKS
 from zeroflow_core.pipeline.provenance import params_hash
+from zeroflow_core.run.timing import write_timing
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -16,10 +16,10 @@ import yaml
 
 from zeroflow_core import cli
 
-from zeroflow_core.pipeline import executor
-from zeroflow_core.pipeline.cells import Cell
 from zeroflow_core.io import file_sha256
 from zeroflow_core.models.pretrained import WeightsNotFoundError, seed_folder, weights_file
+from zeroflow_core.pipeline import executor
+from zeroflow_core.pipeline.cells import Cell
 from zeroflow_core.pipeline.params import load_params
 from zeroflow_core.run.timing import read_timing, timing_file, timing_folder
 

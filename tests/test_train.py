@@ -10,9 +10,9 @@ import pytest
 import torch
 import yaml
 
-from zeroflow_core.run.config import ConfigError, parse_overrides, resolve_config
 from zeroflow_core.io import file_sha256
 from zeroflow_core.optim import create_optimizer
+from zeroflow_core.run.config import ConfigError, parse_overrides, resolve_config
 from zeroflow_core.run.train import Run, build_vit, train
 
 TINY = {"dataset": "digits", "backbone": "vit-smoke", "backbone_weights": "", "n_tasks": 5, "epochs": 2,
@@ -167,9 +167,9 @@ def test_ease_alpha_under_zo_official_takes_inftys_alpha_for_forward_pass_runs_o
 def test_the_official_alpha_wins_over_params_yaml_and_a_bad_value_is_named():
     """The smoke params.yaml sets methods.ease.alpha 0.1, as EASE's json does: the official side still replaces it,
     as INFTY's args.update does (what the switch's sweep measures)."""
+    from zeroflow_core.io import load_yaml
     from zeroflow_core.pipeline.cells import resolve_run
     from zeroflow_core.run.config import Layer
-    from zeroflow_core.io import load_yaml
 
     params = load_yaml((Path(__file__).parents[1] / "params.yaml").read_text())
     assert params["methods"]["ease"]["alpha"] == 0.1
@@ -470,8 +470,8 @@ def test_a_finished_run_run_again_changes_nothing(tmp_path):
 @pytest.mark.parametrize("method,optimizer", [("ease", "zo-sgd"), ("aper", "zo-sgd-conserve"), ("ease", "fo-sgd")])
 def test_the_budget_counts_the_image_forwards_a_run_makes(tmp_path, method, optimizer):
     """`zeroflow budget`'s count for a run equals what the run's ViT counted (capped epochs: every batch full)."""
-    from zeroflow_core.pipeline.budget import run_budget
     from zeroflow_core.data import load_dataset
+    from zeroflow_core.pipeline.budget import run_budget
 
     config = resolve_config({**TINY, "method": method, "optimizer": optimizer, "heldout_every": 0})
     saved = train(config, tmp_path)

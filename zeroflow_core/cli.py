@@ -48,9 +48,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _bench_stage(args: argparse.Namespace) -> int:
-    from zeroflow_core.run.bench import stage_overhead
     from zeroflow_core.pipeline.cells import execution, stage_folder
     from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.run.bench import stage_overhead
 
     settings = execution(load_params(args.params))
     method, _, dataset = args.stage.partition("@")[2].partition("-")
@@ -98,8 +98,8 @@ def _plots(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from zeroflow_core.run.config import IDENTITY_KEYS, Layer, parse_overrides, resolve
     from zeroflow_core.methods import METHODS
+    from zeroflow_core.run.config import IDENTITY_KEYS, Layer, parse_overrides, resolve
     from zeroflow_core.run.train import train
 
     if METHODS[args.method].trains and args.optimizer is None:
@@ -122,9 +122,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 
 def _check_params(args: argparse.Namespace) -> int:
-    from zeroflow_core.pipeline.cells import grid_cells
-    from zeroflow_core.io import write_atomically
     from zeroflow_core.book.pages import check_pages_against
+    from zeroflow_core.io import write_atomically
+    from zeroflow_core.pipeline.cells import grid_cells
     from zeroflow_core.pipeline.params import load_params, missing_inputs
 
     params = load_params(args.params)
@@ -142,11 +142,11 @@ def _check_params(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from zeroflow_core.run.config import NO_OPTIMIZER
     from zeroflow_core.data.manifest import dataset_manifest
-    from zeroflow_core.pipeline.cells import run_config
     from zeroflow_core.io import write_json
+    from zeroflow_core.pipeline.cells import run_config
     from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.run.config import NO_OPTIMIZER
 
     params = load_params(args.params)
     grid = params["grid"]
@@ -198,9 +198,9 @@ def _search_lr(args: argparse.Namespace) -> int:
 
 
 def _stage_pretrain(args: argparse.Namespace) -> int:
-    from zeroflow_core.run.config import PRETRAIN_DEFAULTS
     from zeroflow_core.models.pretrained import BACKBONE_FILE, seed_folder
     from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.run.config import PRETRAIN_DEFAULTS
     from zeroflow_core.run.pretrain import pretrain
 
     params = load_params(args.params)
@@ -232,10 +232,10 @@ def _stage_ablation(args: argparse.Namespace) -> int:
 
 
 def _stage_efficiency(args: argparse.Namespace) -> int:
-    from zeroflow_core.run.bench import (EFFICIENCY_DIR, BenchmarkError, backprop_head_optimizers, batched_budgets,
-                                         efficiency_pairs, format_batching, format_table, run_batching, run_benchmark)
     from zeroflow_core.io import write_json
     from zeroflow_core.pipeline.params import load_params
+    from zeroflow_core.run.bench import (EFFICIENCY_DIR, BenchmarkError, backprop_head_optimizers, batched_budgets,
+                                         efficiency_pairs, format_batching, format_table, run_batching, run_benchmark)
 
     params = load_params(args.params)
     pairs, settings = efficiency_pairs(params["efficiency"], args.model)
@@ -266,8 +266,8 @@ def _stage_efficiency(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from zeroflow_core.pipeline.params import load_params
     from zeroflow_core.book.report import execute_notebook
+    from zeroflow_core.pipeline.params import load_params
 
     path = execute_notebook(args.name, load_params(args.params), args.params)
     print(f"executed -> {path}")
@@ -315,8 +315,8 @@ def _command(commands, name: str, help: str, epilog: str | None = None):
 
 def _train_epilog() -> str:
     """The settings `--set` takes, read from their declarations (config.RUN_SETTINGS, each method's settings)."""
-    from zeroflow_core.run.config import IDENTITY_KEYS, RUN_SETTINGS
     from zeroflow_core.methods import METHODS
+    from zeroflow_core.run.config import IDENTITY_KEYS, RUN_SETTINGS
     from zeroflow_core.settings import help_lines
 
     run_keys = {key: setting for key, setting in RUN_SETTINGS.items() if key not in IDENTITY_KEYS}
@@ -328,10 +328,10 @@ def _train_epilog() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from zeroflow_core.run.config import PRETRAIN_SETTINGS, PROFILES
     from zeroflow_core.data import available_datasets
     from zeroflow_core.methods import METHODS
     from zeroflow_core.optim import OPTIMIZERS
+    from zeroflow_core.run.config import PRETRAIN_SETTINGS, PROFILES
 
     from zeroflow_core import __version__
 

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from zeroflow_core.book.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
+                                       format_mean_std, method_label, optimizer_label, run_spent, verdict)
+from zeroflow_core.book.trained import trained
 from zeroflow_core.pipeline.cells import MATCHED_DIR, control_cell_name, matched_cell_name, mean_step, sweep_cell_name
 from zeroflow_core.run.config import NO_OPTIMIZER
 from zeroflow_core.run.metrics import mean_loss_drop
-from zeroflow_core.book.trained import trained
-from zeroflow_core.book.report import (LOWER_IS_BETTER, TABLE_METRICS, aggregate, bullets, dataset_label,
-                                       format_mean_std, method_label, optimizer_label, run_spent, verdict)
 
 def _cell_row(path: Path, **keys) -> dict:
     metrics = json.loads(path.read_text())

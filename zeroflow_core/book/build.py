@@ -28,13 +28,13 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from zeroflow_core.run.bench import EFFICIENCY_DIR
-from zeroflow_core.pipeline.cells import grid_cells, run_folder, sweep_cells
 from zeroflow_core.book.compare import KERNELS, book_files, kernels_section
-from zeroflow_core.io import file_sha256, write_atomically, write_yaml
 from zeroflow_core.book.pages import BOOK, DOWNLOADS, NOTEBOOKS, RESULTS_DIR
 from zeroflow_core.book.params_reference import reference
+from zeroflow_core.io import file_sha256, write_atomically, write_yaml
+from zeroflow_core.pipeline.cells import grid_cells, run_folder, sweep_cells
 from zeroflow_core.pipeline.provenance import REPO_ROOT, provenance
+from zeroflow_core.run.bench import EFFICIENCY_DIR
 from zeroflow_core.run.timing import read_timing
 
 STAMP_FILE = "zeroflow-version.json"

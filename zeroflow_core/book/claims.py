@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from zeroflow_core.book.report import verdict
-from zeroflow_core.run.config import NO_OPTIMIZER
-from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.book.report import aggregate, format_mean_std, method_label, optimizer_label
 from zeroflow_core.book.trained import DID_NOT_TRAIN, trained
+from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
+from zeroflow_core.run.config import NO_OPTIMIZER
 
 CONFIRMED, REFUTED, WITHIN, UNTESTABLE = "confirmed", "refuted", "within the spread", "not testable here"
 VERDICTS = (CONFIRMED, REFUTED, WITHIN, DID_NOT_TRAIN, UNTESTABLE)

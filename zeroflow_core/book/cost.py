@@ -15,8 +15,8 @@ import pandas as pd
 
 from zeroflow_core.book.ablations import ablation_summary
 from zeroflow_core.book.report import verdict
-from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 from zeroflow_core.book.report import format_mean_std, optimizer_label
+from zeroflow_core.optim.registry import OPTIMIZERS, row_spec
 
 # the spends the page plots the gain against: column of ablation_summary → axis label
 SPENDS = {"train_image_forwards": "image-forwards (training)", "seconds": "seconds (training and evaluation)",

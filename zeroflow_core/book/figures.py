@@ -22,11 +22,11 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from zeroflow_core.book.figure_7 import heldout_summary, step_losses
-from zeroflow_core.run.config import NO_OPTIMIZER
-from zeroflow_core.methods import METHODS
-from zeroflow_core.optim.registry import NO_TRAINING, row_spec
 from zeroflow_core.book.report import (FIGURE_5_PAPER, FIGURE_DPI, PAPER_SETUP, SCREEN_DPI, dataset_label,
                                        format_mean_std, method_label, optimizer_colour, optimizer_label)
+from zeroflow_core.methods import METHODS
+from zeroflow_core.optim.registry import NO_TRAINING, row_spec
+from zeroflow_core.run.config import NO_OPTIMIZER
 
 # Lines and markers by family: first-order solid circles, zeroth-order dashed squares, forward gradient dotted
 # triangles; the colour tells the optimizers of a family apart.

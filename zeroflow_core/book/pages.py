@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from zeroflow_core.run.bench import EFFICIENCY_DIR
-from zeroflow_core.pipeline.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT, grid_rows
 from zeroflow_core.io import load_yaml
+from zeroflow_core.pipeline.cells import ABLATIONS_DIR, RUNS_DIR, VARIANT, grid_rows
 from zeroflow_core.pipeline.provenance import REPO_ROOT, provenance, section_hash
+from zeroflow_core.run.bench import EFFICIENCY_DIR
 from zeroflow_core.settings import ConfigError
 
 PAGES_FILE = REPO_ROOT / "book" / "pages.yaml"

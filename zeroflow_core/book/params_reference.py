@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zeroflow_core.run.bench import EFFICIENCY_SETTINGS, MODEL_SETTINGS
-from zeroflow_core.pipeline.cells import EXECUTION_SETTINGS
-from zeroflow_core.run.config import PRETRAIN_SETTINGS, PROFILES, RUN_SETTINGS
+from zeroflow_core.book.pages import BOOK
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
 from zeroflow_core.optim import OPTIMIZERS
 from zeroflow_core.optim.hyper import SETTINGS as HYPER
-from zeroflow_core.book.pages import BOOK
+from zeroflow_core.pipeline.cells import EXECUTION_SETTINGS
 from zeroflow_core.pipeline.params import (ABLATION_SETTINGS, GRID_SETTINGS, LANDSCAPE_SETTINGS, SECTION_RUN_KEYS,
                                            SECTIONS, SWEEP_SETTINGS)
+from zeroflow_core.run.bench import EFFICIENCY_SETTINGS, MODEL_SETTINGS
+from zeroflow_core.run.config import PRETRAIN_SETTINGS, PROFILES, RUN_SETTINGS
 from zeroflow_core.settings import Setting, type_name
 
 # What each section is for, in one line; its keys come from their declarations.

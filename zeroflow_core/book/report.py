@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.run.bench import EFFICIENCY_DIR
-from zeroflow_core.pipeline.cells import optimizers_of, run_folder, run_name, sweep_cells
-from zeroflow_core.run.config import NO_OPTIMIZER
+from zeroflow_core.book.pages import BOOK, DOWNLOADS, NOTEBOOKS, check_pages_against, notebook_parameters, switches
 from zeroflow_core.data import dataset_label
 from zeroflow_core.methods import METHODS
-from zeroflow_core.run.metrics import mean_loss_drop
 from zeroflow_core.optim.registry import NO_TRAINING, OPTIMIZERS, Display, grid_row, row_spec
-from zeroflow_core.book.pages import BOOK, DOWNLOADS, NOTEBOOKS, check_pages_against, notebook_parameters, switches
+from zeroflow_core.pipeline.cells import optimizers_of, run_folder, run_name, sweep_cells
+from zeroflow_core.run.bench import EFFICIENCY_DIR
+from zeroflow_core.run.config import NO_OPTIMIZER
+from zeroflow_core.run.metrics import mean_loss_drop
 from zeroflow_core.run.timing import read_timing
 
 PAPER_METHODS = ("ease", "aper")

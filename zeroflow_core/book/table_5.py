@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from zeroflow_core.optim.registry import OPTIMIZERS
 from zeroflow_core.book.ablations import settings_text
 from zeroflow_core.book.report import (LOWER_IS_BETTER, TABLE_METRICS, bullets, format_mean_std, method_label,
                                        optimizer_label, verdict)
+from zeroflow_core.optim.registry import OPTIMIZERS
 
 # The setting that switches each enhancement of the ICML version on, and how its Table 5 names it: a variant of the
 # enhancements sweep is labelled by the enhancements its settings switch on, so a label cannot contradict a setting.

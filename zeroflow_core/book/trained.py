@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from zeroflow_core.run.config import NO_OPTIMIZER
 from zeroflow_core.book.report import LOWER_IS_BETTER, TABLE_METRICS, aggregate, format_mean_std, method_label, \
     optimizer_label, verdict
+from zeroflow_core.run.config import NO_OPTIMIZER
 
 DID_NOT_TRAIN = "did not train"
 CONTROL = "control"

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from zeroflow_core.book.report import verdict
-from zeroflow_core.run.config import NO_OPTIMIZER
 from zeroflow_core.book.report import aggregate, format_mean_std, method_label, optimizer_label
+from zeroflow_core.run.config import NO_OPTIMIZER
 
 GROUPS = ("adapters", "heads")
 FIELDS = ("moved", "relative", "cosine", "loss_drop")

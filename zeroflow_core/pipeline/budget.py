@@ -10,8 +10,8 @@ import json
 import math
 from pathlib import Path
 
-from zeroflow_core.run.bench import EFFICIENCY_DIR
 from zeroflow_core.pipeline.cells import grid_cells, run_config
+from zeroflow_core.run.bench import EFFICIENCY_DIR
 from zeroflow_core.run.config import NO_OPTIMIZER
 
 

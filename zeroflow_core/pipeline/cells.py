@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zeroflow_core.run.config import (NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, hybrid_phase_optimizer,
-                                      resolve, setting_layer)
 from zeroflow_core.methods import METHODS
 from zeroflow_core.optim.registry import grid_row
+from zeroflow_core.run.config import (NO_OPTIMIZER, RUN_SETTINGS, ConfigError, Layer, Resolved, hybrid_phase_optimizer,
+                                      resolve, setting_layer)
 from zeroflow_core.settings import Setting, declared, defaults_of, is_number
 
 RUNS_DIR = Path("runs/train")

@@ -42,11 +42,11 @@ from pathlib import Path
 
 import yaml
 
+from zeroflow_core.io import file_sha256, write_json
 from zeroflow_core.pipeline import progress as stage_progress
 from zeroflow_core.pipeline.cells import Cell
-from zeroflow_core.run.config import identity
-from zeroflow_core.io import file_sha256, write_json
 from zeroflow_core.pipeline.lifetime import LOCK_FILE, die_with_parent, folder_lock
+from zeroflow_core.run.config import identity
 from zeroflow_core.run.timing import timing_folder
 
 CODE_FILE = "code.txt"

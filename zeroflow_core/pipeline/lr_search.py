@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from zeroflow_core.pipeline.cells import Cell, execution, placed, resolve_run
-from zeroflow_core.run.config import Layer
 from zeroflow_core.pipeline.executor import run_cells
+from zeroflow_core.run.config import Layer
 
 SEARCH_DIR = Path("runs/lr-search")
 

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import yaml
 
-from zeroflow_core.run.bench import check_efficiency
-from zeroflow_core.pipeline.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, grid_rows, optimizers_of, run_config,
-                                          run_name, sweep_cells, sweep_values)
-from zeroflow_core.run.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
 from zeroflow_core.data import available_datasets
 from zeroflow_core.io import load_yaml
 from zeroflow_core.methods import METHODS
 from zeroflow_core.models.pretrained import PRETRAIN_DIR
 from zeroflow_core.optim import OPTIMIZERS, resolve_hyper
 from zeroflow_core.optim.registry import grid_row
+from zeroflow_core.pipeline.cells import (EXECUTION_SETTINGS, VARIANT, grid_cells, grid_rows, optimizers_of, run_config,
+                                          run_name, sweep_cells, sweep_values)
+from zeroflow_core.run.bench import check_efficiency
+from zeroflow_core.run.config import IDENTITY_KEYS, NESTED, PRETRAIN_SETTINGS, RUN_SETTINGS, PROFILES
 from zeroflow_core.settings import ConfigError, Setting, check_values, declared, did_you_mean, is_integer
 
 SECTIONS = {"profile": str, "grid": dict, "train": dict, "optimizers": dict, "methods": dict, "datasets": dict,
@@ -105,8 +105,8 @@ def missing_inputs(params: dict) -> list[str]:
     """Every file the grid and sweeps read that is not there, one line each: a dataset read from files (its test
     split is loaded, so a wrong layout counts too) and a backbone weights file that no stage of dvc.yaml makes (the
     smoke backbones of runs/pretrain, one per seed, are the pretrain@<seed> stages')."""
-    from zeroflow_core.run.config import NO_OPTIMIZER
     from zeroflow_core.data import DatasetError, load_dataset, needs_files
+    from zeroflow_core.run.config import NO_OPTIMIZER
 
     grid = params["grid"]
     datasets = dict.fromkeys([*grid["datasets"], params["ablations"]["dataset"]])

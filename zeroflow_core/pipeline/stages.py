@@ -10,12 +10,12 @@ import json
 import statistics
 from pathlib import Path
 
-from zeroflow_core.pipeline.cells import (ABLATIONS_DIR, MATCHED_DIR, Cell, execution, matched_cells, stage_folder,
-                                          sweep_cell_name, sweep_cells, sweep_values, train_cells)
-from zeroflow_core.run.config import NO_OPTIMIZER, ConfigError
-from zeroflow_core.pipeline.executor import run_cells
 from zeroflow_core.io import write_atomically, write_json
 from zeroflow_core.methods import METHODS
+from zeroflow_core.pipeline.cells import (ABLATIONS_DIR, MATCHED_DIR, Cell, execution, matched_cells, stage_folder,
+                                          sweep_cell_name, sweep_cells, sweep_values, train_cells)
+from zeroflow_core.pipeline.executor import run_cells
+from zeroflow_core.run.config import NO_OPTIMIZER, ConfigError
 
 # `dvc metrics show` and `dvc plots show` read these (dvc.yaml): one file per method × dataset, each optimizer's
 # mean over the seeds of the two headline metrics (with the std and last accuracy too, a row of `dvc metrics show`

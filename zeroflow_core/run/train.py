@@ -38,9 +38,6 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from zeroflow_core.run import metrics
-from zeroflow_core.run.config import (NO_OPTIMIZER, SET_BY, ConfigError, changed_keys, hybrid_phase_optimizer, identity,
-                                      validate)
 from zeroflow_core.data import ClassIncrementalScenario, TensorCache, build_transforms, load_dataset
 from zeroflow_core.io import file_sha256, save_torch, write_json, write_yaml
 from zeroflow_core.methods import create_method
@@ -50,6 +47,9 @@ from zeroflow_core.models.vit import BACKBONES, AdapterViT
 from zeroflow_core.optim import create_optimizer, optimizer_spec
 from zeroflow_core.optim.directions import derive_seed
 from zeroflow_core.optim.hybrid_head import BACKPROP_HEAD
+from zeroflow_core.run import metrics
+from zeroflow_core.run.config import (NO_OPTIMIZER, SET_BY, ConfigError, changed_keys, hybrid_phase_optimizer, identity,
+                                      validate)
 from zeroflow_core.run.progress import RunProgress
 from zeroflow_core.run.runtime import peak_memory_mb, pick_device, set_threads
 from zeroflow_core.run.timing import read_timing, write_timing
